@@ -1,0 +1,69 @@
+// Package bus is how s3dest services talk: the JetStream streams and subjects, typed publishing with
+// deduplication IDs and trace context, and the consume loop that turns a handler's error into an ack,
+// a redelivery with backoff, or a termination. Services never call each other; they only use the bus.
+//
+//	stream      subjects                 written by          read by
+//	INGEST      ingest.<sourceId>        producers           ingest
+//	EVENTS      events.<sourceId>        ingest              batcher
+//	BATCHES     batch.sealed.<sourceId>  batcher             stager
+//	            batch.staged.<sourceId>  stager              copier
+//	            batch.delivered.<destId> copier              (status, audit)
+//	DEADLETTER  deadletter.>             any stage           operators
+//	object store BATCHES                 batcher             stager
+//	KV CONFIG                            admin               every service
+package bus
+
+import (
+	"strings"
+)
+
+// Stream, object store and key-value bucket names.
+const (
+	StreamIngest     = "INGEST"
+	StreamEvents     = "EVENTS"
+	StreamBatches    = "BATCHES"
+	StreamDeadLetter = "DEADLETTER"
+	ObjectBatches    = "BATCHES"
+	KVConfig         = "CONFIG"
+)
+
+// Subject prefixes; the last token of every subject is the source (or destination) ID.
+const (
+	ingestPrefix     = "ingest."
+	eventsPrefix     = "events."
+	sealedPrefix     = "batch.sealed."
+	stagedPrefix     = "batch.staged."
+	deliveredPrefix  = "batch.delivered."
+	deadLetterPrefix = "deadletter."
+)
+
+// Subjects for a source or destination.
+func IngestSubject(sourceID string) string  { return ingestPrefix + sourceID }
+func EventsSubject(sourceID string) string  { return eventsPrefix + sourceID }
+func SealedSubject(sourceID string) string  { return sealedPrefix + sourceID }
+func StagedSubject(sourceID string) string  { return stagedPrefix + sourceID }
+func DeliveredSubject(destID string) string { return deliveredPrefix + destID }
+func DeadLetterSubject(stage, sourceID string) string {
+	return deadLetterPrefix + stage + "." + sourceID
+}
+
+// Wildcards a consumer filters on.
+const (
+	AllIngest = ingestPrefix + "*"
+	AllEvents = eventsPrefix + "*"
+	AllSealed = sealedPrefix + "*"
+	AllStaged = stagedPrefix + "*"
+)
+
+// LastToken returns the ID a subject ends with.
+func LastToken(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
+}
+
+// Headers s3dest sets on messages besides the trace context.
+const (
+	// HeaderMsgID is JetStream's deduplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderReason carries a dead letter's reason.
+	HeaderReason = "S3dest-Reason"
+)

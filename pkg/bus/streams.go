@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig sets what every stream shares.
+type StreamConfig struct {
+	// Replicas is 1 on a single node and 3 in a cluster (the production recommendation: with R3 an
+	// acknowledged write survives the loss of a node before the periodic fsync).
+	Replicas int
+	// Retention bounds how long messages stay in INGEST, EVENTS and BATCHES after they were handled;
+	// they are kept so that lost Redis state can be rebuilt from the stream.
+	Retention time.Duration
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
+	DuplicateWindow time.Duration
+}
+
+// Validate checks the rules of each field.
+func (c StreamConfig) Validate() error {
+	var errs []error
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("replicas: must be 1, 3 or 5, got %d", c.Replicas))
+	}
+	if c.Retention < time.Hour {
+		errs = append(errs, fmt.Errorf("retention: must be at least 1h so undelivered work is never dropped, got %s", c.Retention))
+	}
+	if c.DuplicateWindow < time.Second || c.DuplicateWindow > c.Retention {
+		errs = append(errs, fmt.Errorf("duplicate window: must be between 1s and the retention, got %s", c.DuplicateWindow))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultStreamConfig is what a single node uses.
+func DefaultStreamConfig() StreamConfig {
+	return StreamConfig{Replicas: 1, Retention: 7 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute}
+}
+
+// EnsureStreams creates or updates every stream and the object store, idempotently. Every service calls
+// it at start, so any of them may be the first to run.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
+	streams := []jetstream.StreamConfig{
+		{Name: StreamIngest, Subjects: []string{AllIngest}},
+		{Name: StreamEvents, Subjects: []string{AllEvents}},
+		{Name: StreamBatches, Subjects: []string{"batch.>"}},
+		{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}},
+	}
+	for _, sc := range streams {
+		sc.Storage = jetstream.FileStorage
+		sc.Replicas = c.Replicas
+		sc.MaxAge = c.Retention
+		sc.Duplicates = c.DuplicateWindow
+		sc.Retention = jetstream.LimitsPolicy
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      ObjectBatches,
+		Description: "sealed batch files waiting to be staged",
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		TTL:         c.Retention,
+	}); err != nil {
+		return fmt.Errorf("ensure object store %s: %w", ObjectBatches, err)
+	}
+	return nil
+}
