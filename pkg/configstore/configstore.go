@@ -1,0 +1,137 @@
+// Package configstore keeps the control plane's state (workspace, sources, destinations) in the
+// JetStream KV bucket CONFIG, so it is replicated with the rest of JetStream, and gives every service a
+// live, watched view of it. The admin service is the only writer; everyone else reads a View.
+package configstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+)
+
+// Keys of the CONFIG bucket.
+const (
+	workspaceKey      = "workspace"
+	sourcePrefix      = "sources."
+	destinationPrefix = "destinations."
+)
+
+// ErrNotFound is returned for a missing workspace, source or destination.
+var ErrNotFound = errors.New("not found")
+
+// Store reads and writes the CONFIG bucket.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open creates the CONFIG bucket if needed.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      "CONFIG",
+		Description: "s3dest workspace, sources and destinations",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open config bucket: %w", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Workspace returns the workspace.
+func (s *Store) Workspace(ctx context.Context) (*configv1.Workspace, error) {
+	w := &configv1.Workspace{}
+	return w, s.get(ctx, workspaceKey, w)
+}
+
+// CreateWorkspace stores w unless a workspace exists; either way it returns the stored one. This makes
+// the workspace ID (the External ID of every customer role) stable for the life of the installation.
+func (s *Store) CreateWorkspace(ctx context.Context, w *configv1.Workspace) (*configv1.Workspace, error) {
+	data, err := proto.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.kv.Create(ctx, workspaceKey, data); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
+	return s.Workspace(ctx)
+}
+
+// Source returns a source.
+func (s *Store) Source(ctx context.Context, id string) (*configv1.Source, error) {
+	src := &configv1.Source{}
+	return src, s.get(ctx, sourcePrefix+id, src)
+}
+
+// PutSource stores a source.
+func (s *Store) PutSource(ctx context.Context, src *configv1.Source) error {
+	return s.put(ctx, sourcePrefix+src.GetId(), src)
+}
+
+// DeleteSource removes a source.
+func (s *Store) DeleteSource(ctx context.Context, id string) error {
+	return s.delete(ctx, sourcePrefix+id)
+}
+
+// Destination returns a destination.
+func (s *Store) Destination(ctx context.Context, id string) (*configv1.Destination, error) {
+	d := &configv1.Destination{}
+	return d, s.get(ctx, destinationPrefix+id, d)
+}
+
+// PutDestination stores a destination.
+func (s *Store) PutDestination(ctx context.Context, d *configv1.Destination) error {
+	return s.put(ctx, destinationPrefix+d.GetId(), d)
+}
+
+// DeleteDestination removes a destination.
+func (s *Store) DeleteDestination(ctx context.Context, id string) error {
+	return s.delete(ctx, destinationPrefix+id)
+}
+
+func (s *Store) get(ctx context.Context, key string, m proto.Message) error {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := proto.Unmarshal(e.Value(), m); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, key string, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if _, err := s.kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) delete(ctx context.Context, key string) error {
+	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func kindOf(key string) (kind, id string) {
+	if key == workspaceKey {
+		return workspaceKey, ""
+	}
+	kind, id, _ = strings.Cut(key, ".")
+	return kind, id
+}

@@ -1,0 +1,164 @@
+// Package s3put streams an object of unknown length into S3 with bounded memory: a small object is one
+// PutObject, a large one a multipart upload of PartSize parts, one buffered at a time. Every request
+// carries a SHA-256 checksum the store verifies, and a conditional write (If-None-Match: *) that finds
+// the object already there counts as done, which is what makes retries idempotent.
+package s3put
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+)
+
+// DefaultPartSize is the part size of multipart uploads: large enough that a 100 MB file takes 13
+// requests, small enough to keep memory flat.
+const DefaultPartSize = 8 << 20
+
+// Options describe the object to write.
+type Options struct {
+	Bucket, Key string
+	ContentType string
+	// ACL is a canned ACL such as bucket-owner-full-control; empty sends none.
+	ACL types.ObjectCannedACL
+	// SSE requests server-side encryption; empty requests none.
+	SSE types.ServerSideEncryption
+	// IfNoneMatch writes only if the key does not exist; an existing object is reported as Existed.
+	IfNoneMatch bool
+	// PartSize defaults to DefaultPartSize (minimum 5 MiB, S3's rule).
+	PartSize int64
+}
+
+// Result describes what happened.
+type Result struct {
+	Size int64
+	// Existed is true when IfNoneMatch found the object already written (by an earlier attempt).
+	Existed bool
+}
+
+// Upload writes everything r yields to o.Bucket/o.Key.
+func Upload(ctx context.Context, c *s3.Client, r io.Reader, o Options) (Result, error) {
+	size := o.PartSize
+	if size == 0 {
+		size = DefaultPartSize
+	}
+	if size < 5<<20 {
+		return Result{}, fmt.Errorf("upload %s: part size must be at least 5 MiB", o.Key)
+	}
+	buf := make([]byte, size)
+	n, err := io.ReadFull(r, buf)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return putSingle(ctx, c, buf[:n], o)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	return putMultipart(ctx, c, r, buf, o)
+}
+
+func putSingle(ctx context.Context, c *s3.Client, body []byte, o Options) (Result, error) {
+	in := &s3.PutObjectInput{
+		Bucket:               aws.String(o.Bucket),
+		Key:                  aws.String(o.Key),
+		Body:                 bytes.NewReader(body),
+		ContentLength:        aws.Int64(int64(len(body))),
+		ChecksumAlgorithm:    types.ChecksumAlgorithmSha256,
+		ACL:                  o.ACL,
+		ServerSideEncryption: o.SSE,
+	}
+	if o.ContentType != "" {
+		in.ContentType = aws.String(o.ContentType)
+	}
+	if o.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err := c.PutObject(ctx, in)
+	if o.IfNoneMatch && isPreconditionFailed(err) {
+		return Result{Size: int64(len(body)), Existed: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("put s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return Result{Size: int64(len(body))}, nil
+}
+
+func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o Options) (res Result, err error) {
+	create := &s3.CreateMultipartUploadInput{
+		Bucket:               aws.String(o.Bucket),
+		Key:                  aws.String(o.Key),
+		ChecksumAlgorithm:    types.ChecksumAlgorithmSha256,
+		ACL:                  o.ACL,
+		ServerSideEncryption: o.SSE,
+	}
+	if o.ContentType != "" {
+		create.ContentType = aws.String(o.ContentType)
+	}
+	up, err := c.CreateMultipartUpload(ctx, create)
+	if err != nil {
+		return Result{}, fmt.Errorf("start upload of s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	defer func() {
+		if err != nil {
+			// Best effort on a fresh context: the caller's may be what failed.
+			_, _ = c.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(o.Bucket), Key: aws.String(o.Key), UploadId: up.UploadId,
+			})
+		}
+	}()
+
+	var parts []types.CompletedPart
+	chunk := buf
+	for part := int32(1); ; part++ {
+		out, err := c.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:            aws.String(o.Bucket),
+			Key:               aws.String(o.Key),
+			UploadId:          up.UploadId,
+			PartNumber:        aws.Int32(part),
+			Body:              bytes.NewReader(chunk),
+			ContentLength:     aws.Int64(int64(len(chunk))),
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("upload part %d of s3://%s/%s: %w", part, o.Bucket, o.Key, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(part), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
+		res.Size += int64(len(chunk))
+
+		n, rerr := io.ReadFull(r, buf)
+		if n == 0 && (errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)) {
+			break
+		}
+		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			return Result{}, fmt.Errorf("read %s: %w", o.Key, rerr)
+		}
+		chunk = buf[:n]
+	}
+	complete := &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(o.Bucket),
+		Key:             aws.String(o.Key),
+		UploadId:        up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if o.IfNoneMatch {
+		complete.IfNoneMatch = aws.String("*")
+	}
+	_, err = c.CompleteMultipartUpload(ctx, complete)
+	if o.IfNoneMatch && isPreconditionFailed(err) {
+		return Result{Size: res.Size, Existed: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("complete upload of s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return res, nil
+}
+
+func isPreconditionFailed(err error) bool {
+	return err != nil && (awsclient.ErrorCode(err) == "PreconditionFailed" || awsclient.HTTPStatus(err) == 412)
+}

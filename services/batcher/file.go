@@ -1,0 +1,146 @@
+package batcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// partition is what a file holds: one source's events of one UTC received day.
+type partition struct {
+	source string
+	dayMs  int64
+}
+
+// worstCaseGrowth bounds the compressed bytes n more input bytes can add: deflate's stored blocks cost 5
+// bytes per 64 KiB, plus the gzip trailer and a flush marker.
+func worstCaseGrowth(n int64) int64 { return n + n/1000 + 64 }
+
+// file is an open batch file. Its gzip stream is written straight into the JetStream object store
+// through a pipe, so memory holds one compression window, never the file.
+type file struct {
+	part       partition
+	objectName string
+	opened     time.Time
+
+	zw      *gzip.Writer
+	pw      *io.PipeWriter
+	putDone chan error
+	sum     hash.Hash
+	// compressed counts bytes that left the compressor; unflushed counts input it may still hold.
+	compressed   int64
+	unflushed    int64
+	uncompressed int64
+
+	events      int64
+	first, last uint64
+	// replies are the ack subjects of the EVENTS messages in the file, acknowledged once it is sealed.
+	replies []string
+}
+
+type countingWriter struct {
+	w io.Writer
+	f *file
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.f.compressed += int64(n)
+	c.f.sum.Write(p[:n])
+	return n, err
+}
+
+// openFile starts a file whose object is named after its partition and first sequence, so a replay after
+// a crash that starts at the same message overwrites the same object.
+func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, firstSeq uint64, level int, now time.Time) (*file, error) {
+	pr, pw := io.Pipe()
+	f := &file{
+		part:       part,
+		objectName: fmt.Sprintf("%s/%d/%020d", part.source, part.dayMs, firstSeq),
+		opened:     now,
+		pw:         pw,
+		putDone:    make(chan error, 1),
+		sum:        sha256.New(),
+		first:      firstSeq,
+	}
+	zw, err := gzip.NewWriterLevel(countingWriter{w: pw, f: f}, level)
+	if err != nil {
+		return nil, err
+	}
+	f.zw = zw
+	go func() {
+		_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, pr)
+		pr.CloseWithError(err) // unblocks the writer if Put gave up early
+		f.putDone <- err
+	}()
+	return f, nil
+}
+
+// fits reports whether n more uncompressed bytes surely keep the file under max. When unsure it flushes
+// the compressor, which makes the count exact, and decides again.
+func (f *file) fits(n, max int64) (bool, error) {
+	if f.compressed+worstCaseGrowth(f.unflushed+n) <= max {
+		return true, nil
+	}
+	if f.unflushed > 0 {
+		if err := f.zw.Flush(); err != nil {
+			return false, err
+		}
+		f.unflushed = 0
+	}
+	return f.compressed+worstCaseGrowth(n) <= max, nil
+}
+
+// write appends one event line. Ingest refuses events over 32 KB and requests over 500 KB, so one
+// message always fits an empty file of the smallest allowed size (1 MB): no event can be too big.
+func (f *file) write(line []byte) error {
+	if _, err := f.zw.Write(line); err != nil {
+		return err
+	}
+	if _, err := f.zw.Write([]byte{'\n'}); err != nil {
+		return err
+	}
+	n := int64(len(line) + 1)
+	f.unflushed += n
+	f.uncompressed += n
+	f.events++
+	return nil
+}
+
+// close finishes the gzip stream and waits until the object store holds the whole object.
+func (f *file) close() error {
+	if err := f.zw.Close(); err != nil {
+		f.pw.CloseWithError(err)
+		<-f.putDone
+		return fmt.Errorf("finish gzip of %s: %w", f.objectName, err)
+	}
+	f.pw.Close()
+	if err := <-f.putDone; err != nil {
+		return fmt.Errorf("store %s: %w", f.objectName, err)
+	}
+	return nil
+}
+
+// abort stops the upload; the partial object is replaced when the events are batched again.
+func (f *file) abort(err error) {
+	f.pw.CloseWithError(err)
+	<-f.putDone
+}
+
+// batchID is derived from the partition and the sequences only, so it is the same on every replay.
+func (f *file) batchID() string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%d-%d", f.part.source, f.part.dayMs, f.first, f.last))
+	return hex.EncodeToString(h[:16])
+}
+
+// fileName is the object's base name in every bucket: sortable by stream position and unique per source.
+func (f *file) fileName() string { return fmt.Sprintf("%020d-%020d.gz", f.first, f.last) }
+
+func (f *file) sha256() string { return hex.EncodeToString(f.sum.Sum(nil)) }

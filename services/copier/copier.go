@@ -1,0 +1,198 @@
+// Package copier delivers staged files to every enabled destination of their source: it assumes the
+// destination's role (our intermediate role first, then the customer's with ExternalId = workspace ID),
+// streams the file from staging into {prefix/}segment-logs/{sourceId}/{receivedDayMs}/{file}.gz with ACL
+// bucket-owner-full-control, and announces each delivery on batch.delivered.<destinationId>.
+//
+// A staged message is acknowledged only when every enabled destination has the file. Destinations that
+// already have it are skipped on a retry (a Redis marker, and If-None-Match as the backstop), so a retry
+// caused by one failing destination never writes twice to the others.
+package copier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/cursor"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/s3put"
+)
+
+// ContentType of delivered files: they are gzip files (named .gz), served as such, with no
+// Content-Encoding, so every S3 client downloads the compressed bytes unchanged.
+const ContentType = "application/gzip"
+
+// deliveredTTL keeps "already delivered" markers past the staging retention.
+const deliveredTTL = 8 * 24 * time.Hour
+
+// Copier is the copier service.
+type Copier struct {
+	cfg    Config
+	log    *slog.Logger
+	js     jetstream.JetStream
+	tracer trace.Tracer
+	now    func() time.Time
+
+	clients  *awsclient.Clients
+	staging  *s3.Client
+	rdb      *redis.Client
+	creds    *credCache
+	cursors  *cursor.Store
+	view     *configstore.View
+	consumer jetstream.Consumer
+}
+
+// New validates cfg; it does no I/O.
+func New(cfg Config, p *platform.Process) (*Copier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Copier{cfg: cfg, log: p.Log, js: p.JS, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
+}
+
+// Name implements service.Service.
+func (c *Copier) Name() string { return "copier" }
+
+// Start connects to Redis and AWS, loads the destinations and ensures the consumer.
+func (c *Copier) Start(ctx context.Context) error {
+	var err error
+	if c.clients, err = awsclient.New(ctx, c.cfg.Config); err != nil {
+		return err
+	}
+	c.staging = c.clients.S3(c.clients.Base(), "")
+	if c.rdb, err = platform.ConnectRedis(ctx, c.cfg.RedisURL); err != nil {
+		return err
+	}
+	if c.creds, err = newCredCache(c.rdb, c.cfg.CredentialsKey, c.clients, c.log); err != nil {
+		return err
+	}
+	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas = c.cfg.Replicas
+	if err := bus.EnsureStreams(ctx, c.js, sc); err != nil {
+		return err
+	}
+	store, err := configstore.Open(ctx, c.js, c.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	if c.view, err = store.Watch(context.WithoutCancel(ctx), c.log); err != nil {
+		return err
+	}
+	c.consumer, err = bus.EnsureConsumer(ctx, c.js, bus.ConsumerConfig{
+		Stream: bus.StreamBatches, Durable: "copier", Filter: bus.AllStaged,
+		AckWait: 10 * time.Minute, MaxAckPending: 256,
+	})
+	return err
+}
+
+// Run copies until ctx ends, then finishes the copies in flight.
+func (c *Copier) Run(ctx context.Context) error {
+	defer c.rdb.Close()
+	return bus.Consume(ctx, c.consumer, c.handle, bus.ConsumeOptions{
+		Workers: c.cfg.Workers, SpanName: "copier.copy", Tracer: c.tracer, Log: c.log, DrainTimeout: 2 * time.Minute,
+	})
+}
+
+func (c *Copier) handle(ctx context.Context, msg jetstream.Msg) error {
+	var staged batchv1.BatchStaged
+	if err := proto.Unmarshal(msg.Data(), &staged); err != nil {
+		return bus.Permanent(fmt.Errorf("payload: not a BatchStaged: %w", err))
+	}
+	ws := c.view.Workspace()
+	if ws == nil {
+		return errors.New("no workspace configured yet")
+	}
+	var errs []error
+	for _, d := range c.view.EnabledDestinations(staged.GetBatch().GetSourceId()) {
+		if err := c.deliver(ctx, &staged, d, ws.GetId()); err != nil {
+			errs = append(errs, fmt.Errorf("destination %s: %w", d.GetId(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deliver copies one staged file into one destination, once.
+func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string) error {
+	b := staged.GetBatch()
+	marker := "s3dest:delivered:" + d.GetId() + ":" + b.GetBatchId()
+	if n, err := c.rdb.Exists(ctx, marker).Result(); err == nil && n == 1 {
+		return nil
+	}
+	bucket, prefix, err := layout.SplitBucket(d.GetSettings().GetS3Bucket())
+	if err != nil {
+		return fmt.Errorf("settings.s3Bucket: %w", err)
+	}
+	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
+
+	var creds aws.CredentialsProvider
+	opts := s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true}
+	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID {
+		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
+		creds = c.clients.Base()
+		opts.SSE = types.ServerSideEncryptionAes256
+	} else if creds, err = c.creds.get(ctx, d, workspaceID); err != nil {
+		c.recordFailure(ctx, d, b, err)
+		return err
+	}
+
+	obj, err := c.staging.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(staged.GetStagingBucket()), Key: aws.String(staged.GetStagingKey())})
+	if err != nil {
+		return fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
+	}
+	defer obj.Body.Close()
+	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), obj.Body, opts)
+	if err != nil {
+		if awsclient.IsForbidden(err) {
+			c.creds.drop(ctx, d, workspaceID)
+		}
+		c.recordFailure(ctx, d, b, err)
+		return err
+	}
+	if res.Size != b.GetSizeBytes() && !res.Existed {
+		return fmt.Errorf("copied %d bytes of a %d-byte file", res.Size, b.GetSizeBytes())
+	}
+	delivered := &batchv1.BatchDelivered{Batch: b, DestinationId: d.GetId(), Bucket: bucket, Key: key, DeliveredAt: timestamppb.New(c.now())}
+	if _, err := bus.Publish(ctx, c.js, bus.DeliveredSubject(d.GetId()), delivered, "delivered."+d.GetId()+"."+b.GetBatchId()); err != nil {
+		return err
+	}
+	if err := c.cursors.Add(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now()); err != nil {
+		c.log.WarnContext(ctx, "record delivery cursor", "error", err)
+	}
+	if err := c.rdb.Set(ctx, marker, 1, deliveredTTL).Err(); err != nil {
+		c.log.WarnContext(ctx, "record delivery marker", "error", err)
+	}
+	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
+	return nil
+}
+
+// recordFailure keeps the destination's last error, as the message a customer can act on.
+func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, err error) {
+	msg := "Unknown Error. Please follow instructions to set up the AWS S3 destination."
+	switch code := awsclient.ErrorCode(err); {
+	case code == "NoSuchBucket":
+		msg = "The bucket does not exist. Please check the Bucket Name setting."
+	case awsclient.IsForbidden(err):
+		msg = "Access Denied. Please check the IAM role's trust relationship (External ID) and its PutObject permissions."
+	}
+	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), msg, c.now()); ferr != nil {
+		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
+	}
+}

@@ -1,0 +1,205 @@
+package copier
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+)
+
+// refreshBefore is how long before expiry cached credentials are replaced, so no copy starts with
+// credentials that expire mid-upload.
+const refreshBefore = 10 * time.Minute
+
+// credCache hands out each destination's role credentials. They are cached in Redis, encrypted with
+// AES-GCM, under a key that changes with the role and workspace, so a settings change never reuses old
+// credentials. One STS call per destination at a time: singleflight within a process, a Redis lock
+// across copiers.
+type credCache struct {
+	rdb     *redis.Client
+	aead    cipher.AEAD
+	clients *awsclient.Clients
+	log     *slog.Logger
+	now     func() time.Time
+	flight  singleflight.Group
+
+	mu           sync.Mutex
+	intermediate aws.Credentials
+}
+
+func newCredCache(rdb *redis.Client, keyB64 string, clients *awsclient.Clients, log *slog.Logger) (*credCache, error) {
+	key, err := base64.StdEncoding.DecodeString(keyB64)
+	if err != nil {
+		return nil, fmt.Errorf("credentials key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("credentials key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &credCache{rdb: rdb, aead: aead, clients: clients, log: log, now: time.Now}, nil
+}
+
+type cachedCreds struct {
+	AccessKeyID     string    `json:"a"`
+	SecretAccessKey string    `json:"s"`
+	SessionToken    string    `json:"t"`
+	Expires         time.Time `json:"e"`
+}
+
+func cacheKey(d *configv1.Destination, workspaceID string) string {
+	h := sha256.Sum256([]byte(d.GetSettings().GetIamRoleArn() + "\x00" + workspaceID))
+	return "s3dest:creds:" + d.GetId() + ":" + hex.EncodeToString(h[:8])
+}
+
+// get returns credentials for the destination's role.
+func (c *credCache) get(ctx context.Context, d *configv1.Destination, workspaceID string) (aws.CredentialsProvider, error) {
+	key := cacheKey(d, workspaceID)
+	v, err, _ := c.flight.Do(key, func() (any, error) { return c.load(ctx, key, d, workspaceID) })
+	if err != nil {
+		return nil, err
+	}
+	return credentials.StaticCredentialsProvider{Value: v.(aws.Credentials)}, nil
+}
+
+// drop forgets a destination's cached credentials, after a 403 or a settings change.
+func (c *credCache) drop(ctx context.Context, d *configv1.Destination, workspaceID string) {
+	if err := c.rdb.Del(ctx, cacheKey(d, workspaceID)).Err(); err != nil {
+		c.log.Warn("drop cached credentials", "destination", d.GetId(), "error", err)
+	}
+}
+
+func (c *credCache) load(ctx context.Context, key string, d *configv1.Destination, workspaceID string) (aws.Credentials, error) {
+	if creds, ok := c.read(ctx, key); ok {
+		return creds, nil
+	}
+	// Whoever holds the lock calls STS; the others wait for its result to appear.
+	lock := key + ":lock"
+	for attempt := 0; ; attempt++ {
+		got, err := c.rdb.SetNX(ctx, lock, "1", 30*time.Second).Result()
+		if err != nil {
+			c.log.Warn("credential lock unavailable; calling STS without it", "destination", d.GetId(), "error", err)
+			break
+		}
+		if got {
+			defer c.rdb.Del(context.WithoutCancel(ctx), lock)
+			if creds, ok := c.read(ctx, key); ok {
+				return creds, nil
+			}
+			break
+		}
+		if attempt >= 100 {
+			break
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return aws.Credentials{}, ctx.Err()
+		case <-t.C:
+		}
+		if creds, ok := c.read(ctx, key); ok {
+			return creds, nil
+		}
+	}
+
+	inter, err := c.intermediateCreds(ctx)
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	creds, err := c.clients.AssumeCustomerRole(ctx, inter, d.GetSettings().GetIamRoleArn(), workspaceID, sessionName(d.GetId()))
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("assume role %s: %w", d.GetSettings().GetIamRoleArn(), err)
+	}
+	c.write(ctx, key, creds)
+	return creds, nil
+}
+
+// intermediateCreds caches our intermediate role's session in memory.
+func (c *credCache) intermediateCreds(ctx context.Context) (aws.CredentialsProvider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.intermediate.AccessKeyID != "" && c.intermediate.Expires.Sub(c.now()) > refreshBefore {
+		return credentials.StaticCredentialsProvider{Value: c.intermediate}, nil
+	}
+	p, err := c.clients.Intermediate(ctx, "s3dest-copier")
+	if err != nil {
+		return nil, err
+	}
+	creds, err := p.Retrieve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if creds.CanExpire {
+		c.intermediate = creds
+	}
+	return p, nil
+}
+
+func (c *credCache) read(ctx context.Context, key string) (aws.Credentials, bool) {
+	blob, err := c.rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			c.log.Warn("read cached credentials", "error", err)
+		}
+		return aws.Credentials{}, false
+	}
+	ns := c.aead.NonceSize()
+	if len(blob) < ns {
+		return aws.Credentials{}, false
+	}
+	plain, err := c.aead.Open(nil, blob[:ns], blob[ns:], []byte(key))
+	if err != nil {
+		c.log.Warn("cached credentials do not decrypt (was the key rotated?); assuming the role again")
+		return aws.Credentials{}, false
+	}
+	var cc cachedCreds
+	if json.Unmarshal(plain, &cc) != nil || cc.Expires.Sub(c.now()) <= refreshBefore {
+		return aws.Credentials{}, false
+	}
+	return aws.Credentials{AccessKeyID: cc.AccessKeyID, SecretAccessKey: cc.SecretAccessKey, SessionToken: cc.SessionToken,
+		CanExpire: true, Expires: cc.Expires, Source: "s3dest-cache"}, true
+}
+
+func (c *credCache) write(ctx context.Context, key string, creds aws.Credentials) {
+	ttl := creds.Expires.Sub(c.now()) - refreshBefore
+	if ttl <= 0 {
+		return
+	}
+	plain, _ := json.Marshal(cachedCreds{creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken, creds.Expires})
+	nonce := make([]byte, c.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	blob := c.aead.Seal(nonce, nonce, plain, []byte(key))
+	if err := c.rdb.Set(ctx, key, blob, ttl).Err(); err != nil {
+		c.log.Warn("cache credentials", "error", err)
+	}
+}
+
+// sessionName is the RoleSessionName: it names us and the destination in the customer's CloudTrail.
+func sessionName(destinationID string) string {
+	n := "s3dest-" + destinationID
+	if len(n) > 64 {
+		n = n[:64]
+	}
+	return n
+}

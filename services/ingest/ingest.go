@@ -1,0 +1,202 @@
+// Package ingest is the front door: Segment's Tracking API over HTTP, and the subject ingest.<sourceId>
+// for producers already on JetStream. It validates every event, adds what Segment adds (receivedAt,
+// messageId, corrected timestamp, context.ip), and publishes each accepted request as one EventBatch on
+// events.<sourceId>. It answers 200 only after JetStream stored the batch.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
+)
+
+// Ingest is the ingest service.
+type Ingest struct {
+	cfg     Config
+	log     *slog.Logger
+	js      jetstream.JetStream
+	tracer  trace.Tracer
+	metrics *metrics
+	tel     *platform.Telemetry
+
+	view     *configstore.View
+	ln       net.Listener
+	srv      *http.Server
+	consumer jetstream.Consumer
+	now      func() time.Time
+}
+
+// New validates cfg; it does no I/O.
+func New(cfg Config, p *platform.Process) (*Ingest, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(p.Telemetry.Meter)
+	if err != nil {
+		return nil, err
+	}
+	return &Ingest{
+		cfg: cfg, log: p.Log, js: p.JS, tel: p.Telemetry, metrics: m,
+		tracer: p.Telemetry.Tracer.Tracer("s3dest/ingest"),
+		now:    time.Now,
+	}, nil
+}
+
+// Name implements service.Service.
+func (s *Ingest) Name() string { return "ingest" }
+
+// Addr is the Tracking API's bound address (after Start).
+func (s *Ingest) Addr() string { return s.ln.Addr().String() }
+
+// Start ensures the streams, loads the write keys and binds the HTTP port.
+func (s *Ingest) Start(ctx context.Context) error {
+	if err := bus.EnsureStreams(ctx, s.js, streamConfig(s.cfg.Common)); err != nil {
+		return err
+	}
+	store, err := configstore.Open(ctx, s.js, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	// The view lives as long as the process: write keys keep updating while requests drain.
+	if s.view, err = store.Watch(context.WithoutCancel(ctx), s.log); err != nil {
+		return err
+	}
+	s.consumer, err = bus.EnsureConsumer(ctx, s.js, bus.ConsumerConfig{
+		Stream: bus.StreamIngest, Durable: "ingest", Filter: bus.AllIngest,
+		AckWait: 30 * time.Second, MaxAckPending: 1000,
+	})
+	if err != nil {
+		return err
+	}
+	if s.ln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.srv = &http.Server{
+		Handler:           otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then stops accepting and finishes the requests in flight.
+func (s *Ingest) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve tracking API: %w", err)
+		}
+	}()
+	go func() {
+		errc <- bus.Consume(ctx, s.consumer, s.handleIngest, bus.ConsumeOptions{
+			Workers: s.cfg.Workers, SpanName: "ingest.message", Tracer: s.tracer, Log: s.log,
+		})
+	}()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain tracking API: %w", err)
+	}
+	return <-errc
+}
+
+// accept enriches events and publishes them as one EventBatch. msgID deduplicates the publish; "" derives
+// it from the events' messageIds, so a client's retry of the same request is stored once.
+func (s *Ingest) accept(ctx context.Context, sourceID, ip string, events []rawEvent, msgID string) error {
+	now := s.now().UTC()
+	batch := &eventsv1.EventBatch{SourceId: sourceID, ReceivedAt: timestamppb.New(now), Events: make([]*eventsv1.Event, 0, len(events))}
+	h := sha256.New()
+	for _, ev := range events {
+		e, err := enrich(ev, sourceID, ip, now)
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(e.GetMessageId()))
+		h.Write([]byte{0})
+		batch.Events = append(batch.Events, e)
+	}
+	if msgID == "" {
+		msgID = sourceID + "." + hex.EncodeToString(h.Sum(nil)[:16])
+	}
+	data, err := proto.Marshal(batch)
+	if err != nil {
+		return fmt.Errorf("encode batch: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, bus.EventsSubject(sourceID), data, msgID)); err != nil {
+		return fmt.Errorf("publish %d events of %s: %w", len(events), sourceID, err)
+	}
+	s.metrics.accepted(ctx, sourceID, len(events))
+	return nil
+}
+
+// handleIngest takes one message from ingest.<sourceId>: raw Segment JSON, one event or a batch. What
+// cannot be accepted goes to deadletter.ingest.<sourceId> with the reason.
+func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
+	sourceID := bus.LastToken(msg.Subject())
+	if _, ok := s.view.Source(sourceID); !ok {
+		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: unknown source %q", sourceID))
+	}
+	if len(msg.Data()) > MaxBatchBytes {
+		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("payload: must be at most %d bytes, got %d", MaxBatchBytes, len(msg.Data())))
+	}
+	p, ierr := parsePayload(msg.Data(), "")
+	if ierr != nil {
+		return s.deadLetter(ctx, msg, sourceID, ierr.Error())
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("message metadata: %w", err)
+	}
+	// The INGEST sequence identifies the message: a redelivery publishes the same ID and is deduplicated.
+	err = s.accept(ctx, sourceID, "", p.events, fmt.Sprintf("%s.ingest-%d", sourceID, md.Sequence.Stream))
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return s.deadLetter(ctx, msg, sourceID, ie.Error())
+	}
+	return err
+}
+
+func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, reason string) error {
+	dl := &eventsv1.DeadLetter{SourceId: sourceID, Subject: msg.Subject(), Reason: reason, Payload: msg.Data(), ReceivedAt: timestamppb.New(s.now())}
+	data, err := proto.Marshal(dl)
+	if err != nil {
+		return err
+	}
+	out := bus.NewMsg(ctx, bus.DeadLetterSubject("ingest", sourceID), data, "")
+	out.Header.Set(bus.HeaderReason, reason)
+	if _, err := s.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	s.metrics.deadLettered(ctx, sourceID)
+	return bus.Permanent(errors.New(reason))
+}
+
+func streamConfig(c platform.Common) bus.StreamConfig {
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas = c.Replicas
+	return sc
+}

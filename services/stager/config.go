@@ -1,0 +1,36 @@
+package stager
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/platform"
+)
+
+// Config configures the stager.
+type Config struct {
+	platform.Common
+	awsclient.Config
+	// Bucket is our staging bucket; files wait there until every destination has them.
+	Bucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
+	// Retention is how long staged files are kept for destinations that are failing.
+	Retention time.Duration `flag:"staging-retention" env:"S3DEST_STAGING_RETENTION" default:"168h" help:"how long staged files wait for failing destinations"`
+	Workers   int           `flag:"workers" env:"S3DEST_STAGER_WORKERS" default:"2" help:"files staged at once"`
+}
+
+// Validate checks the rules of each field.
+func (c Config) Validate() error {
+	errs := []error{c.Config.Validate()}
+	if c.Bucket == "" {
+		errs = append(errs, errors.New("staging-bucket: must be set"))
+	}
+	if c.Retention < time.Hour {
+		errs = append(errs, fmt.Errorf("staging-retention: must be at least 1h, got %s", c.Retention))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,164 @@
+// Package stager moves sealed files from the JetStream object store into our staging bucket at
+// staging/{sourceId}/{receivedDayMs}/{batchId}.gz, encrypted at rest, verifying on the way that the bytes
+// are the ones the batcher sealed. It announces each on batch.staged.<sourceId> and only then removes the
+// spooled object and acknowledges the sealed message.
+package stager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/bus"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/s3put"
+)
+
+// Stager is the stager service.
+type Stager struct {
+	cfg    Config
+	log    *slog.Logger
+	js     jetstream.JetStream
+	tracer trace.Tracer
+
+	s3       *s3.Client
+	obs      jetstream.ObjectStore
+	consumer jetstream.Consumer
+}
+
+// New validates cfg; it does no I/O.
+func New(cfg Config, p *platform.Process) (*Stager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Stager{cfg: cfg, log: p.Log, js: p.JS, tracer: p.Telemetry.Tracer.Tracer("s3dest/stager")}, nil
+}
+
+// Name implements service.Service.
+func (s *Stager) Name() string { return "stager" }
+
+// Key is where a batch waits in the staging bucket.
+func Key(b *batchv1.Batch) string {
+	return fmt.Sprintf("staging/%s/%d/%s.gz", b.GetSourceId(), b.GetReceivedDayMs(), b.GetBatchId())
+}
+
+// Start checks the staging bucket (creating it if missing) and ensures the consumer.
+func (s *Stager) Start(ctx context.Context) error {
+	clients, err := awsclient.New(ctx, s.cfg.Config)
+	if err != nil {
+		return err
+	}
+	s.s3 = clients.S3(clients.Base(), "")
+	if err := s.ensureBucket(ctx); err != nil {
+		return err
+	}
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas = s.cfg.Replicas
+	if err := bus.EnsureStreams(ctx, s.js, sc); err != nil {
+		return err
+	}
+	if s.obs, err = s.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
+		return fmt.Errorf("open object store: %w", err)
+	}
+	s.consumer, err = bus.EnsureConsumer(ctx, s.js, bus.ConsumerConfig{
+		Stream: bus.StreamBatches, Durable: "stager", Filter: bus.AllSealed,
+		AckWait: 5 * time.Minute, MaxAckPending: 64,
+	})
+	return err
+}
+
+func (s *Stager) ensureBucket(ctx context.Context) error {
+	_, err := s.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)})
+	if err == nil {
+		return nil
+	}
+	if awsclient.HTTPStatus(err) != 404 {
+		return fmt.Errorf("staging bucket %s: %w", s.cfg.Bucket, err)
+	}
+	if _, err := s.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil {
+		return fmt.Errorf("create staging bucket %s: %w", s.cfg.Bucket, err)
+	}
+	s.log.Info("created the staging bucket", "bucket", s.cfg.Bucket)
+	return nil
+}
+
+// Run stages files until ctx ends, then finishes the uploads in flight.
+func (s *Stager) Run(ctx context.Context) error {
+	return bus.Consume(ctx, s.consumer, s.handle, bus.ConsumeOptions{
+		Workers: s.cfg.Workers, SpanName: "stager.stage", Tracer: s.tracer, Log: s.log, DrainTimeout: 2 * time.Minute,
+	})
+}
+
+func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
+	var sealed batchv1.BatchSealed
+	if err := proto.Unmarshal(msg.Data(), &sealed); err != nil {
+		return bus.Permanent(fmt.Errorf("payload: not a BatchSealed: %w", err))
+	}
+	b := sealed.GetBatch()
+	key := Key(b)
+	staged := &batchv1.BatchStaged{Batch: b, StagingBucket: s.cfg.Bucket, StagingKey: key}
+
+	obj, err := s.obs.Get(ctx, sealed.GetObjectName())
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// Removed after an earlier attempt staged it: announce again (deduplicated) if staging has it.
+		if _, herr := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)}); herr != nil {
+			return fmt.Errorf("batch %s: spooled object %s is gone and staging lacks it: %w", b.GetBatchId(), sealed.GetObjectName(), herr)
+		}
+		return s.announce(ctx, staged, sealed.GetObjectName())
+	}
+	if err != nil {
+		return fmt.Errorf("open spooled %s: %w", sealed.GetObjectName(), err)
+	}
+	defer obj.Close()
+
+	sum := sha256.New()
+	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(obj, sum), s3put.Options{
+		Bucket: s.cfg.Bucket, Key: key, ContentType: "application/gzip", SSE: types.ServerSideEncryptionAes256,
+	})
+	if err != nil {
+		return fmt.Errorf("stage batch %s: %w", b.GetBatchId(), err)
+	}
+	if err := verify(b, res.Size, sum); err != nil {
+		return fmt.Errorf("stage batch %s: %w", b.GetBatchId(), err)
+	}
+	return s.announce(ctx, staged, sealed.GetObjectName())
+}
+
+// verify checks that what was staged is what was sealed.
+func verify(b *batchv1.Batch, size int64, sum hash.Hash) error {
+	if size != b.GetSizeBytes() {
+		return fmt.Errorf("staged %d bytes, sealed %d", size, b.GetSizeBytes())
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != b.GetSha256() {
+		return fmt.Errorf("staged sha256 %s, sealed %s", got, b.GetSha256())
+	}
+	return nil
+}
+
+func (s *Stager) announce(ctx context.Context, staged *batchv1.BatchStaged, objectName string) error {
+	b := staged.GetBatch()
+	if _, err := bus.Publish(ctx, s.js, bus.StagedSubject(b.GetSourceId()), staged, "staged."+b.GetBatchId()); err != nil {
+		return err
+	}
+	if err := s.obs.Delete(ctx, objectName); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		// Harmless: the object store's TTL removes it; a redelivery re-announces idempotently.
+		s.log.WarnContext(ctx, "remove spooled object", "object", objectName, "error", err)
+	}
+	s.log.InfoContext(ctx, "staged", "batch", b.GetBatchId(), "key", staged.GetStagingKey(), "bytes", b.GetSizeBytes())
+	return nil
+}
