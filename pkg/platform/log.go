@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// NewLogger returns a JSON logger for a service. Records logged with a context that carries a span get
+// NewLogger returns a JSON logger for a service ("" adds no service attribute). Records logged with a context that carries a span get
 // its trace_id and span_id, so a log line leads to its trace. level is debug, info, warn or error.
 func NewLogger(w io.Writer, service, level string) *slog.Logger {
 	var lv slog.Level
@@ -24,7 +24,11 @@ func NewLogger(w io.Writer, service, level string) *slog.Logger {
 		lv = slog.LevelInfo
 	}
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv})
-	return slog.New(traceHandler{h}).With("service", service)
+	l := slog.New(traceHandler{h})
+	if service != "" {
+		l = l.With("service", service)
+	}
+	return l
 }
 
 // traceHandler adds the span of the record's context to the record.

@@ -1,0 +1,47 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// MinIOVersion is the pinned MinIO (DESIGN.md §7), installed by .ci/run with
+// `go install github.com/minio/minio@<version>`.
+const MinIOVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// MinIOServer is a running MinIO.
+type MinIOServer struct {
+	URL          string
+	RootUser     string
+	RootPassword string
+}
+
+// MinIO starts a MinIO server with a temp data dir on a free port.
+func MinIO(t testing.TB) *MinIOServer {
+	t.Helper()
+	bin := need(t, "minio", "S3DEST_MINIO_BIN", "go install github.com/minio/minio@"+MinIOVersion)
+	port, console := FreePort(t), FreePort(t)
+	m := &MinIOServer{
+		URL:          fmt.Sprintf("http://127.0.0.1:%d", port),
+		RootUser:     "s3dest-root",
+		RootPassword: "s3dest-root-secret",
+	}
+	cmd := exec.Command(bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--console-address", fmt.Sprintf("127.0.0.1:%d", console), t.TempDir())
+	cmd.Env = append(cmd.Environ(),
+		"MINIO_ROOT_USER="+m.RootUser, "MINIO_ROOT_PASSWORD="+m.RootPassword,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+	start(t, cmd, "minio")
+	waitFor(t, 60*time.Second, "minio to be ready", func() bool {
+		resp, err := http.Get(m.URL + "/minio/health/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return m
+}
