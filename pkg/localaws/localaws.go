@@ -55,6 +55,8 @@ type Role struct {
 type Bucket struct {
 	Name   string
 	Region string // defaults to the server's region
+	// Account owns the bucket; defaults to DefaultAccountID.
+	Account string
 	// Policy is the optional bucket policy (resource-based); it can grant other principals access.
 	Policy *Policy
 }
