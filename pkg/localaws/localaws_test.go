@@ -92,7 +92,7 @@ func newStack(t *testing.T) *stack {
 		Policies: []Policy{mustPolicy(t, `{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}})
 	dir.AddIdentity(Identity{AccessKeyID: "AKIAROOT", SecretAccessKey: "root-secret", PrincipalARN: "arn:aws:iam::000000000000:root", Admin: true})
 	dir.PutRole(Role{ARN: intermediate,
-		TrustPolicy:        mustPolicy(t, referenceTrust, "PRINCIPAL", userARN, `"Condition": {
+		TrustPolicy: mustPolicy(t, referenceTrust, "PRINCIPAL", userARN, `"Condition": {
         "StringEquals": {
           "sts:ExternalId": "WORKSPACE"
         }

@@ -847,4 +847,3 @@ func (s *S3Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		RequestID string   `xml:"RequestId"`
 	}{Code: e.Code, Message: e.Message, Region: e.Region, Resource: r.URL.Path, RequestID: requestID()})
 }
-
