@@ -1,0 +1,31 @@
+package validator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/platform"
+)
+
+// Config configures the validator.
+type Config struct {
+	platform.Common
+	awsclient.Config
+	GRPCAddr string `flag:"grpc-addr" env:"S3DEST_GRPC_ADDR" default:"127.0.0.1:7001" help:"address of ValidatorService"`
+	// Timeout bounds a whole validation: a hanging STS or S3 yields "Unknown Error" within it.
+	Timeout time.Duration `flag:"timeout" env:"S3DEST_VALIDATE_TIMEOUT" default:"10s" help:"upper bound of one validation"`
+}
+
+// Validate checks the rules of each field.
+func (c Config) Validate() error {
+	errs := []error{c.Config.Validate()}
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("grpc-addr: must be host:port"))
+	}
+	if c.Timeout < time.Second || c.Timeout > time.Minute {
+		errs = append(errs, fmt.Errorf("timeout: must be between 1s and 1m, got %s", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
