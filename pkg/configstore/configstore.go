@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -134,4 +135,39 @@ func kindOf(key string) (kind, id string) {
 	}
 	kind, id, _ = strings.Cut(key, ".")
 	return kind, id
+}
+
+// Sources returns every stored source, in ID order, read from the bucket (not a view), so a caller
+// sees its own writes.
+func (s *Store) Sources(ctx context.Context) ([]*configv1.Source, error) {
+	return list(ctx, s, sourcePrefix, func() *configv1.Source { return &configv1.Source{} })
+}
+
+// Destinations returns every stored destination, in ID order, read from the bucket.
+func (s *Store) Destinations(ctx context.Context) ([]*configv1.Destination, error) {
+	return list(ctx, s, destinationPrefix, func() *configv1.Destination { return &configv1.Destination{} })
+}
+
+func list[T proto.Message](ctx context.Context, s *Store, prefix string, newT func() T) ([]T, error) {
+	keys, err := s.kv.ListKeysFiltered(ctx, prefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	out := make([]T, 0, len(names))
+	for _, k := range names {
+		m := newT()
+		if err := s.get(ctx, k, m); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted between the listing and the read
+			}
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

@@ -155,4 +155,3 @@ func writeError(w http.ResponseWriter, e *InputError) {
 		"rule":    e.Rule,
 	})
 }
-

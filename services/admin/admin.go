@@ -1,0 +1,105 @@
+// Package admin is the control plane: AdminService over gRPC and, generated from the same proto, a
+// REST API with the shapes of Segment's Public API (/sources, /destinations, ...). It owns the KV bucket
+// CONFIG; every other service watches it, so changes take effect without restarts.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/s3dest/s3dest/pkg/configstore"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
+)
+
+// Service is the admin binary's service: AdminService on gRPC and REST.
+type Service struct {
+	cfg  Config
+	p    *platform.Process
+	grpc *grpc.Server
+	http *http.Server
+	gln  net.Listener
+	hln  net.Listener
+	conn *grpc.ClientConn
+}
+
+// New validates cfg; it does no I/O.
+func New(cfg Config, p *platform.Process) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, p: p}, nil
+}
+
+// Name implements service.Service.
+func (s *Service) Name() string { return "admin" }
+
+// Start opens the config store, makes sure the workspace exists and binds both ports.
+func (s *Service) Start(ctx context.Context) error {
+	store, err := configstore.Open(ctx, s.p.JS, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	view, err := store.Watch(context.WithoutCancel(ctx), s.p.Log)
+	if err != nil {
+		return err
+	}
+	if _, err := EnsureWorkspace(ctx, store, s.cfg.WorkspaceID); err != nil {
+		return err
+	}
+	var val validatorv1.ValidatorServiceClient
+	if s.cfg.ValidatorAddr != "" {
+		if s.conn, err = grpc.NewClient(s.cfg.ValidatorAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer)))); err != nil {
+			return fmt.Errorf("validator client: %w", err)
+		}
+		val = validatorv1.NewValidatorServiceClient(s.conn)
+	}
+	srv := NewServer(store, view, val, s.p.Log)
+	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(UnaryAuth(s.cfg.Token)),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
+	srv.Register(s.grpc)
+	h, err := RESTHandler(context.WithoutCancel(ctx), srv, s.cfg.Token)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if s.gln, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.GRPCAddr, err)
+	}
+	if s.hln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then finishes the calls in flight.
+func (s *Service) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.gln) }()
+	go func() { errc <- s.http.Serve(s.hln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	s.grpc.GracefulStop()
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

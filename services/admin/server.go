@@ -1,0 +1,340 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/s3dest/s3dest/pkg/configstore"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+)
+
+// Server implements AdminService over the config store. Writes go to the store (JetStream KV), which
+// every service watches; reads come from the store too, so a caller always sees its own writes.
+type Server struct {
+	store     *configstore.Store
+	view      *configstore.View
+	validator validatorv1.ValidatorServiceClient
+	log       *slog.Logger
+	now       func() time.Time
+	// mu serializes writes that check a rule across objects (one AWS S3 destination per source).
+	mu sync.Mutex
+	adminv1.UnimplementedAdminServiceServer
+}
+
+// NewServer returns the AdminService implementation. validator may be nil (ValidateDestination then
+// answers FailedPrecondition).
+func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, log *slog.Logger) *Server {
+	return &Server{store: store, view: view, validator: validator, log: log, now: time.Now}
+}
+
+// Register adds AdminService to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { adminv1.RegisterAdminServiceServer(g, s) }
+
+// EnsureWorkspace returns the workspace, creating it on first use with id (or a generated ID). The ID
+// never changes afterwards: it is the External ID in every customer's trust policy.
+func EnsureWorkspace(ctx context.Context, store *configstore.Store, id string) (*configv1.Workspace, error) {
+	ws, err := store.Workspace(ctx)
+	if err == nil {
+		return ws, nil
+	}
+	if !errors.Is(err, configstore.ErrNotFound) {
+		return nil, err
+	}
+	if id == "" {
+		id = newID(22)
+	}
+	return store.CreateWorkspace(ctx, &configv1.Workspace{Id: id, Name: "s3dest", CreatedAt: timestamppb.Now()})
+}
+
+var (
+	slugRE = regexp.MustCompile(`^[a-z0-9_-]{1,100}$`)
+	idRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+func invalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+func notFound(kind, id string) error {
+	return status.Errorf(codes.NotFound, "%s %q does not exist", kind, id)
+}
+
+func internal(err error) error {
+	return status.Error(codes.Internal, err.Error())
+}
+
+// GetWorkspace implements AdminService.
+func (s *Server) GetWorkspace(ctx context.Context, _ *adminv1.GetWorkspaceRequest) (*adminv1.GetWorkspaceResponse, error) {
+	ws, err := s.store.Workspace(ctx)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return nil, status.Error(codes.FailedPrecondition, "no workspace yet")
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &adminv1.GetWorkspaceResponse{Data: &adminv1.GetWorkspaceResponse_Data{Workspace: ws}}, nil
+}
+
+// CreateSource implements AdminService.
+func (s *Server) CreateSource(ctx context.Context, req *adminv1.CreateSourceRequest) (*adminv1.CreateSourceResponse, error) {
+	if !slugRE.MatchString(req.GetSlug()) {
+		return nil, invalid("slug: must be 1 to 100 lowercase letters, digits, hyphens or underscores, got %q", req.GetSlug())
+	}
+	name := req.GetName()
+	if name == "" {
+		name = req.GetSlug()
+	}
+	now := timestamppb.New(s.now())
+	src := &configv1.Source{
+		Id: newID(22), Name: name, Slug: req.GetSlug(), Enabled: req.Enabled == nil || req.GetEnabled(),
+		WriteKeys: []string{newID(32)}, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.store.PutSource(ctx, src); err != nil {
+		return nil, internal(err)
+	}
+	s.log.InfoContext(ctx, "source created", "source", src.GetId(), "slug", src.GetSlug())
+	return &adminv1.CreateSourceResponse{Data: &adminv1.CreateSourceResponse_Data{Source: src}}, nil
+}
+
+// ListSources implements AdminService.
+func (s *Server) ListSources(ctx context.Context, req *adminv1.ListSourcesRequest) (*adminv1.ListSourcesResponse, error) {
+	all, err := s.store.Sources(ctx)
+	if err != nil {
+		return nil, internal(err)
+	}
+	page, out, err := paginate(req.GetPagination(), all, (*configv1.Source).GetId)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ListSourcesResponse{Data: &adminv1.ListSourcesResponse_Data{Sources: page, Pagination: out}}, nil
+}
+
+// GetSource implements AdminService.
+func (s *Server) GetSource(ctx context.Context, req *adminv1.GetSourceRequest) (*adminv1.GetSourceResponse, error) {
+	src, err := s.source(ctx, req.GetSourceId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetSourceResponse{Data: &adminv1.GetSourceResponse_Data{Source: src}}, nil
+}
+
+func (s *Server) source(ctx context.Context, id string) (*configv1.Source, error) {
+	if !idRE.MatchString(id) {
+		return nil, invalid("sourceId: %q is not a source ID", id)
+	}
+	src, err := s.store.Source(ctx, id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return nil, notFound("source", id)
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	return src, nil
+}
+
+func (s *Server) destination(ctx context.Context, id string) (*configv1.Destination, error) {
+	if !idRE.MatchString(id) {
+		return nil, invalid("destinationId: %q is not a destination ID", id)
+	}
+	d, err := s.store.Destination(ctx, id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return nil, notFound("destination", id)
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	return d, nil
+}
+
+// metadataOf returns the catalog entry of a metadata ID.
+func metadataOf(id string) (*configv1.DestinationMetadata, bool) {
+	switch id {
+	case layout.AWSS3MetadataID:
+		return &configv1.DestinationMetadata{Id: id, Slug: layout.AWSS3Slug, Name: "AWS S3"}, true
+	case layout.AmazonS3MetadataID:
+		return &configv1.DestinationMetadata{Id: id, Slug: layout.AmazonS3Slug, Name: "Amazon S3"}, true
+	}
+	return nil, false
+}
+
+// CreateDestination implements AdminService.
+func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*adminv1.CreateDestinationResponse, error) {
+	md, ok := metadataOf(req.GetMetadataId())
+	if !ok {
+		return nil, invalid("metadataId: must be %s (AWS S3) or %s (Amazon S3), got %q", layout.AWSS3MetadataID, layout.AmazonS3MetadataID, req.GetMetadataId())
+	}
+	if req.GetSettings() == nil {
+		return nil, invalid("settings: region, s3Bucket and iamRoleArn are required")
+	}
+	if err := checkSettings(req.GetSettings(), md.GetId() == layout.AWSS3MetadataID); err != nil {
+		return nil, invalid("%v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.source(ctx, req.GetSourceId()); err != nil {
+		return nil, err
+	}
+	if md.GetId() == layout.AWSS3MetadataID {
+		all, err := s.store.Destinations(ctx)
+		if err != nil {
+			return nil, internal(err)
+		}
+		for _, d := range all {
+			if d.GetSourceId() == req.GetSourceId() && d.GetMetadata().GetId() == layout.AWSS3MetadataID {
+				return nil, invalid("Multiple instance of AWS S3 are not allowed for this source")
+			}
+		}
+	}
+	name := req.GetName()
+	if name == "" {
+		name = md.GetName()
+	}
+	now := timestamppb.New(s.now())
+	d := &configv1.Destination{
+		Id: newID(22), Name: name, Enabled: req.Enabled == nil || req.GetEnabled(), SourceId: req.GetSourceId(),
+		Metadata: md, Settings: req.GetSettings(), CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.store.PutDestination(ctx, d); err != nil {
+		return nil, internal(err)
+	}
+	s.log.InfoContext(ctx, "destination created", "destination", d.GetId(), "source", d.GetSourceId(), "kind", md.GetSlug())
+	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d}}, nil
+}
+
+// ListDestinations implements AdminService.
+func (s *Server) ListDestinations(ctx context.Context, req *adminv1.ListDestinationsRequest) (*adminv1.ListDestinationsResponse, error) {
+	all, err := s.store.Destinations(ctx)
+	if err != nil {
+		return nil, internal(err)
+	}
+	page, out, err := paginate(req.GetPagination(), all, (*configv1.Destination).GetId)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ListDestinationsResponse{Data: &adminv1.ListDestinationsResponse_Data{Destinations: page, Pagination: out}}, nil
+}
+
+// GetDestination implements AdminService.
+func (s *Server) GetDestination(ctx context.Context, req *adminv1.GetDestinationRequest) (*adminv1.GetDestinationResponse, error) {
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetDestinationResponse{Data: &adminv1.GetDestinationResponse_Data{Destination: d}}, nil
+}
+
+// UpdateDestination implements AdminService: it changes what the request sets and re-checks the result.
+func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (*adminv1.UpdateDestinationResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	d = proto.Clone(d).(*configv1.Destination)
+	if req.Name != nil {
+		if req.GetName() == "" {
+			return nil, invalid("name: must not be empty")
+		}
+		d.Name = req.GetName()
+	}
+	if req.Enabled != nil {
+		d.Enabled = req.GetEnabled()
+	}
+	if set := req.GetSettings(); set != nil {
+		if d.Settings == nil {
+			d.Settings = &configv1.DestinationSettings{}
+		}
+		if set.GetRegion() != "" {
+			d.Settings.Region = set.GetRegion()
+		}
+		if set.GetS3Bucket() != "" {
+			d.Settings.S3Bucket = set.GetS3Bucket()
+		}
+		if set.GetIamRoleArn() != "" {
+			d.Settings.IamRoleArn = set.GetIamRoleArn()
+		}
+		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID); err != nil {
+			return nil, invalid("%v", err)
+		}
+	}
+	d.UpdatedAt = timestamppb.New(s.now())
+	if err := s.store.PutDestination(ctx, d); err != nil {
+		return nil, internal(err)
+	}
+	s.log.InfoContext(ctx, "destination updated", "destination", d.GetId(), "enabled", d.GetEnabled())
+	return &adminv1.UpdateDestinationResponse{Data: &adminv1.UpdateDestinationResponse_Data{Destination: d}}, nil
+}
+
+// DeleteDestination implements AdminService.
+func (s *Server) DeleteDestination(ctx context.Context, req *adminv1.DeleteDestinationRequest) (*adminv1.DeleteDestinationResponse, error) {
+	if _, err := s.destination(ctx, req.GetDestinationId()); err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteDestination(ctx, req.GetDestinationId()); err != nil {
+		return nil, internal(err)
+	}
+	return &adminv1.DeleteDestinationResponse{Data: &adminv1.DeleteDestinationResponse_Data{Status: "SUCCESS"}}, nil
+}
+
+// ValidateDestination implements AdminService by asking the validator.
+func (s *Server) ValidateDestination(ctx context.Context, req *adminv1.ValidateDestinationRequest) (*adminv1.ValidateDestinationResponse, error) {
+	if s.validator == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no validator is configured (validator-addr)")
+	}
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.store.Workspace(ctx)
+	if err != nil {
+		return nil, internal(err)
+	}
+	out, err := s.validator.Validate(ctx, &validatorv1.ValidateRequest{DestinationId: d.GetId(), Settings: d.GetSettings(), WorkspaceId: ws.GetId()})
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ValidateDestinationResponse{Data: &adminv1.ValidateDestinationResponse_Data{Validation: out.GetResult()}}, nil
+}
+
+// paginate returns one page of items (sorted by id) after the cursor.
+func paginate[T any](in *adminv1.PaginationInput, items []T, id func(T) string) ([]T, *adminv1.PaginationOutput, error) {
+	count := int(in.GetCount())
+	switch {
+	case count == 0:
+		count = 10
+	case count < 1 || count > 200:
+		return nil, nil, invalid("pagination.count: must be between 1 and 200, got %d", in.GetCount())
+	}
+	sort.Slice(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
+	start := 0
+	if c := in.GetCursor(); c != "" {
+		after, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil {
+			return nil, nil, invalid("pagination.cursor: %q is not a cursor this API returned", c)
+		}
+		start = sort.Search(len(items), func(i int) bool { return id(items[i]) > string(after) })
+	}
+	end := min(start+count, len(items))
+	out := &adminv1.PaginationOutput{Current: in.GetCursor(), TotalEntries: int32(len(items))}
+	if end < len(items) {
+		out.Next = base64.RawURLEncoding.EncodeToString([]byte(id(items[end-1])))
+	}
+	return items[start:end], out, nil
+}
+

@@ -1,0 +1,60 @@
+// Command s3dest is the all-in-one binary: `s3dest dev` runs every service with embedded defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/services/allinone"
+)
+
+const usage = `usage: s3dest <command> [flags]
+
+commands:
+  dev    run every service in one process with embedded NATS, Redis, S3 and STS
+
+Run "s3dest <command> -h" for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "s3dest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "dev":
+		var cfg allinone.DevConfig
+		fs := flag.NewFlagSet("s3dest dev", flag.ContinueOnError)
+		if err := platform.Bind(fs, &cfg); err != nil {
+			return err
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		return allinone.Dev(ctx, cfg, os.Stdout)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

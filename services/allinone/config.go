@@ -1,0 +1,53 @@
+package allinone
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DevConfig configures `s3dest dev`. Every address accepts port 0 (a free port); the summary file
+// reports the real ones. An external NATS, Redis, S3 or STS replaces the embedded one when its URL is set.
+type DevConfig struct {
+	DataDir     string `flag:"data-dir" env:"S3DEST_DATA_DIR" default:".s3dest" help:"where all state lives; a restart keeps it"`
+	SummaryFile string `flag:"summary-file" env:"S3DEST_SUMMARY_FILE" help:"write a JSON summary of addresses and demo credentials here once ready"`
+	LogLevel    string `flag:"log-level" env:"S3DEST_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
+
+	WorkspaceID         string        `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
+	IntermediateRoleARN string        `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" default:"arn:aws:iam::000000000000:role/s3dest-intermediate" help:"our role that customer roles trust"`
+	FlushInterval       time.Duration `flag:"flush-interval" env:"S3DEST_FLUSH_INTERVAL" default:"1m" help:"seal a file when its oldest event is this old"`
+	MaxFileBytes        int64         `flag:"max-file-bytes" env:"S3DEST_MAX_FILE_BYTES" default:"99000000" help:"seal a file before its compressed size reaches this"`
+	DevAWSConfig        string        `flag:"dev-aws-config" env:"S3DEST_DEV_AWS_CONFIG" help:"JSON file of extra buckets and roles for the local S3 and STS"`
+	Region              string        `flag:"region" env:"S3DEST_AWS_REGION" default:"us-east-1" help:"region of the local S3 and STS"`
+	SyncAlways          bool          `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
+
+	TrackingAddr string `flag:"tracking-addr" env:"S3DEST_TRACKING_ADDR" default:"127.0.0.1:8080" help:"Tracking API address"`
+	AdminAddr    string `flag:"admin-addr" env:"S3DEST_ADMIN_ADDR" default:"127.0.0.1:8081" help:"admin REST API address"`
+	GRPCAddr     string `flag:"grpc-addr" env:"S3DEST_GRPC_ADDR" default:"127.0.0.1:7000" help:"gRPC address (AdminService, ValidatorService)"`
+	S3Addr       string `flag:"s3-addr" env:"S3DEST_S3_ADDR" default:"127.0.0.1:9100" help:"embedded S3 address"`
+	STSAddr      string `flag:"sts-addr" env:"S3DEST_STS_ADDR" default:"127.0.0.1:9101" help:"embedded STS address"`
+	NATSAddr     string `flag:"nats-addr" env:"S3DEST_NATS_ADDR" default:"127.0.0.1:4222" help:"embedded NATS address"`
+	RedisAddr    string `flag:"redis-addr" env:"S3DEST_REDIS_ADDR" default:"127.0.0.1:6390" help:"embedded Redis address"`
+	MetricsAddr  string `flag:"metrics-addr" env:"S3DEST_METRICS_ADDR" default:"127.0.0.1:9090" help:"address of /livez, /readyz and /metrics"`
+
+	NATSURL  string `flag:"nats-url" env:"S3DEST_NATS_URL" help:"use this NATS instead of the embedded one"`
+	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"use this Redis instead of the embedded one"`
+}
+
+// Validate checks the rules of each field.
+func (c DevConfig) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: must be set"))
+	}
+	if c.FlushInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("flush-interval: must be at least 100ms, got %s", c.FlushInterval))
+	}
+	for name, v := range map[string]string{"tracking-addr": c.TrackingAddr, "admin-addr": c.AdminAddr, "grpc-addr": c.GRPCAddr,
+		"s3-addr": c.S3Addr, "sts-addr": c.STSAddr, "nats-addr": c.NATSAddr, "redis-addr": c.RedisAddr, "metrics-addr": c.MetricsAddr} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: must be host:port (port 0 picks a free one)", name))
+		}
+	}
+	return errors.Join(errs...)
+}

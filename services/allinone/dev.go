@@ -1,0 +1,214 @@
+// Package allinone runs every s3dest service in one process: `s3dest dev`. The services are the same
+// constructors the separate binaries use and still talk only through JetStream, so a laptop behaves
+// like a cluster. Around them it runs embedded infrastructure: NATS JetStream, a Redis-compatible
+// server, and a local S3 and STS that enforce IAM policies (package localaws).
+package allinone
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/service"
+	"github.com/s3dest/s3dest/services/admin"
+)
+
+// Summary is what --summary-file receives once everything is ready (DESIGN.md §2).
+type Summary struct {
+	TrackingURL         string `json:"trackingUrl"`
+	AdminURL            string `json:"adminUrl"`
+	AdminToken          string `json:"adminToken"`
+	GRPCAddr            string `json:"grpcAddr"`
+	S3Endpoint          string `json:"s3Endpoint"`
+	S3AccessKey         string `json:"s3AccessKey"`
+	S3SecretKey         string `json:"s3SecretKey"`
+	STSEndpoint         string `json:"stsEndpoint"`
+	WorkspaceID         string `json:"workspaceId"`
+	IntermediateRoleARN string `json:"intermediateRoleArn"`
+	SourceID            string `json:"sourceId"`
+	WriteKey            string `json:"writeKey"`
+	Region              string `json:"region"`
+	Bucket              string `json:"bucket"`
+	RoleARN             string `json:"roleArn"`
+	DestinationID       string `json:"destinationId"`
+	MetricsURL          string `json:"metricsUrl"`
+}
+
+// Dev runs `s3dest dev` until ctx ends. out receives the human-readable greeting.
+func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	log := platform.NewLogger(os.Stderr, "", cfg.LogLevel)
+	sec, err := loadSecrets(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	tel, err := platform.NewTelemetry(ctx, "s3dest")
+	if err != nil {
+		return err
+	}
+	defer shutdown(tel)
+
+	// Infrastructure first; it stops last.
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		ns, err := platform.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "nats"), cfg.SyncAlways)
+		if err != nil {
+			return err
+		}
+		defer ns.Stop()
+		natsURL = ns.URL()
+	}
+	nc, err := platform.ConnectNATS(natsURL, "s3dest-dev", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr(cfg.RedisAddr); err != nil {
+			return fmt.Errorf("embedded redis on %s: %w", cfg.RedisAddr, err)
+		}
+		defer mr.Close()
+		redisURL = "redis://" + mr.Addr()
+	}
+
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		return err
+	}
+	ws, err := admin.EnsureWorkspace(ctx, store, cfg.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	if cfg.WorkspaceID != "" && ws.GetId() != cfg.WorkspaceID {
+		return fmt.Errorf("workspace-id: this data directory already belongs to workspace %s; use another --data-dir", ws.GetId())
+	}
+
+	aws, err := startLocalAWS(cfg, sec, ws.GetId(), log)
+	if err != nil {
+		return err
+	}
+	defer aws.stop()
+
+	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
+	awsCfg := awsclient.Config{
+		Region: cfg.Region, STSEndpoint: aws.sts.URL(), S3Endpoint: aws.s3.URL(), PathStyle: true,
+		AccessKeyID: sec.ServiceAccessKey, SecretAccessKey: sec.ServiceSecretKey,
+		IntermediateRoleARN: cfg.IntermediateRoleARN,
+	}
+	plan, err := newPipeline(ctx, cfg, sec, p, store, awsCfg, natsURL, redisURL)
+	if err != nil {
+		return err
+	}
+	demo, err := bootstrap(ctx, plan.admin, cfg.Region)
+	if err != nil {
+		return fmt.Errorf("bootstrap demo: %w", err)
+	}
+
+	group := service.NewGroup(log, plan.services...)
+	ops, err := platform.ListenOps(cfg.MetricsAddr, group.Ready, tel.Registry)
+	if err != nil {
+		return err
+	}
+	octx, ostop := context.WithCancel(context.Background())
+	defer ostop()
+	go ops.Serve(octx, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- group.Run(ctx) }()
+	if err := waitReady(ctx, group, errc); err != nil {
+		return err
+	}
+	summary := Summary{
+		TrackingURL: "http://" + plan.ingest.Addr(), AdminURL: plan.rest.URL(), AdminToken: sec.AdminToken,
+		GRPCAddr: plan.grpc.ln.Addr().String(), S3Endpoint: aws.s3.URL(), S3AccessKey: sec.RootAccessKey,
+		S3SecretKey: sec.RootSecretKey, STSEndpoint: aws.sts.URL(), WorkspaceID: ws.GetId(),
+		IntermediateRoleARN: cfg.IntermediateRoleARN, SourceID: demo.sourceID, WriteKey: demo.writeKey,
+		Region: cfg.Region, Bucket: demoBucket, RoleARN: demoRoleARN, DestinationID: demo.destinationID,
+		MetricsURL: "http://" + ops.Addr() + "/metrics",
+	}
+	if cfg.SummaryFile != "" {
+		if err := writeSummary(cfg.SummaryFile, summary); err != nil {
+			return err
+		}
+	}
+	greet(out, summary, cfg.FlushInterval)
+	return <-errc
+}
+
+// waitReady returns once every service has started, or with the error that stopped the group.
+func waitReady(ctx context.Context, g *service.Group, errc chan error) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !g.Ready() {
+		select {
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("stopped before it was ready")
+			}
+			return err
+		case <-ctx.Done():
+			return <-errc
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func writeSummary(path string, s Summary) error {
+	data, _ := json.MarshalIndent(s, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("summary file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func greet(out io.Writer, s Summary, flush time.Duration) {
+	day := time.Now().UTC().Truncate(24 * time.Hour).UnixMilli()
+	fmt.Fprintf(out, `
+s3dest dev is ready.
+
+Send an event:
+  curl -u '%s:' -H 'Content-Type: application/json' \
+    -d '{"userId":"user-1","event":"Hello s3dest","properties":{"plan":"pro"}}' \
+    %s/v1/track
+
+Within %s it lands in the demo bucket at
+  s3://%s/segment-logs/%s/%d/<file>.gz
+written with the role %s assumed with External ID %s.
+
+Look into the local S3 (any S3 client, path-style):
+  endpoint %s  access key %s  secret key %s
+
+Admin API: %s  (Authorization: Bearer %s)   gRPC: %s
+`, s.WriteKey, s.TrackingURL, flush, s.Bucket, s.SourceID, day, s.RoleARN, s.WorkspaceID,
+		s.S3Endpoint, s.S3AccessKey, s.S3SecretKey, s.AdminURL, s.AdminToken, s.GRPCAddr)
+}
+
+func shutdown(tel *platform.Telemetry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tel.Shutdown(ctx)
+}

@@ -1,0 +1,140 @@
+package allinone
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/service"
+	"github.com/s3dest/s3dest/services/admin"
+	"github.com/s3dest/s3dest/services/batcher"
+	"github.com/s3dest/s3dest/services/copier"
+	"github.com/s3dest/s3dest/services/ingest"
+	"github.com/s3dest/s3dest/services/stager"
+	"github.com/s3dest/s3dest/services/validator"
+)
+
+// pipeline is every service of s3dest, built by the same constructors as the separate binaries.
+type pipeline struct {
+	// services in pipeline order: Group starts them in this order and stops them in this order too, so
+	// ingest stops accepting before the batcher seals its last files, which the stager and copier then
+	// still see on the next start.
+	services []service.Service
+
+	ingest *ingest.Ingest
+	admin  *admin.Server
+	grpc   *grpcServer
+	rest   *httpServer
+}
+
+// newPipeline builds every service for one process. awsCfg says where S3 and STS are and who we are.
+func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Process, store *configstore.Store, awsCfg awsclient.Config, natsURL, redisURL string) (*pipeline, error) {
+	// Each service config starts from its defaults and S3DEST_* environment, as the service's own binary
+	// would see them without flags: defaults live in one place, the config structs.
+	var bindErr error
+	defaults := func(cfg any) {
+		if err := platform.Bind(flag.NewFlagSet("defaults", flag.ContinueOnError), cfg); err != nil && bindErr == nil {
+			bindErr = err
+		}
+	}
+	var (
+		ic ingest.Config
+		bc batcher.Config
+		sc stager.Config
+		cc copier.Config
+		vc validator.Config
+	)
+	for _, c := range []any{&ic, &bc, &sc, &cc, &vc} {
+		defaults(c)
+	}
+	if bindErr != nil {
+		return nil, bindErr
+	}
+	common := platform.Common{NATSURL: natsURL, LogLevel: cfg.LogLevel, Replicas: 1}
+	with := func(name string) *platform.Process {
+		return &platform.Process{Log: p.Log.With("service", name), Telemetry: p.Telemetry, NATS: p.NATS, JS: p.JS}
+	}
+
+	ic.Common, ic.HTTPAddr = common, cfg.TrackingAddr
+	in, err := ingest.New(ic, with("ingest"))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+
+	bc.Common, bc.RedisURL, bc.FlushInterval, bc.MaxFileBytes = common, redisURL, cfg.FlushInterval, cfg.MaxFileBytes
+	bt, err := batcher.New(bc, with("batcher"))
+	if err != nil {
+		return nil, fmt.Errorf("batcher: %w", err)
+	}
+
+	sc.Common, sc.Config, sc.Bucket = common, awsCfg, stagingBucket
+	st, err := stager.New(sc, with("stager"))
+	if err != nil {
+		return nil, fmt.Errorf("stager: %w", err)
+	}
+
+	cc.Common, cc.Config, cc.RedisURL, cc.StagingBucket, cc.CredentialsKey = common, awsCfg, redisURL, stagingBucket, sec.CredentialsKey
+	cp, err := copier.New(cc, with("copier"))
+	if err != nil {
+		return nil, fmt.Errorf("copier: %w", err)
+	}
+
+	// The control plane: AdminService and ValidatorService share one gRPC server; REST is the gateway.
+	clients, err := awsclient.New(ctx, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	val := validator.NewValidator(clients, with("validator").Log, vc.Timeout)
+	view, err := store.Watch(context.WithoutCancel(ctx), with("admin").Log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("grpc: listen %s: %w", cfg.GRPCAddr, err)
+	}
+	gs := grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(p.Telemetry.Tracer))),
+		grpc.UnaryInterceptor(admin.UnaryAuth(sec.AdminToken)),
+	)
+	conn, err := grpc.NewClient(ln.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(sec.AdminToken)))
+	if err != nil {
+		return nil, err
+	}
+	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), with("admin").Log)
+	adm.Register(gs)
+	val.Register(gs)
+	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)
+	if err != nil {
+		return nil, err
+	}
+	rest, err := listenHTTP("admin-rest", cfg.AdminAddr, restHandler)
+	if err != nil {
+		return nil, err
+	}
+	grpcSrv := &grpcServer{ln: ln, srv: gs}
+	return &pipeline{
+		services: []service.Service{in, bt, st, cp, rest, grpcSrv},
+		ingest:   in, admin: adm, grpc: grpcSrv, rest: rest,
+	}, nil
+}
+
+// bearer sends the admin token with every call of the in-process clients.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
