@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -33,7 +34,9 @@ func MinIO(t testing.TB) *MinIOServer {
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", console), t.TempDir())
 	cmd.Env = append(cmd.Environ(),
 		"MINIO_ROOT_USER="+m.RootUser, "MINIO_ROOT_PASSWORD="+m.RootPassword,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
+		// A built-in KMS key, so MinIO accepts SSE-S3 (x-amz-server-side-encryption: AES256) like AWS.
+		"MINIO_KMS_SECRET_KEY=s3dest-test-key:"+base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	start(t, cmd, "minio")
 	waitFor(t, 60*time.Second, "minio to be ready", func() bool {
 		resp, err := http.Get(m.URL + "/minio/health/ready")

@@ -1,0 +1,179 @@
+package allinone
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/service"
+	"github.com/s3dest/s3dest/pkg/testenv"
+	"github.com/s3dest/s3dest/services/admin"
+)
+
+// aclRecorder is a reverse proxy in front of MinIO that remembers the x-amz-acl header of every write:
+// MinIO ignores ACLs, so this is how the test sees that the copier sends bucket-owner-full-control.
+type aclRecorder struct {
+	mu   sync.Mutex
+	acls map[string]string // path → x-amz-acl of the write that created it
+}
+
+func (a *aclRecorder) handler(target string) http.Handler {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	director := rp.Director
+	rp.Director = func(r *http.Request) {
+		host := r.Host // SigV4 signed the proxy's host: keep it
+		director(r)
+		r.Host = host
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut || (r.Method == http.MethodPost && r.URL.Query().Has("uploads")) {
+			a.mu.Lock()
+			a.acls[r.URL.Path] = r.Header.Get("X-Amz-Acl")
+			a.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+func policyOf(t *testing.T, doc string) localaws.Policy {
+	t.Helper()
+	p, err := localaws.ParsePolicy([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns, nc, js := testenv.NATS(t)
+	redisURL, _ := testenv.Redis(t)
+	g := testenv.StartGate(t)
+	g.CreateBucket(t, "cust")
+	rec := &aclRecorder{acls: map[string]string{}}
+	proxy := httptest.NewServer(rec.handler(g.MinIO.URL))
+	t.Cleanup(proxy.Close)
+
+	const intermediate = "arn:aws:iam::000000000000:role/s3dest-intermediate"
+	const customer = "arn:aws:iam::111111111111:role/acme-s3dest"
+	g.Dir.PutRole(localaws.Role{ARN: intermediate,
+		TrustPolicy:        policyOf(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole"}]}`, g.PrincipalARN)),
+		PermissionPolicies: []localaws.Policy{policyOf(t, `{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}})
+
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := admin.EnsureWorkspace(ctx, store, "ws-minio-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Dir.PutRole(localaws.Role{ARN: customer,
+		TrustPolicy:        policyOf(t, trustPolicy(intermediate, ws.GetId())),
+		PermissionPolicies: []localaws.Policy{policyOf(t, strings.ReplaceAll(permissionPolicy("cust"), "cust/segment-logs/*", "cust/acme/logs/segment-logs/*"))}})
+
+	tel, err := platform.NewTelemetry(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
+	key := make([]byte, 32)
+	sec := secrets{AdminToken: "test-admin-token-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
+	awsCfg := awsclient.Config{Region: "us-east-1", STSEndpoint: g.URL, S3Endpoint: proxy.URL, PathStyle: true,
+		AccessKeyID: g.MinIO.RootUser, SecretAccessKey: g.MinIO.RootPassword, IntermediateRoleARN: intermediate}
+	plan, err := newPipeline(ctx, devConfig(t, t.TempDir()), sec, p, store, awsCfg, ns.URL(), redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := plan.admin.CreateSource(ctx, &adminv1.CreateSourceRequest{Slug: "acme-web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plan.admin.CreateDestination(ctx, &adminv1.CreateDestinationRequest{
+		SourceId: src.GetData().GetSource().GetId(), MetadataId: layout.AWSS3MetadataID,
+		Settings: &configv1.DestinationSettings{Region: "us-east-1", S3Bucket: "cust/acme/logs", IamRoleArn: customer},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	group := service.NewGroup(log, plan.services...)
+	done := make(chan error, 1)
+	go func() { done <- group.Run(ctx) }()
+	eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
+
+	sum := Summary{TrackingURL: "http://" + plan.ingest.Addr(), WriteKey: src.GetData().GetSource().GetWriteKeys()[0]}
+	batch := `{"batch":[
+		{"type":"track","userId":"u1","event":"Signed Up","messageId":"m-1"},
+		{"type":"identify","userId":"u1","traits":{"plan":"pro"},"messageId":"m-2"},
+		{"type":"page","anonymousId":"a1","name":"Home","messageId":"m-3"}]}`
+	req, _ := http.NewRequest(http.MethodPost, sum.TrackingURL+"/v1/batch", strings.NewReader(batch))
+	req.SetBasicAuth(sum.WriteKey, "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/batch = %d", resp.StatusCode)
+	}
+
+	cli := g.RootS3()
+	keys := waitForObjects(t, cli, "cust", "", 1)
+	if len(keys) != 1 {
+		t.Fatalf("bucket holds %v, want one file", keys)
+	}
+	m := keyRE.FindStringSubmatch(keys[0])
+	if m == nil || m[1] != "acme/logs/" || m[2] != src.GetData().GetSource().GetId() {
+		t.Fatalf("key %q is not acme/logs/segment-logs/{sourceId}/{day}/{file}.gz", keys[0])
+	}
+	ids := map[string]bool{}
+	for _, line := range readLines(t, cli, "cust", keys[0]) {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		ids[ev["messageId"].(string)] = true
+	}
+	if len(ids) != 3 || !ids["m-1"] || !ids["m-2"] || !ids["m-3"] {
+		t.Fatalf("delivered messageIds %v, want m-1, m-2, m-3 once each", ids)
+	}
+	rec.mu.Lock()
+	acl := rec.acls["/cust/"+keys[0]]
+	rec.mu.Unlock()
+	if acl != "bucket-owner-full-control" {
+		t.Fatalf("the copier wrote %s with x-amz-acl %q, want bucket-owner-full-control", keys[0], acl)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("pipeline did not stop cleanly: %v", err)
+	}
+}
+
+// testWriter sends log lines to the test log, shown when the test fails.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
