@@ -6,7 +6,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOBIN := $(shell go env GOPATH)/bin
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test deps check generate lint vet check-generated build-isolated bench bench-quick smoke clean
+.PHONY: build test deps check generate lint vet check-generated build-isolated tidy smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -44,6 +44,10 @@ vet:
 ## build-isolated: every module builds on its own (GOWORK=off), as a user vendoring one service would
 build-isolated:
 	@for m in pkg $(addprefix services/,$(SERVICES) allinone); do echo "GOWORK=off go build ./... in $$m"; (cd $$m && GOWORK=off go build ./...) || exit 1; done
+
+## tidy: go mod tidy in every module, as each builds on its own (GOWORK=off)
+tidy:
+	@for m in pkg $(addprefix services/,$(SERVICES) allinone); do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 
 smoke:
 	../shared/tools/smoke

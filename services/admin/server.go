@@ -337,4 +337,3 @@ func paginate[T any](in *adminv1.PaginationInput, items []T, id func(T) string) 
 	}
 	return items[start:end], out, nil
 }
-
