@@ -21,6 +21,8 @@ import (
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config says where AWS is and who we are.
@@ -65,10 +67,16 @@ type Clients struct {
 	base aws.CredentialsProvider
 	// sts is the client of our principal.
 	sts *sts.Client
+	// tp traces every AWS call.
+	tp trace.TracerProvider
 }
 
-// New resolves our principal's credentials (without calling AWS).
-func New(ctx context.Context, c Config) (*Clients, error) {
+// New resolves our principal's credentials (without calling AWS). Every AWS call is traced with tp
+// (nil uses the global provider).
+func New(ctx context.Context, c Config, tp trace.TracerProvider) (*Clients, error) {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
 	httpc := awshttp.NewBuildableClient().WithTimeout(60 * time.Second)
 	var base aws.CredentialsProvider
 	if c.AccessKeyID != "" {
@@ -80,7 +88,7 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		}
 		base = ac.Credentials
 	}
-	cl := &Clients{cfg: c, http: httpc, base: aws.NewCredentialsCache(base)}
+	cl := &Clients{cfg: c, http: httpc, base: aws.NewCredentialsCache(base), tp: tp}
 	cl.sts = cl.STS(cl.base)
 	return cl, nil
 }
@@ -94,7 +102,7 @@ func (cl *Clients) STS(creds aws.CredentialsProvider) *sts.Client {
 	if cl.cfg.STSEndpoint != "" {
 		o.BaseEndpoint = aws.String(cl.cfg.STSEndpoint)
 	}
-	otelaws.AppendMiddlewares(&o.APIOptions)
+	otelaws.AppendMiddlewares(&o.APIOptions, otelaws.WithTracerProvider(cl.tp))
 	return sts.New(o)
 }
 
@@ -115,7 +123,7 @@ func (cl *Clients) S3(creds aws.CredentialsProvider, region string) *s3.Client {
 	if cl.cfg.S3Endpoint != "" {
 		o.BaseEndpoint = aws.String(cl.cfg.S3Endpoint)
 	}
-	otelaws.AppendMiddlewares(&o.APIOptions)
+	otelaws.AppendMiddlewares(&o.APIOptions, otelaws.WithTracerProvider(cl.tp))
 	return s3.New(o)
 }
 

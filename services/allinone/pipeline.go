@@ -89,7 +89,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	}
 
 	// The control plane: AdminService and ValidatorService share one gRPC server; REST is the gateway.
-	clients, err := awsclient.New(ctx, awsCfg)
+	clients, err := awsclient.New(ctx, awsCfg, p.Telemetry.Tracer)
 	if err != nil {
 		return nil, err
 	}

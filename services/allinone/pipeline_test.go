@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
@@ -95,6 +98,8 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spans := tracetest.NewSpanRecorder()
+	tel.Tracer = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	key := make([]byte, 32)
@@ -164,10 +169,41 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 		t.Fatalf("the copier wrote %s with x-amz-acl %q, want bucket-owner-full-control", keys[0], acl)
 	}
 
+	// One trace follows the request: HTTP → events.<src> → seal → stage → copy → the S3 calls.
+	eventually(t, 10*time.Second, "the copy spans to end", func() bool { return len(spansNamed(spans, "copier.copy")) > 0 })
+	httpSpans := spansNamed(spans, "tracking /v1/batch")
+	if len(httpSpans) != 1 {
+		var names []string
+		for _, sp := range spans.Ended() {
+			names = append(names, sp.Name())
+		}
+		t.Fatalf("got %d tracking spans, want 1; spans: %v", len(httpSpans), names)
+	}
+	traceID := httpSpans[0].SpanContext().TraceID()
+	for _, name := range []string{"batcher.seal", "stager.stage", "copier.copy", "S3.PutObject", "STS.AssumeRole"} {
+		found := false
+		for _, sp := range spansNamed(spans, name) {
+			found = found || sp.SpanContext().TraceID() == traceID
+		}
+		if !found {
+			t.Errorf("no %s span in the request's trace %s", name, traceID)
+		}
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("pipeline did not stop cleanly: %v", err)
 	}
+}
+
+func spansNamed(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, sp := range rec.Ended() {
+		if sp.Name() == name {
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // testWriter sends log lines to the test log, shown when the test fails.
@@ -176,4 +212,22 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// lockedBuffer collects a process's output safely.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

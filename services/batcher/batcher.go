@@ -207,6 +207,9 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 	}
 	f.last = seq
 	f.replies = append(f.replies, m.Reply())
+	if sc := trace.SpanContextFromContext(bus.ContextFrom(ctx, m.Headers())); sc.IsValid() && len(f.traces) < maxTraceLinks {
+		f.traces = append(f.traces, sc)
+	}
 	b.held++
 	if b.held >= b.cfg.MaxOpenMessages {
 		b.sealAll(ctx, "held messages")
@@ -218,7 +221,14 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
 	delete(b.open, f.part)
 	b.held -= len(f.replies)
-	ctx, span := b.tracer.Start(ctx, "batcher.seal")
+	var links []trace.Link
+	if len(f.traces) > 0 {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, f.traces[0])
+		for _, sc := range f.traces[1:] {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := b.tracer.Start(ctx, "batcher.seal", trace.WithLinks(links...))
 	defer span.End()
 	if err := f.close(); err != nil {
 		b.release(f, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // partition is what a file holds: one source's events of one UTC received day.
@@ -43,7 +44,13 @@ type file struct {
 	first, last uint64
 	// replies are the ack subjects of the EVENTS messages in the file, acknowledged once it is sealed.
 	replies []string
+	// traces are the trace contexts of the first requests in the file: the seal continues the first
+	// one's trace and links the others, so a request's trace leads to the file that holds it.
+	traces []trace.SpanContext
 }
+
+// maxTraceLinks bounds the links a seal span carries.
+const maxTraceLinks = 32
 
 type countingWriter struct {
 	w io.Writer

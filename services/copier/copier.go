@@ -48,6 +48,7 @@ type Copier struct {
 	log    *slog.Logger
 	js     jetstream.JetStream
 	tracer trace.Tracer
+	tp     trace.TracerProvider
 	now    func() time.Time
 
 	clients  *awsclient.Clients
@@ -64,7 +65,7 @@ func New(cfg Config, p *platform.Process) (*Copier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Copier{cfg: cfg, log: p.Log, js: p.JS, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
+	return &Copier{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
 }
 
 // Name implements service.Service.
@@ -73,7 +74,7 @@ func (c *Copier) Name() string { return "copier" }
 // Start connects to Redis and AWS, loads the destinations and ensures the consumer.
 func (c *Copier) Start(ctx context.Context) error {
 	var err error
-	if c.clients, err = awsclient.New(ctx, c.cfg.Config); err != nil {
+	if c.clients, err = awsclient.New(ctx, c.cfg.Config, c.tp); err != nil {
 		return err
 	}
 	c.staging = c.clients.S3(c.clients.Base(), "")

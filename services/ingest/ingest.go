@@ -89,7 +89,8 @@ func (s *Ingest) Start(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.srv = &http.Server{
-		Handler:           otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer)),
+		Handler: otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer),
+			otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.URL.Path })),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 	}

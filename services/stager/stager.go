@@ -35,6 +35,7 @@ type Stager struct {
 	log    *slog.Logger
 	js     jetstream.JetStream
 	tracer trace.Tracer
+	tp     trace.TracerProvider
 
 	s3       *s3.Client
 	obs      jetstream.ObjectStore
@@ -46,7 +47,7 @@ func New(cfg Config, p *platform.Process) (*Stager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Stager{cfg: cfg, log: p.Log, js: p.JS, tracer: p.Telemetry.Tracer.Tracer("s3dest/stager")}, nil
+	return &Stager{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/stager")}, nil
 }
 
 // Name implements service.Service.
@@ -59,7 +60,7 @@ func Key(b *batchv1.Batch) string {
 
 // Start checks the staging bucket (creating it if missing) and ensures the consumer.
 func (s *Stager) Start(ctx context.Context) error {
-	clients, err := awsclient.New(ctx, s.cfg.Config)
+	clients, err := awsclient.New(ctx, s.cfg.Config, s.tp)
 	if err != nil {
 		return err
 	}

@@ -237,7 +237,7 @@ func (s *Service) Name() string { return "validator" }
 
 // Start binds the gRPC port.
 func (s *Service) Start(ctx context.Context) error {
-	clients, err := awsclient.New(ctx, s.cfg.Config)
+	clients, err := awsclient.New(ctx, s.cfg.Config, s.p.Telemetry.Tracer)
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func newLocalStack(t *testing.T) *localStack {
 func (ls *localStack) validator(t *testing.T, stsURL string, timeout time.Duration) *Validator {
 	t.Helper()
 	clients, err := awsclient.New(context.Background(), awsclient.Config{Region: "us-east-1", STSEndpoint: stsURL, S3Endpoint: ls.s3URL,
-		AccessKeyID: userKey, SecretAccessKey: userSecret, IntermediateRoleARN: intermediate, PathStyle: true})
+		AccessKeyID: userKey, SecretAccessKey: userSecret, IntermediateRoleARN: intermediate, PathStyle: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
