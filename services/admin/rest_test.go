@@ -1,0 +1,190 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/testenv"
+)
+
+const token = "test-admin-token-0123456789"
+
+type api struct {
+	t   *testing.T
+	url string
+}
+
+func newAPI(t *testing.T) *api {
+	t.Helper()
+	_, _, js := testenv.NATS(t)
+	ctx := context.Background()
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureWorkspace(ctx, store, "ws-admin-test"); err != nil {
+		t.Fatal(err)
+	}
+	view, err := store.Watch(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := RESTHandler(ctx, NewServer(store, view, nil, slog.New(slog.DiscardHandler)), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &api{t: t, url: srv.URL}
+}
+
+// call sends a request the way the reference's curl commands do and decodes the JSON answer.
+func (a *api) call(method, path, body, auth string) (int, map[string]any) {
+	a.t.Helper()
+	req, _ := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		a.t.Fatalf("%s %s answered non-JSON %d: %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func (a *api) ok(method, path, body string) map[string]any {
+	a.t.Helper()
+	code, out := a.call(method, path, body, "Bearer "+token)
+	if code != 200 {
+		a.t.Fatalf("%s %s = %d %v", method, path, code, out)
+	}
+	return out["data"].(map[string]any)
+}
+
+func errorOf(t *testing.T, out map[string]any) (string, string) {
+	t.Helper()
+	errs, ok := out["errors"].([]any)
+	if !ok || len(errs) != 1 {
+		t.Fatalf("want {\"errors\":[{type,message}]}, got %v", out)
+	}
+	e := errs[0].(map[string]any)
+	return e["type"].(string), e["message"].(string)
+}
+
+func TestTheReferencesPublicAPICallsWorkAsWritten(t *testing.T) {
+	a := newAPI(t)
+	src := a.ok("POST", "/sources", `{"slug":"web","name":"Web"}`)["source"].(map[string]any)
+	sourceID := src["id"].(string)
+	if keys := src["writeKeys"].([]any); len(keys) != 1 || src["enabled"] != true || src["slug"] != "web" {
+		t.Fatalf("source = %v", src)
+	}
+
+	// The reference's create body, with the legacy destination beside it as during a migration.
+	legacy := a.ok("POST", "/destinations", `{"sourceId":"`+sourceID+`","metadataId":"54f418c3db31d978f14aa925","name":"Amazon S3",
+		"settings":{"region":"us-west-2","s3Bucket":"my-bucket"}}`)["destination"].(map[string]any)
+	dest := a.ok("POST", "/destinations", `{
+	 "sourceId": "`+sourceID+`",
+	 "metadataId": "60be92c8dabdd561bf6c9130",
+	 "name": "AWS S3",
+	 "settings": {
+	  "region": "us-west-2",
+	  "s3Bucket": "my-bucket/segment-logs/test",
+	  "iamRoleArn": "arn:aws:iam::123456789012:role/segment"
+	 }}`)["destination"].(map[string]any)
+	if dest["enabled"] != true || dest["sourceId"] != sourceID || dest["metadata"].(map[string]any)["slug"] != "aws-s3" {
+		t.Fatalf("destination = %v", dest)
+	}
+	if s := dest["settings"].(map[string]any); s["s3Bucket"] != "my-bucket/segment-logs/test" || s["iamRoleArn"] != "arn:aws:iam::123456789012:role/segment" {
+		t.Fatalf("settings = %v", s)
+	}
+
+	page := a.ok("GET", "/destinations?pagination.count=1", "")
+	if got := page["destinations"].([]any); len(got) != 1 {
+		t.Fatalf("pagination.count=1 gave %d destinations", len(got))
+	}
+	next := page["pagination"].(map[string]any)["next"].(string)
+	page2 := a.ok("GET", "/destinations?pagination.count=1&pagination.cursor="+next, "")
+	first, second := page["destinations"].([]any)[0].(map[string]any)["id"], page2["destinations"].([]any)[0].(map[string]any)["id"]
+	if first == second || page2["pagination"].(map[string]any)["next"] != "" {
+		t.Fatalf("pages overlap or do not end: %v then %v", first, second)
+	}
+
+	// The reference's PATCH, disabling the legacy destination.
+	off := a.ok("PATCH", "/destinations/"+legacy["id"].(string), `{"destinationId":"`+legacy["id"].(string)+`","enabled":false}`)["destination"].(map[string]any)
+	if off["enabled"] != false {
+		t.Fatalf("PATCH enabled:false left %v", off["enabled"])
+	}
+	if got := a.ok("GET", "/destinations/"+legacy["id"].(string), "")["destination"].(map[string]any); got["enabled"] != false {
+		t.Fatalf("GET after PATCH: enabled = %v", got["enabled"])
+	}
+	if st := a.ok("DELETE", "/destinations/"+legacy["id"].(string), "")["status"]; st != "SUCCESS" {
+		t.Fatalf("DELETE status = %v", st)
+	}
+	if code, out := a.call("GET", "/destinations/"+legacy["id"].(string), "", "Bearer "+token); code != 404 {
+		t.Fatalf("GET deleted = %d %v", code, out)
+	}
+}
+
+func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
+	a := newAPI(t)
+	sourceID := a.ok("POST", "/sources", `{"slug":"app"}`)["source"].(map[string]any)["id"].(string)
+	body := func(region, bucket, role string) string {
+		return `{"sourceId":"` + sourceID + `","metadataId":"60be92c8dabdd561bf6c9130","settings":{"region":"` + region + `","s3Bucket":"` + bucket + `","iamRoleArn":"` + role + `"}}`
+	}
+	const role = "arn:aws:iam::123456789012:role/r"
+	cases := []struct{ name, body, want string }{
+		{"bucket as s3 URI", body("us-east-1", "s3://my-bucket", role), "settings.s3Bucket: enter the bucket's name, not its URI"},
+		{"bucket as ARN", body("us-east-1", "arn:aws:s3:::my-bucket", role), "settings.s3Bucket: enter the bucket's name, not its URI"},
+		{"bucket as URL", body("us-east-1", "https://my-bucket.s3.amazonaws.com", role), "settings.s3Bucket: enter the bucket's name, not its URI"},
+		{"bucket with capitals", body("us-east-1", "My_Bucket", role), "settings.s3Bucket"},
+		{"bucket like an IP", body("us-east-1", "192.168.1.1", role), "settings.s3Bucket"},
+		{"malformed role ARN", body("us-east-1", "b1b", "arn:aws:iam::1234:role/r"), "settings.iamRoleArn"},
+		{"user ARN instead of a role", body("us-east-1", "b1b", "arn:aws:iam::123456789012:user/u"), "settings.iamRoleArn"},
+		{"unknown region", body("us-middle-1", "b1b", role), "settings.region"},
+		{"unknown metadata ID", `{"sourceId":"` + sourceID + `","metadataId":"x","settings":{}}`, "metadataId"},
+		{"unknown field", `{"sourceId":"` + sourceID + `","bogus":1}`, "bogus"},
+		{"unknown source", `{"sourceId":"nope","metadataId":"60be92c8dabdd561bf6c9130","settings":{"region":"us-east-1","s3Bucket":"b1b","iamRoleArn":"` + role + `"}}`, "source"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := a.call("POST", "/destinations", c.body, "Bearer "+token)
+			typ, msg := errorOf(t, out)
+			if code != 400 && code != 404 || !strings.Contains(msg, c.want) || typ == "" {
+				t.Fatalf("got %d %s %q, want 400 naming %q", code, typ, msg, c.want)
+			}
+		})
+	}
+	// One AWS S3 destination per source.
+	a.ok("POST", "/destinations", body("us-east-1", "b1b", role))
+	code, out := a.call("POST", "/destinations", body("us-east-1", "b2b", role), "Bearer "+token)
+	if _, msg := errorOf(t, out); code != 400 || msg != "Multiple instance of AWS S3 are not allowed for this source" {
+		t.Fatalf("second AWS S3 destination: %d %q", code, msg)
+	}
+}
+
+func TestAdminCallsNeedTheBearerToken(t *testing.T) {
+	a := newAPI(t)
+	if code, out := a.call("GET", "/destinations", "", ""); code != 401 {
+		t.Fatalf("no token: %d %v", code, out)
+	}
+	if code, out := a.call("GET", "/destinations", "", "Bearer wrong-token"); code != 403 {
+		t.Fatalf("wrong token: %d %v", code, out)
+	}
+	if typ, _ := errorOf(t, func() map[string]any { _, o := a.call("GET", "/sources", "", "Basic abc"); return o }()); typ != "unauthorized" {
+		t.Fatalf("basic auth: type %q", typ)
+	}
+}
