@@ -4,11 +4,14 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // paths maps each Tracking API path to its call type ("" for batch), with the short forms analytics.js uses.
@@ -69,6 +72,12 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rule = "the source of this write key is disabled"
 		}
 		writeError(w, &InputError{Field: "writeKey", Rule: rule, Status: http.StatusUnauthorized})
+		return
+	}
+	if ok, wait := s.limits.allow(src.GetId(), len(p.events), s.now()); !ok {
+		s.metrics.rejected(r.Context(), http.StatusTooManyRequests)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+		writeError(w, &InputError{Field: "source", Rule: fmt.Sprintf("the source's rate limit of %d events per second is exceeded; retry later", s.cfg.RateLimit), Status: http.StatusTooManyRequests})
 		return
 	}
 	if err := s.accept(r.Context(), src.GetId(), clientIP(r), p.events, ""); err != nil {

@@ -40,6 +40,7 @@ type Ingest struct {
 	ln       net.Listener
 	srv      *http.Server
 	consumer jetstream.Consumer
+	limits   *limiter
 	now      func() time.Time
 }
 
@@ -55,6 +56,7 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 	return &Ingest{
 		cfg: cfg, log: p.Log, js: p.JS, tel: p.Telemetry, metrics: m,
 		tracer: p.Telemetry.Tracer.Tracer("s3dest/ingest"),
+		limits: newLimiter(cfg.RateLimit),
 		now:    time.Now,
 	}, nil
 }

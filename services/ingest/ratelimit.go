@@ -1,0 +1,48 @@
+package ingest
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter keeps one token bucket per source. A request takes as many tokens as it has events; when the
+// bucket is short the request is refused whole (never half-accepted) with the time until it would fit.
+type limiter struct {
+	perSecond int
+	mu        sync.Mutex
+	buckets   map[string]*rate.Limiter
+}
+
+// maxBatchEvents bounds the events one request can carry (500 KB of the smallest valid events), so the
+// burst always admits a whole request.
+const maxBatchEvents = 10_000
+
+func newLimiter(perSecond int) *limiter {
+	return &limiter{perSecond: perSecond, buckets: map[string]*rate.Limiter{}}
+}
+
+// allow takes n tokens for source, or says how long to wait before retrying.
+func (l *limiter) allow(source string, n int, now time.Time) (ok bool, retryAfter time.Duration) {
+	if l == nil || l.perSecond == 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	b, found := l.buckets[source]
+	if !found {
+		b = rate.NewLimiter(rate.Limit(l.perSecond), max(l.perSecond, maxBatchEvents))
+		l.buckets[source] = b
+	}
+	l.mu.Unlock()
+	r := b.ReserveN(now, n)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, time.Duration(math.Ceil(d.Seconds())) * time.Second
+	}
+	return true, 0
+}
