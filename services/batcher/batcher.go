@@ -45,9 +45,13 @@ type Batcher struct {
 	consumer jetstream.Consumer
 
 	open map[partition]*file
+	// recent holds the messageIds written recently, per source.
+	recent *recentIDs
 	// sealedUpTo caches each partition's last sealed sequence.
 	sealedUpTo map[partition]uint64
 	held       int
+	// duplicates counts events dropped as retries.
+	duplicates int64
 }
 
 // New validates cfg; it does no I/O.
@@ -60,6 +64,7 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 		tracer:     p.Telemetry.Tracer.Tracer("s3dest/batcher"),
 		now:        time.Now,
 		open:       map[partition]*file{},
+		recent:     newRecentIDs(cfg.DedupeWindow, time.Now()),
 		sealedUpTo: map[partition]uint64{},
 	}, nil
 }
@@ -198,7 +203,14 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 		}
 		b.open[part] = f
 	}
+	now := b.now()
 	for _, e := range batch.GetEvents() {
+		fp := fingerprintOf(part.source, e.GetMessageId())
+		if b.recent.seen(fp, now) {
+			b.duplicates++
+			continue // a producer's retry of an event already written
+		}
+		f.ids = append(f.ids, fp)
 		if err := f.write(e.GetJson()); err != nil {
 			b.fail(f, err)
 			_ = m.NakWithDelay(time.Second)
@@ -234,6 +246,14 @@ func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
 		b.release(f, err)
 		return
 	}
+	if f.events == 0 {
+		// Every event was a retry of one already written: no file, just the acks.
+		if err := b.obs.Delete(ctx, f.objectName); err != nil {
+			b.log.WarnContext(ctx, "remove empty spooled object", "object", f.objectName, "error", err)
+		}
+		b.ack(f)
+		return
+	}
 	batch := &batchv1.Batch{
 		BatchId:           f.batchID(),
 		SourceId:          f.part.source,
@@ -257,11 +277,17 @@ func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
 		// The cursor is rebuilt from batch.sealed when Redis lacks it; the file is safe either way.
 		b.log.Warn("record cursor", "error", err)
 	}
+	b.ack(f)
+	b.log.InfoContext(ctx, "sealed", "batch", batch.GetBatchId(), "source", f.part.source, "day", f.part.dayMs,
+		"events", f.events, "bytes", f.compressed, "reason", reason, "duplicatesDropped", b.duplicates)
+}
+
+// ack acknowledges the EVENTS messages of a file. The ack subjects were kept instead of the messages so
+// an open file does not hold its events' payloads in memory.
+func (b *Batcher) ack(f *file) {
 	for _, r := range f.replies {
 		_ = b.nc.Publish(r, []byte("+ACK"))
 	}
-	b.log.InfoContext(ctx, "sealed", "batch", batch.GetBatchId(), "source", f.part.source, "day", f.part.dayMs,
-		"events", f.events, "bytes", f.compressed, "reason", reason)
 }
 
 // fail drops an open file after a write error and releases its events.
@@ -272,8 +298,10 @@ func (b *Batcher) fail(f *file, err error) {
 	b.release(f, err)
 }
 
-// release asks JetStream to redeliver a file's events soon.
+// release asks JetStream to redeliver a file's events soon, and forgets their messageIds so the
+// redelivery is written.
 func (b *Batcher) release(f *file, err error) {
+	b.recent.forget(f.ids)
 	b.log.Error("file not sealed; its events will be redelivered", "object", f.objectName, "error", err)
 	for _, r := range f.replies {
 		_ = b.nc.Publish(r, []byte(`-NAK {"delay": 1000000000}`))

@@ -25,6 +25,9 @@ type Config struct {
 	MaxFileBytes int64 `flag:"max-file-bytes" env:"S3DEST_MAX_FILE_BYTES" default:"99000000" help:"seal a file before its compressed size reaches this"`
 	// GzipLevel trades CPU for size.
 	GzipLevel int `flag:"gzip-level" env:"S3DEST_GZIP_LEVEL" default:"3" help:"gzip level, 1 (fastest) to 9 (smallest)"`
+	// DedupeWindow is how long a messageId is remembered per source: a retried event within it is
+	// written once. Ten minutes matches JetStream's duplicate window for whole requests.
+	DedupeWindow time.Duration `flag:"dedupe-window" env:"S3DEST_DEDUPE_WINDOW" default:"10m" help:"drop an event whose messageId the source sent this recently (0: off)"`
 	// MaxOpenMessages bounds the EVENTS messages held unacknowledged in open files.
 	MaxOpenMessages int `flag:"max-open-messages" env:"S3DEST_MAX_OPEN_MESSAGES" default:"200000" help:"EVENTS messages held in open files"`
 }
@@ -43,6 +46,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenMessages < 1000 {
 		errs = append(errs, fmt.Errorf("max-open-messages: must be at least 1000, got %d", c.MaxOpenMessages))
+	}
+	if c.DedupeWindow < 0 || c.DedupeWindow > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("dedupe-window: must be between 0 (off) and 24h, got %s", c.DedupeWindow))
 	}
 	if c.RedisURL == "" {
 		errs = append(errs, errors.New("redis-url: must be set"))

@@ -42,6 +42,8 @@ type file struct {
 
 	events      int64
 	first, last uint64
+	// ids are the fingerprints of the file's events, forgotten again if the file is not sealed.
+	ids []fingerprint
 	// replies are the ack subjects of the EVENTS messages in the file, acknowledged once it is sealed.
 	replies []string
 	// traces are the trace contexts of the first requests in the file: the seal continues the first

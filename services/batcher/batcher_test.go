@@ -1,0 +1,175 @@
+package batcher
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/s3dest/s3dest/pkg/bus"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
+	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/testenv"
+)
+
+type rig struct {
+	t  *testing.T
+	js jetstream.JetStream
+}
+
+func startBatcher(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	_, nc, js := testenv.NATS(t)
+	redisURL, _ := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	tel, err := platform.NewTelemetry(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Common.Replicas, cfg.RedisURL = 1, redisURL
+	b, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &rig{t: t, js: js}
+}
+
+func defaults() Config {
+	return Config{FlushInterval: 200 * time.Millisecond, MaxFileBytes: 1_000_000, GzipLevel: 3, MaxOpenMessages: 10_000, DedupeWindow: 10 * time.Minute}
+}
+
+// publish stores one request's events (messageIds given) as ingest would.
+func (r *rig) publish(source string, at time.Time, ids ...string) {
+	r.t.Helper()
+	b := &eventsv1.EventBatch{SourceId: source, ReceivedAt: timestamppb.New(at)}
+	for _, id := range ids {
+		line, _ := json.Marshal(map[string]any{"type": "track", "event": "E", "userId": "u", "messageId": id, "receivedAt": at.UTC().Format(time.RFC3339Nano)})
+		b.Events = append(b.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: line})
+	}
+	if _, err := bus.Publish(context.Background(), r.js, bus.EventsSubject(source), b, ""); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// sealed waits for n sealed files and returns each with its lines.
+func (r *rig) sealed(n int) map[*batchv1.Batch][]string {
+	r.t.Helper()
+	ctx := context.Background()
+	cons, err := r.js.OrderedConsumer(ctx, bus.StreamBatches, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.AllSealed}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	obs, err := r.js.ObjectStore(ctx, bus.ObjectBatches)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[*batchv1.Batch][]string{}
+	for range n {
+		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			r.t.Fatalf("waiting for sealed file %d of %d: %v", len(out)+1, n, err)
+		}
+		var s batchv1.BatchSealed
+		if err := proto.Unmarshal(m.Data(), &s); err != nil {
+			r.t.Fatal(err)
+		}
+		obj, err := obs.Get(ctx, s.GetObjectName())
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(obj)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		var lines []string
+		sc := bufio.NewScanner(zr)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		obj.Close()
+		if int64(len(lines)) != s.GetBatch().GetEventCount() {
+			r.t.Fatalf("file says %d events, holds %d", s.GetBatch().GetEventCount(), len(lines))
+		}
+		out[s.GetBatch()] = lines
+	}
+	return out
+}
+
+func TestFilesArePartitionedBySourceAndReceivedDay(t *testing.T) {
+	r := startBatcher(t, defaults())
+	today := time.Now().UTC()
+	yesterday := today.Add(-24 * time.Hour)
+	r.publish("a", today, "a1", "a2")
+	r.publish("b", today, "b1")
+	r.publish("a", yesterday, "a0")
+	r.publish("a", today, "a3")
+	files := r.sealed(3)
+	want := map[string]int{
+		fmt.Sprintf("a/%d", dayOf(today)):     3,
+		fmt.Sprintf("b/%d", dayOf(today)):     1,
+		fmt.Sprintf("a/%d", dayOf(yesterday)): 1,
+	}
+	for b, lines := range files {
+		k := fmt.Sprintf("%s/%d", b.GetSourceId(), b.GetReceivedDayMs())
+		if want[k] != len(lines) {
+			t.Errorf("file %s holds %d lines, want %d", k, len(lines), want[k])
+		}
+		delete(want, k)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing files: %v", want)
+	}
+}
+
+func TestARetriedMessageIdIsWrittenOnce(t *testing.T) {
+	r := startBatcher(t, defaults())
+	now := time.Now()
+	r.publish("a", now, "m1", "m2")
+	r.publish("a", now, "m2", "m3") // a retry of m2 inside a different request
+	for _, lines := range r.sealed(1) {
+		if len(lines) != 3 {
+			t.Fatalf("file holds %d lines, want m1, m2, m3 once each: %v", len(lines), lines)
+		}
+	}
+}
+
+func TestNoFileReachesTheSizeCap(t *testing.T) {
+	cfg := defaults()
+	cfg.FlushInterval = time.Hour // only size seals
+	r := startBatcher(t, cfg)
+	now := time.Now()
+	// Random 200-character IDs compress about 2:1: 12,000 events make ~1.6 MB of gzip, so the batcher
+	// must seal at least once on size.
+	for range 120 {
+		ids := make([]string, 100)
+		for j := range ids {
+			b := make([]byte, 100)
+			_, _ = rand.Read(b)
+			ids[j] = hex.EncodeToString(b)
+		}
+		r.publish("a", now, ids...)
+	}
+	files := r.sealed(1)
+	for b := range files {
+		if b.GetSizeBytes() >= cfg.MaxFileBytes {
+			t.Fatalf("file of %d bytes reached the cap %d", b.GetSizeBytes(), cfg.MaxFileBytes)
+		}
+	}
+}
