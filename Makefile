@@ -6,7 +6,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOBIN := $(shell go env GOPATH)/bin
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test deps check generate lint vet check-generated build-isolated tidy smoke clean
+.PHONY: build test deps check generate lint vet check-generated build-isolated tidy bench-go smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -48,6 +48,10 @@ build-isolated:
 ## tidy: go mod tidy in every module, as each builds on its own (GOWORK=off)
 tidy:
 	@for m in pkg $(addprefix services/,$(SERVICES) allinone); do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+
+## bench-go: the Go benchmarks of every module (ingest vs raw JetStream, ...)
+bench-go:
+	go test -run '^$$' -bench . -benchtime 3s $$(go list -f '{{.Dir}}/...' -m | grep -v '/proto/')
 
 smoke:
 	../shared/tools/smoke

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,10 +43,6 @@ var callTypes = map[string]string{
 	"alias":    "previousId",
 }
 
-// rawEvent is an event with its top-level fields kept byte for byte, so what the producer sent is what
-// lands in the file (nested values are never re-encoded).
-type rawEvent map[string]json.RawMessage
-
 // payload is a parsed request: the write key it names in its body (if any) and its events.
 type payload struct {
 	writeKey string
@@ -57,54 +54,63 @@ type payload struct {
 // A batch is accepted or refused whole: one bad event refuses the request, naming the event, so a
 // client never believes an event was stored when it was not.
 func parsePayload(body []byte, callType string) (payload, *InputError) {
-	var top rawEvent
-	if err := json.Unmarshal(body, &top); err != nil {
-		return payload{}, badInput("", "the body must be a JSON object: %v", jsonError(err))
+	if !json.Valid(body) {
+		var v any
+		return payload{}, badInput("", "the body must be a JSON object: %v", jsonError(json.Unmarshal(body, &v)))
 	}
+	topMembers, ok := members(body, nil)
+	if !ok {
+		return payload{}, badInput("", "the body must be a JSON object")
+	}
+	top := rawEvent{members: topMembers}
 	var p payload
-	if raw, ok := top["writeKey"]; ok {
-		if err := json.Unmarshal(raw, &p.writeKey); err != nil {
+	if raw := top.get("writeKey"); raw != nil {
+		if !isString(raw) {
 			return payload{}, badInput("writeKey", "must be a string")
 		}
+		p.writeKey = str(raw)
 	}
-	rawBatch, isBatch := top["batch"]
-	if callType != "" || !isBatch {
+	rawBatch := top.get("batch")
+	if callType != "" || rawBatch == nil {
 		if callType != "" {
-			top["type"] = quote(callType)
+			top.set("type", quote(callType))
 		}
-		delete(top, "writeKey")
-		if ierr := checkEvent(top, ""); ierr != nil {
+		top.del("writeKey")
+		if ierr := checkEvent(&top, ""); ierr != nil {
 			return payload{}, ierr
 		}
 		p.events = []rawEvent{top}
 		return p, nil
 	}
 
-	var items []json.RawMessage
-	if err := json.Unmarshal(rawBatch, &items); err != nil {
+	items, ok := elements(rawBatch)
+	if !ok {
 		return payload{}, badInput("batch", "must be an array of events")
 	}
 	if len(items) == 0 {
 		return payload{}, badInput("batch", "must hold at least one event")
 	}
+	sentAt, context := top.get("sentAt"), top.get("context")
 	p.events = make([]rawEvent, 0, len(items))
 	for i, item := range items {
-		field := fmt.Sprintf("batch[%d]", i)
+		field := "batch[" + strconv.Itoa(i) + "]"
 		if len(item) > MaxEventBytes {
 			return payload{}, badInput(field, "an event must be at most %d bytes, this one is %d", MaxEventBytes, len(item))
 		}
-		var ev rawEvent
-		if err := json.Unmarshal(item, &ev); err != nil || ev == nil {
+		ms, ok := members(item, make([]member, 0, 16))
+		if !ok {
 			return payload{}, badInput(field, "must be a JSON object")
 		}
+		ev := rawEvent{members: ms}
 		// The batch's sentAt and context apply to events that lack their own, as in Segment's clients.
-		for _, k := range []string{"sentAt", "context"} {
-			if _, ok := ev[k]; !ok && top[k] != nil {
-				ev[k] = top[k]
-			}
+		if sentAt != nil && !ev.has("sentAt") {
+			ev.set("sentAt", sentAt)
 		}
-		delete(ev, "writeKey")
-		if ierr := checkEvent(ev, field+"."); ierr != nil {
+		if context != nil && !ev.has("context") {
+			ev.set("context", context)
+		}
+		ev.del("writeKey")
+		if ierr := checkEvent(&ev, field+"."); ierr != nil {
 			return payload{}, ierr
 		}
 		p.events = append(p.events, ev)
@@ -113,33 +119,33 @@ func parsePayload(body []byte, callType string) (payload, *InputError) {
 }
 
 // checkEvent applies the spec's rules to one event; prefix is prepended to field names.
-func checkEvent(ev rawEvent, prefix string) *InputError {
-	typ := str(ev["type"])
+func checkEvent(ev *rawEvent, prefix string) *InputError {
+	typ := str(ev.get("type"))
 	required, known := callTypes[typ]
 	if !known {
-		return badInput(prefix+"type", "must be one of track, identify, page, screen, group, alias; got %s", shorten(ev["type"]))
+		return badInput(prefix+"type", "must be one of track, identify, page, screen, group, alias; got %s", shorten(ev.get("type")))
 	}
 	if typ == "alias" {
-		if !present(ev["userId"]) {
+		if !present(ev.get("userId")) {
 			return badInput(prefix+"userId", "is required for alias calls")
 		}
-	} else if !present(ev["userId"]) && !present(ev["anonymousId"]) {
+	} else if !present(ev.get("userId")) && !present(ev.get("anonymousId")) {
 		return badInput(prefix+"userId", "userId or anonymousId is required")
 	}
-	if required != "" && !present(ev[required]) {
+	if required != "" && !present(ev.get(required)) {
 		return badInput(prefix+required, "is required for %s calls", typ)
 	}
-	if raw, ok := ev["messageId"]; ok && str(raw) == "" && !isNull(raw) {
+	if raw := ev.get("messageId"); raw != nil && str(raw) == "" && !isNull(raw) {
 		return badInput(prefix+"messageId", "must be a non-empty string")
 	}
 	for _, k := range []string{"timestamp", "sentAt", "originalTimestamp"} {
-		if raw, ok := ev[k]; ok && !isNull(raw) {
+		if raw := ev.get(k); raw != nil && !isNull(raw) {
 			if _, err := parseTime(str(raw)); err != nil {
 				return badInput(prefix+k, "must be an ISO-8601 date-time, got %s", shorten(raw))
 			}
 		}
 	}
-	if raw, ok := ev["context"]; ok && !isNull(raw) && !isObject(raw) {
+	if raw := ev.get("context"); raw != nil && !isNull(raw) && !isObject(raw) {
 		return badInput(prefix+"context", "must be an object")
 	}
 	return nil
@@ -155,64 +161,48 @@ func checkEvent(ev rawEvent, prefix string) *InputError {
 //
 // The integrations object is kept as sent; it never filters this destination.
 func enrich(ev rawEvent, sourceID, ip string, receivedAt time.Time) (*eventsv1.Event, error) {
-	ev["receivedAt"] = quote(formatTime(receivedAt))
-	id := str(ev["messageId"])
+	received := quote(formatTime(receivedAt))
+	ev.set("receivedAt", received)
+	id := str(ev.get("messageId"))
 	if id == "" {
 		id = newMessageID()
-		ev["messageId"] = quote(id)
+		ev.set("messageId", quote(id))
 	}
-	ev["projectId"] = quote(sourceID)
+	ev.set("projectId", quote(sourceID))
 
-	sentAt, sentErr := parseTime(str(ev["sentAt"]))
-	ts, tsErr := parseTime(str(ev["timestamp"]))
+	sentAt, sentErr := parseTime(str(ev.get("sentAt")))
+	clientTS := ev.get("timestamp")
+	ts, tsErr := parseTime(str(clientTS))
 	switch {
 	case tsErr == nil && sentErr == nil:
-		ev["originalTimestamp"] = ev["timestamp"]
-		ev["timestamp"] = quote(formatTime(receivedAt.Add(-sentAt.Sub(ts))))
+		ev.set("originalTimestamp", clientTS)
+		ev.set("timestamp", quote(formatTime(receivedAt.Add(-sentAt.Sub(ts)))))
 	case tsErr != nil:
-		if ot, err := parseTime(str(ev["originalTimestamp"])); err == nil && sentErr == nil {
-			ev["timestamp"] = quote(formatTime(receivedAt.Add(-sentAt.Sub(ot))))
+		if ot, err := parseTime(str(ev.get("originalTimestamp"))); err == nil && sentErr == nil {
+			ev.set("timestamp", quote(formatTime(receivedAt.Add(-sentAt.Sub(ot)))))
 		} else {
-			ev["timestamp"] = ev["receivedAt"]
+			ev.set("timestamp", received)
 		}
 	}
 
 	if ip != "" {
-		var ctx map[string]json.RawMessage
-		if raw, ok := ev["context"]; ok && !isNull(raw) {
-			if err := json.Unmarshal(raw, &ctx); err != nil {
+		ctx := ev.get("context")
+		switch {
+		case ctx == nil || isNull(ctx):
+			ev.set("context", append(append([]byte(`{"ip":`), quote(ip)...), '}'))
+		default:
+			cm, ok := members(ctx, nil)
+			if !ok {
 				return nil, badInput("context", "must be an object")
 			}
-		}
-		if ctx == nil {
-			ctx = map[string]json.RawMessage{}
-		}
-		if !present(ctx["ip"]) {
-			ctx["ip"] = quote(ip)
-			raw, err := marshal(ctx)
-			if err != nil {
-				return nil, err
+			c := rawEvent{members: cm}
+			if !present(c.get("ip")) {
+				c.set("ip", quote(ip))
+				ev.set("context", c.appendTo(nil))
 			}
-			ev["context"] = raw
 		}
 	}
-
-	line, err := marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	return &eventsv1.Event{MessageId: id, Type: str(ev["type"]), Json: line}, nil
-}
-
-// marshal encodes without HTML escaping, so strings stay as the producer wrote them.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return &eventsv1.Event{MessageId: id, Type: str(ev.get("type")), Json: ev.appendTo(make([]byte, 0, 1024))}, nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -241,10 +231,15 @@ func quote(s string) json.RawMessage {
 	return b
 }
 
+func isString(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '"' }
+
 // str returns a JSON string's value, or "" for anything else.
 func str(raw json.RawMessage) string {
 	if len(raw) == 0 || raw[0] != '"' {
 		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

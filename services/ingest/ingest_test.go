@@ -29,7 +29,7 @@ const (
 )
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	ns    *platform.EmbeddedNATS
 	js    jetstream.JetStream
 	nc    *nats.Conn
@@ -38,7 +38,7 @@ type harness struct {
 	url   string
 }
 
-func start(t *testing.T, mutate func(*Config)) *harness {
+func start(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	ns, nc, js := testenv.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -153,7 +153,11 @@ func TestClientsOfEveryKindAreServed(t *testing.T) {
 	}{
 		{"gzip body", "/v1/page", gz.String(), func(r *http.Request) { r.Header.Set("Content-Encoding", "gzip") }},
 		{"analytics.js short path with text/plain and writeKey in the body", "/v1/t", `{"writeKey":"` + writeKey + `","userId":"u","event":"E"}`,
-			func(r *http.Request) { r.Header.Del("Authorization"); r.Header.Set("Content-Type", "text/plain"); r.Header.Set("Origin", "https://shop.example") }},
+			func(r *http.Request) {
+				r.Header.Del("Authorization")
+				r.Header.Set("Content-Type", "text/plain")
+				r.Header.Set("Origin", "https://shop.example")
+			}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,124 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3dest/s3dest/pkg/bus"
+	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
+)
+
+// batchBody is a /v1/batch request of 100 track events of about 1 KB each.
+func batchBody(seq int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"batch":[`)
+	for i := range 100 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"type":"track","userId":"user-%d","event":"Order Completed","messageId":"bench-%d-%d",`+
+			`"timestamp":"2026-11-24T12:00:00.000Z","context":{"library":{"name":"analytics-go","version":"3.3.0"},"ip":"203.0.113.7"},`+
+			`"properties":{"orderId":"%d","total":129.99,"currency":"USD","products":[{"sku":"SKU-1","name":"%s","price":64.99,"quantity":2}],"note":"%s"}}`,
+			i, seq, i, seq*100+i, strings.Repeat("p", 40), strings.Repeat("n", 560))
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+// BenchmarkIngestBatch measures events accepted per second through the Tracking API into embedded
+// JetStream (file storage), 100 events of ~1 KB per request, over 8 concurrent connections.
+func BenchmarkIngestBatch(b *testing.B) {
+	h := start(b, func(c *Config) { c.PublishTimeout = 10 * time.Second })
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = batchBody(i)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: tr}
+	var seq atomic.Int64
+	b.SetBytes(int64(len(bodies[0])))
+	b.ReportAllocs()
+	b.SetParallelism(4) // 4 × GOMAXPROCS(2) = 8 connections
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			body := bodies[n%int64(len(bodies))]
+			// Distinct messageIds per request keep JetStream's deduplication out of the measurement.
+			body = bytes.Replace(body, []byte(`"bench-`), fmt.Appendf(nil, `"b%d-`, n), -1)
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/batch", bytes.NewReader(body))
+			req.SetBasicAuth(writeKey, "")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N*100)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkRawJetStreamPublish is the physical limit next to BenchmarkIngestBatch: the same enriched
+// 100-event payloads published straight to the same kind of JetStream, 8 at a time.
+func BenchmarkRawJetStreamPublish(b *testing.B) {
+	h := start(b, nil)
+	p, ierr := parsePayload(batchBody(0), "")
+	if ierr != nil {
+		b.Fatal(ierr)
+	}
+	batch := &eventsv1.EventBatch{SourceId: sourceID}
+	for _, ev := range p.events {
+		e, err := enrich(ev, sourceID, "", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch.Events = append(batch.Events, e)
+	}
+	data, _ := proto.Marshal(batch)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	pending := make(chan jetstream.PubAckFuture, 8)
+	done := make(chan struct{})
+	go func() {
+		for f := range pending {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Error(err)
+			}
+		}
+		close(done)
+	}()
+	for i := range b.N {
+		f, err := h.js.PublishAsync(bus.EventsSubject(sourceID), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pending <- f
+	}
+	close(pending)
+	<-done
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N*100)/elapsed.Seconds(), "events/s")
+	_ = context.Background()
+}
