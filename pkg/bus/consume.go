@@ -39,14 +39,21 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the messages in flight across every copy of the service.
 	MaxAckPending int
+	// AckAll makes acknowledging a message acknowledge every earlier one of the consumer too; the
+	// consumer then delivers, and redelivers after a crash, strictly in order.
+	AckAll bool
 }
 
 // EnsureConsumer creates or updates the durable consumer.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (jetstream.Consumer, error) {
+	policy := jetstream.AckExplicitPolicy
+	if c.AckAll {
+		policy = jetstream.AckAllPolicy
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		FilterSubject: c.Filter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy:     policy,
 		AckWait:       c.AckWait,
 		MaxAckPending: c.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -64,6 +71,8 @@ type ConsumeOptions struct {
 	// DrainTimeout bounds how long in-flight handlers may run after ctx ends (default 30s); then their
 	// context is cancelled and their messages are redelivered later.
 	DrainTimeout time.Duration
+	// AckWait is the consumer's; a handler running longer renews its message every third of it.
+	AckWait time.Duration
 	// SpanName names the span each message is handled in.
 	SpanName string
 	Tracer   trace.Tracer
@@ -121,6 +130,23 @@ func handle(ctx context.Context, msg jetstream.Msg, h Handler, o ConsumeOptions)
 		trace.WithAttributes(attribute.String("messaging.destination.name", msg.Subject())))
 	defer span.End()
 
+	// Renew the message while the handler works, so AckWait can stay short.
+	stop := make(chan struct{})
+	defer close(stop)
+	if o.AckWait > 0 {
+		go func() {
+			t := time.NewTicker(o.AckWait / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					_ = msg.InProgress()
+				}
+			}
+		}()
+	}
 	err := h(ctx, msg)
 	switch {
 	case err == nil:

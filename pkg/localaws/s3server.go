@@ -1,49 +1,66 @@
 package localaws
 
 import (
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
-// S3Config configures the S3 server.
+// S3Config configures an S3Server.
 type S3Config struct {
-	// DataDir holds buckets and objects; a restart with the same dir keeps them.
+	// DataDir holds buckets, objects and multipart uploads; a restart with the same DataDir keeps them.
 	DataDir string
-	// Region is where buckets are unless they say otherwise.
+	// Region is the region of buckets that do not name one (default us-east-1).
 	Region string
-	Now    func() time.Time
+	// Now is the clock (default time.Now); it dates objects and judges signature times.
+	Now func() time.Time
+	// Logger receives one line per request (Debug; denials at Info). It never sees secrets.
 	Logger *slog.Logger
 }
 
-// S3Server is an S3-compatible server (path-style) that stores objects on disk and authorizes every
-// request like AWS: SigV4 against the Directory, then the identity's policies (a role session's are
-// its role's) and the bucket policy. It is what `s3dest dev` uses as staging and customer buckets.
+// S3Server is an in-process, S3-compatible server (path-style: /{bucket}/{key}) that keeps its data on
+// disk and authorizes every request the way AWS does: the SigV4 signature identifies the Identity in
+// the Directory, then dir.Authorize judges the operation's IAM action against the permission policies
+// of the role behind the credentials (and the bucket policy). Requests signed for another region than
+// the bucket's are refused with the bucket's region, as S3 does.
+//
+// It serves ListBuckets, Create/Head/Delete bucket, GetBucketLocation, Get/Put/Head/Delete/Copy
+// object, DeleteObjects, ListObjects (v1 and v2), multipart uploads (create, upload part, complete,
+// abort, list parts, list uploads) and object ACLs. Bodies are streamed to disk and verified against
+// Content-MD5, x-amz-content-sha256, aws-chunked signatures and x-amz-checksum-* headers or trailers
+// before anything is stored.
 type S3Server struct {
 	dir *Directory
 	cfg S3Config
-	st  *store
+	st  *s3Store
+	log *slog.Logger
+
+	mu sync.Mutex
+	// deleted names the buckets deleted through this server, so a bucket the Directory still lists is
+	// not created again behind the user's back.
+	deleted map[string]bool
+	// uploadLocks serializes the part commits, completion and abortion of each multipart upload.
+	uploadLocks sync.Map // upload ID → *sync.Mutex
 }
 
-const s3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+const s3XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
-// NewS3Server opens (or creates) the store under cfg.DataDir and registers its buckets in dir.
+// NewS3Server opens (or creates) the store under cfg.DataDir and registers its buckets in dir. Buckets
+// that dir already knows but the store does not are created, so a Directory filled from a dev config
+// before the server starts is served as is. It does not listen; serve it with an http.Server.
 func NewS3Server(dir *Directory, cfg S3Config) (*S3Server, error) {
+	if dir == nil {
+		return nil, errors.New("s3: a Directory is required")
+	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("s3: DataDir is required")
 	}
@@ -53,163 +70,382 @@ func NewS3Server(dir *Directory, cfg S3Config) (*S3Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := openStore(cfg.DataDir)
+	st, err := s3OpenStore(cfg.DataDir, log)
 	if err != nil {
-		return nil, fmt.Errorf("s3: open store: %w", err)
+		return nil, fmt.Errorf("s3: open data dir %s: %w", cfg.DataDir, err)
 	}
-	for _, bm := range st.buckets() {
-		dir.PutBucket(Bucket{Name: bm.Name, Region: bm.Region, Account: bm.Account, Policy: bm.Policy})
+	s := &S3Server{dir: dir, cfg: cfg, st: st, log: log, deleted: map[string]bool{}}
+	for _, bm := range st.bucketMetas() {
+		if b, ok := dir.Bucket(bm.Name); ok {
+			if err := s.EnsureBucket(b); err != nil {
+				return nil, fmt.Errorf("s3: %w", err)
+			}
+			continue
+		}
+		dir.PutBucket(Bucket{Name: bm.Name, Region: bm.Region, Account: bm.Account})
 	}
-	return &S3Server{dir: dir, cfg: cfg, st: st}, nil
+	for _, b := range dir.Buckets() {
+		if _, ok := st.bucket(b.Name); !ok {
+			if err := s.EnsureBucket(b); err != nil {
+				return nil, fmt.Errorf("s3: %w", err)
+			}
+		}
+	}
+	return s, nil
 }
 
-// EnsureBucket creates b if it does not exist and registers it; an existing bucket keeps its objects
-// but takes b's policy.
+// EnsureBucket creates b on disk if it does not exist and registers it in the Directory. It is
+// idempotent: an existing bucket keeps its objects, takes b's Region and Account when they are set
+// (else keeps its own), and is registered with b's other fields (e.g. its Policy).
 func (s *S3Server) EnsureBucket(b Bucket) error {
-	if b.Region == "" {
-		b.Region = s.cfg.Region
+	bm := s3BucketMeta{Name: b.Name, Region: b.Region, Account: b.Account, Created: s.cfg.Now().UTC()}
+	if _, exists := s.st.bucket(b.Name); !exists {
+		if bm.Region == "" {
+			bm.Region = s.cfg.Region
+		}
+		if bm.Account == "" {
+			bm.Account = DefaultAccountID
+		}
 	}
-	if b.Account == "" {
-		b.Account = DefaultAccountID
+	got, created, err := s.st.ensureBucket(bm)
+	if err != nil {
+		return fmt.Errorf("ensure bucket %q: %w", b.Name, err)
 	}
-	if _, err := s.st.createBucket(bucketMeta{Name: b.Name, Region: b.Region, Account: b.Account, Created: s.cfg.Now().UTC(), Policy: b.Policy}); err != nil {
-		return err
-	}
-	if bm, ok := s.st.bucket(b.Name); ok {
-		b.Region, b.Account = bm.Region, bm.Account
-	}
+	b.Region, b.Account = got.Region, got.Account
 	s.dir.PutBucket(b)
+	s.mu.Lock()
+	delete(s.deleted, b.Name)
+	s.mu.Unlock()
+	if created {
+		s.log.Info("s3: bucket created", "bucket", b.Name, "region", got.Region, "account", got.Account)
+	}
 	return nil
 }
 
-// request is one S3 call being served.
-type request struct {
-	w      http.ResponseWriter
+// s3Req is one request being served.
+type s3Req struct {
+	w      *s3ResponseWriter
 	r      *http.Request
 	id     Identity
 	sr     SignedRequest
 	bucket string
 	key    string
 	q      url.Values
+	op     string // the S3 operation, for logs
+	action string // the last IAM action judged, for logs
+	errMsg string // the error answered, for logs
 }
 
-// ServeHTTP implements the S3 REST API, path-style.
-func (s *S3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	id, sr, err := VerifyRequest(r, s.dir, s.cfg.Now())
-	if err != nil {
-		s.fail(w, r, err)
+// s3ResponseWriter remembers the status and size of the response.
+type s3ResponseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *s3ResponseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *s3ResponseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *s3ResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP serves the S3 REST API, path-style.
+func (s *S3Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &s3ResponseWriter{ResponseWriter: rw}
+	rid := s3NewRequestID()
+	w.Header().Set("X-Amz-Request-Id", rid)
+	w.Header().Set("X-Amz-Id-2", rid)
+	w.Header().Set("Server", "s3dest-localaws")
+	req := &s3Req{w: w, r: r, op: "Unknown"}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("s3: panic while serving a request", "op", req.op, "method", r.Method, "bucket", req.bucket, "key", req.key, "panic", fmt.Sprint(p))
+			if w.status == 0 {
+				s.fail(req, rid, errors.New("panic"))
+			}
+		}
+		s.logRequest(req, start)
+	}()
+
+	q, qerr := url.ParseQuery(r.URL.RawQuery)
+	req.q = q
+	path := r.URL.Path
+	if qerr != nil || !strings.HasPrefix(path, "/") {
+		s.fail(req, rid, &Error{Code: "InvalidURI", Status: 400, Message: "Couldn't parse the specified URI."})
 		return
 	}
-	req := &request{w: w, r: r, id: id, sr: sr, bucket: bucket, key: key, q: q}
+	req.bucket, req.key, _ = strings.Cut(path[1:], "/")
+	if !utf8.ValidString(req.key) {
+		s.fail(req, rid, &Error{Code: "InvalidURI", Status: 400, Message: "Object keys must be valid UTF-8."})
+		return
+	}
+	id, sr, err := VerifyRequest(r, s.dir, s.cfg.Now())
+	if err != nil {
+		s.fail(req, rid, s3AsError(err, "AccessDenied", http.StatusForbidden))
+		return
+	}
+	if sr.Service != "s3" {
+		s.fail(req, rid, &Error{Code: "AuthorizationHeaderMalformed", Status: 400,
+			Message: fmt.Sprintf("The authorization header is malformed; incorrect service %q. This endpoint belongs to \"s3\".", sr.Service)})
+		return
+	}
+	req.id, req.sr = id, sr
 	if err := s.route(req); err != nil {
-		s.fail(w, r, err)
+		if w.status != 0 {
+			// The response is under way: all we can do is cut it short (net/http closes the connection
+			// when fewer bytes than Content-Length were written) and say why in the log.
+			s.log.Debug("s3: response cut short (client gone?)", "op", req.op, "bucket", req.bucket, "key", req.key, "error", err)
+			return
+		}
+		s.fail(req, rid, err)
 	}
 }
 
-func (s *S3Server) route(req *request) error {
+func (s *S3Server) logRequest(req *s3Req, start time.Time) {
+	status := req.w.status
+	attrs := []any{"op", req.op, "method", req.r.Method, "bucket", req.bucket, "key", req.key, "status", status,
+		"principal", req.id.PrincipalARN, "bytes", req.w.bytes, "duration", time.Since(start).Round(time.Microsecond)}
+	switch {
+	case status >= 500:
+		s.log.Error("s3 request", attrs...)
+	case status == http.StatusForbidden:
+		// Users rehearse their IAM setup with this: say which action on what was refused, and why.
+		s.log.Info("s3 request denied", append(attrs, "action", req.action, "error", req.errMsg)...)
+	case status >= 400:
+		s.log.Debug("s3 request", append(attrs, "error", req.errMsg)...)
+	default:
+		s.log.Debug("s3 request", attrs...)
+	}
+}
+
+// s3ListParams are the query parameters of a bucket listing; any other parameter names a subresource.
+var s3ListParams = map[string]bool{
+	"prefix": true, "delimiter": true, "max-keys": true, "marker": true, "continuation-token": true,
+	"start-after": true, "fetch-owner": true, "encoding-type": true, "list-type": true,
+	"allow-unordered": true, "optional-object-attributes": true,
+}
+
+// s3ObjectParams are the query parameters that do not change which object operation a request is.
+var s3ObjectParams = map[string]bool{
+	"partNumber": true, "versionId": true, "response-content-type": true, "response-content-language": true,
+	"response-expires": true, "response-cache-control": true, "response-content-disposition": true,
+	"response-content-encoding": true,
+}
+
+// subresource returns the request's query parameter that is not an ordinary parameter of the
+// operation (nor x-id, nor a presigned URL's X-Amz-* parameter): "" if none, "uploadId" for
+// ?uploadId&partNumber, and a list of them if there are several.
+func (req *s3Req) subresource(ordinary map[string]bool) string {
+	var subs []string
+	for k := range req.q {
+		if ordinary[k] || k == "x-id" || strings.HasPrefix(strings.ToLower(k), "x-amz-") {
+			continue
+		}
+		subs = append(subs, k)
+	}
+	sort.Strings(subs)
+	return strings.Join(subs, "&")
+}
+
+func (s *S3Server) route(req *s3Req) error {
 	r, q := req.r, req.q
 	if req.bucket == "" {
-		if r.Method == http.MethodGet {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			req.op = "ListBuckets"
 			return s.listBuckets(req)
 		}
-		return notImplemented()
+		return s3ErrMethodNotAllowed(r.Method, "the service")
 	}
 	if req.key == "" {
-		switch {
-		case r.Method == http.MethodPut && len(q) == 0:
-			return s.createBucket(req)
-		case r.Method == http.MethodHead:
+		sub := req.subresource(s3ListParams)
+		switch r.Method {
+		case http.MethodPut:
+			if sub == "" {
+				req.op = "CreateBucket"
+				return s.createBucket(req)
+			}
+		case http.MethodHead:
+			req.op = "HeadBucket"
 			return s.headBucket(req)
-		case r.Method == http.MethodDelete && len(q) == 0:
-			return s.deleteBucket(req)
-		case r.Method == http.MethodGet && q.Has("location"):
-			return s.bucketLocation(req)
-		case r.Method == http.MethodGet && q.Get("list-type") == "2":
-			return s.listObjects(req, true)
-		case r.Method == http.MethodGet && len(q) <= 5 && !q.Has("uploads") && !q.Has("policy") && !q.Has("acl") && !q.Has("versioning"):
-			return s.listObjects(req, false)
-		case r.Method == http.MethodPost && q.Has("delete"):
-			return s.deleteObjects(req)
+		case http.MethodDelete:
+			if sub == "" {
+				req.op = "DeleteBucket"
+				return s.deleteBucket(req)
+			}
+		case http.MethodGet:
+			switch {
+			case q.Has("location"):
+				req.op = "GetBucketLocation"
+				return s.bucketLocation(req)
+			case q.Has("versioning"):
+				req.op = "GetBucketVersioning"
+				return s.bucketVersioning(req)
+			case q.Has("encryption"):
+				req.op = "GetBucketEncryption"
+				return s.bucketEncryption(req)
+			case q.Has("uploads"):
+				req.op = "ListMultipartUploads"
+				return s.listUploads(req)
+			case sub == "" && q.Get("list-type") == "2":
+				req.op = "ListObjectsV2"
+				return s.listObjects(req, true)
+			case sub == "":
+				req.op = "ListObjects"
+				return s.listObjects(req, false)
+			}
+		case http.MethodPost:
+			if q.Has("delete") {
+				req.op = "DeleteObjects"
+				return s.deleteObjects(req)
+			}
+		default:
+			return s3ErrMethodNotAllowed(r.Method, "a bucket")
 		}
-		return notImplemented()
+		return s3ErrNotImplemented(sub)
 	}
+
+	sub := req.subresource(s3ObjectParams)
+	copySource := r.Header.Get("X-Amz-Copy-Source") != ""
 	switch r.Method {
 	case http.MethodPut:
 		switch {
-		case q.Has("partNumber") && q.Has("uploadId"):
+		case q.Has("uploadId") && q.Has("partNumber") && sub == "uploadId":
+			if copySource {
+				req.op = "UploadPartCopy"
+				return s3ErrNotImplemented("x-amz-copy-source on UploadPart")
+			}
+			req.op = "UploadPart"
 			return s.uploadPart(req)
-		case q.Has("acl"):
+		case sub == "acl":
+			req.op = "PutObjectAcl"
 			return s.putObjectACL(req)
-		case r.Header.Get("X-Amz-Copy-Source") != "":
+		case sub == "" && copySource:
+			req.op = "CopyObject"
 			return s.copyObject(req)
-		case len(q) == 0 || q.Has("x-id"):
+		case sub == "" && !q.Has("partNumber"):
+			req.op = "PutObject"
 			return s.putObject(req)
 		}
 	case http.MethodGet, http.MethodHead:
 		switch {
-		case q.Has("acl"):
+		case sub == "acl" && r.Method == http.MethodGet:
+			req.op = "GetObjectAcl"
 			return s.getObjectACL(req)
-		case q.Has("uploadId"):
-			return notImplemented()
-		default:
+		case sub == "uploadId" && r.Method == http.MethodGet:
+			req.op = "ListParts"
+			return s.listParts(req)
+		case sub == "":
+			req.op = "GetObject"
+			if r.Method == http.MethodHead {
+				req.op = "HeadObject"
+			}
 			return s.getObject(req)
 		}
 	case http.MethodDelete:
-		if q.Has("uploadId") {
+		switch sub {
+		case "uploadId":
+			req.op = "AbortMultipartUpload"
 			return s.abortUpload(req)
+		case "":
+			req.op = "DeleteObject"
+			return s.deleteObject(req)
 		}
-		return s.deleteObject(req)
 	case http.MethodPost:
-		switch {
-		case q.Has("uploads"):
+		switch sub {
+		case "uploads":
+			req.op = "CreateMultipartUpload"
 			return s.createUpload(req)
-		case q.Has("uploadId"):
+		case "uploadId":
+			req.op = "CompleteMultipartUpload"
 			return s.completeUpload(req)
 		}
+	default:
+		return s3ErrMethodNotAllowed(r.Method, "an object")
 	}
-	return notImplemented()
+	if sub == "" {
+		sub = r.Method + " with these parameters"
+	}
+	return s3ErrNotImplemented(sub)
 }
 
-func notImplemented() error {
-	return &Error{Code: "NotImplemented", Status: 501, Message: "A header or query you provided implies functionality that is not implemented"}
-}
-
-// authorize checks the bucket exists and is addressed in its region, then the identity's permission.
-func (s *S3Server) authorize(req *request, action string, needObjectACL bool) (Bucket, error) {
-	b, ok := s.dir.Bucket(req.bucket)
-	if _, exists := s.st.bucket(req.bucket); !ok || !exists {
-		return Bucket{}, &Error{Code: "NoSuchBucket", Status: 404, Message: "The specified bucket does not exist"}
-	}
-	region := b.Region
-	if region == "" {
-		region = s.cfg.Region
-	}
-	if req.sr.Region != region {
-		return b, &Error{Code: "AuthorizationHeaderMalformed", Status: 400, Region: region,
-			Message: fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", req.sr.Region, region)}
-	}
-	resource := "arn:aws:s3:::" + req.bucket
-	if req.key != "" && action != "s3:ListBucket" {
-		resource += "/" + req.key
-	}
-	if err := s.dir.Authorize(req.id, action, resource, &b); err != nil {
-		return b, err
-	}
-	if needObjectACL {
-		if err := s.dir.Authorize(req.id, "s3:PutObjectAcl", resource, &b); err != nil {
-			return b, err
+// lookupBucket returns the bucket as the Directory knows it (its policy) with the store's region and
+// owner. A bucket the Directory declares but the store lacks is created, unless it was deleted here.
+func (s *S3Server) lookupBucket(name string) (Bucket, *s3BucketState, error) {
+	bs, ok := s.st.bucket(name)
+	db, inDir := s.dir.Bucket(name)
+	if !ok && inDir && s3ValidBucketName(name) {
+		s.mu.Lock()
+		deleted := s.deleted[name]
+		s.mu.Unlock()
+		if !deleted {
+			if err := s.EnsureBucket(db); err != nil {
+				return Bucket{}, nil, err
+			}
+			bs, ok = s.st.bucket(name)
 		}
 	}
-	return b, nil
+	if !ok {
+		return Bucket{}, nil, s3ErrNoSuchBucket(name)
+	}
+	b := db
+	if !inDir {
+		b = Bucket{Name: name}
+	}
+	b.Region, b.Account = bs.meta.Region, bs.meta.Account
+	return b, bs, nil
 }
 
-// setsACL reports whether a write carries an ACL, which AWS authorizes as s3:PutObjectAcl too.
-func setsACL(h http.Header) bool {
+// bucketFor looks up the request's bucket and checks what every bucket request must satisfy: signed
+// for the bucket's region (unless anyRegion) and, when the client names one, the expected owner.
+func (s *S3Server) bucketFor(req *s3Req, name string, anyRegion bool) (Bucket, *s3BucketState, error) {
+	b, bs, err := s.lookupBucket(name)
+	if err != nil {
+		return b, nil, err
+	}
+	if !anyRegion && req.sr.Region != b.Region {
+		return b, nil, s3ErrWrongRegion(req.sr.Region, b.Region)
+	}
+	if want := req.r.Header.Get("X-Amz-Expected-Bucket-Owner"); want != "" && want != b.Account {
+		return b, nil, &Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied: the bucket is not owned by the expected account"}
+	}
+	return b, bs, nil
+}
+
+// authorize asks the Directory whether the request's identity may perform action on resource.
+func (s *S3Server) authorize(req *s3Req, b *Bucket, action, resource string) error {
+	req.action = action
+	if err := s.dir.Authorize(req.id, action, resource, b); err != nil {
+		return s3AsError(err, "AccessDenied", http.StatusForbidden)
+	}
+	return nil
+}
+
+func s3BucketARN(bucket string) string      { return "arn:aws:s3:::" + bucket }
+func s3ObjectARN(bucket, key string) string { return "arn:aws:s3:::" + bucket + "/" + key }
+
+// s3SetsACL reports whether a write carries an ACL (x-amz-acl or x-amz-grant-*), which AWS authorizes
+// as s3:PutObjectAcl as well.
+func s3SetsACL(h http.Header) bool {
 	if h.Get("X-Amz-Acl") != "" {
 		return true
 	}
@@ -221,629 +457,138 @@ func setsACL(h http.Header) bool {
 	return false
 }
 
-func (s *S3Server) listBuckets(req *request) error {
-	if err := s.dir.Authorize(req.id, "s3:ListAllMyBuckets", "*", nil); err != nil {
-		return err
+// s3AccountOf returns the account ID of an IAM or STS ARN ("" if it has none).
+func s3AccountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return ""
 	}
-	type bucketXML struct {
-		Name         string `xml:"Name"`
-		CreationDate string `xml:"CreationDate"`
-	}
-	var out struct {
-		XMLName xml.Name    `xml:"ListAllMyBucketsResult"`
-		Xmlns   string      `xml:"xmlns,attr"`
-		Owner   ownerXML    `xml:"Owner"`
-		Buckets []bucketXML `xml:"Buckets>Bucket"`
-	}
-	out.Xmlns = s3NS
-	out.Owner = ownerXML{ID: AccountOf(req.id.PrincipalARN)}
-	for _, bm := range s.st.buckets() {
-		if req.id.Admin || bm.Account == AccountOf(req.id.PrincipalARN) {
-			out.Buckets = append(out.Buckets, bucketXML{bm.Name, bm.Created.Format(time.RFC3339)})
-		}
-	}
-	return writeXML(req.w, 200, out)
+	return parts[4]
 }
 
-func (s *S3Server) createBucket(req *request) error {
-	if !bucketNameRE.MatchString(req.bucket) {
-		return &Error{Code: "InvalidBucketName", Status: 400, Message: "The specified bucket is not valid."}
+// callerAccount is the account the request's identity belongs to.
+func (req *s3Req) callerAccount() string {
+	if a := s3AccountOf(req.id.PrincipalARN); a != "" {
+		return a
 	}
-	if err := s.dir.Authorize(req.id, "s3:CreateBucket", "arn:aws:s3:::"+req.bucket, nil); err != nil {
-		return err
+	if a := s3AccountOf(req.id.RoleARN); a != "" {
+		return a
 	}
-	region := s.cfg.Region
-	var cfg struct {
-		LocationConstraint string `xml:"LocationConstraint"`
-	}
-	if body, _ := io.ReadAll(io.LimitReader(req.r.Body, 64<<10)); len(body) > 0 {
-		if err := xml.Unmarshal(body, &cfg); err != nil {
-			return &Error{Code: "MalformedXML", Status: 400, Message: "The XML you provided was not well-formed"}
-		}
-		if cfg.LocationConstraint != "" {
-			region = cfg.LocationConstraint
-		}
-	}
-	if bm, ok := s.st.bucket(req.bucket); ok {
-		if bm.Account == AccountOf(req.id.PrincipalARN) || req.id.Admin {
-			return &Error{Code: "BucketAlreadyOwnedByYou", Status: 409, Message: "Your previous request to create the named bucket succeeded and you already own it."}
-		}
-		return &Error{Code: "BucketAlreadyExists", Status: 409, Message: "The requested bucket name is not available."}
-	}
-	account := AccountOf(req.id.PrincipalARN)
-	if account == "" {
-		account = DefaultAccountID
-	}
-	if err := s.EnsureBucket(Bucket{Name: req.bucket, Region: region, Account: account}); err != nil {
-		return err
-	}
-	req.w.Header().Set("Location", "/"+req.bucket)
-	req.w.WriteHeader(200)
-	return nil
+	return DefaultAccountID
 }
 
-func (s *S3Server) headBucket(req *request) error {
-	b, err := s.authorize(req, "s3:ListBucket", false)
+func s3NewRequestID() string { return strings.ToUpper(s3RandHex(8)) }
+
+// Errors.
+
+func s3AsError(err error, code string, status int) *Error {
 	var e *Error
-	if errors.As(err, &e) && e.Region != "" {
-		req.w.Header().Set("X-Amz-Bucket-Region", e.Region)
-		req.w.WriteHeader(http.StatusMovedPermanently)
-		return nil
+	if errors.As(err, &e) {
+		if e.Status == 0 {
+			c := *e
+			c.Status = status
+			return &c
+		}
+		return e
 	}
-	if err != nil {
-		return err
-	}
-	req.w.Header().Set("X-Amz-Bucket-Region", b.Region)
-	req.w.WriteHeader(200)
-	return nil
+	return &Error{Code: code, Status: status, Message: err.Error()}
 }
 
-func (s *S3Server) deleteBucket(req *request) error {
-	if _, err := s.authorize(req, "s3:DeleteBucket", false); err != nil {
-		return err
-	}
-	if err := s.st.deleteBucket(req.bucket); err != nil {
-		return err
-	}
-	s.dir.DeleteBucket(req.bucket)
-	req.w.WriteHeader(204)
-	return nil
+func s3ErrNoSuchBucket(string) *Error {
+	return &Error{Code: "NoSuchBucket", Status: http.StatusNotFound, Message: "The specified bucket does not exist"}
 }
 
-func (s *S3Server) bucketLocation(req *request) error {
-	b, ok := s.dir.Bucket(req.bucket)
-	if !ok {
-		return &Error{Code: "NoSuchBucket", Status: 404, Message: "The specified bucket does not exist"}
-	}
-	if err := s.dir.Authorize(req.id, "s3:GetBucketLocation", "arn:aws:s3:::"+req.bucket, &b); err != nil {
-		return err
-	}
-	loc := b.Region
-	if loc == "us-east-1" {
-		loc = ""
-	}
-	return writeXML(req.w, 200, struct {
-		XMLName xml.Name `xml:"LocationConstraint"`
-		Xmlns   string   `xml:"xmlns,attr"`
-		Value   string   `xml:",chardata"`
-	}{Xmlns: s3NS, Value: loc})
+func s3ErrNoSuchKey(string) *Error {
+	return &Error{Code: "NoSuchKey", Status: http.StatusNotFound, Message: "The specified key does not exist."}
 }
 
-type ownerXML struct {
-	ID          string `xml:"ID"`
-	DisplayName string `xml:"DisplayName,omitempty"`
+func s3ErrPrecondition(header string) *Error {
+	return &Error{Code: "PreconditionFailed", Status: http.StatusPreconditionFailed,
+		Message: "At least one of the pre-conditions you specified did not hold (" + header + ")"}
 }
 
-type objectXML struct {
-	Key          string `xml:"Key"`
-	LastModified string `xml:"LastModified"`
-	ETag         string `xml:"ETag"`
-	Size         int64  `xml:"Size"`
-	StorageClass string `xml:"StorageClass"`
+func s3ErrWrongRegion(got, want string) *Error {
+	return &Error{Code: "AuthorizationHeaderMalformed", Status: http.StatusBadRequest, Region: want,
+		Message: fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", got, want)}
 }
 
-type prefixXML struct {
-	Prefix string `xml:"Prefix"`
+func s3ErrNotImplemented(what string) *Error {
+	msg := "A header or query you provided implies functionality that is not implemented"
+	if what != "" {
+		msg += ": " + what
+	}
+	return &Error{Code: "NotImplemented", Status: http.StatusNotImplemented, Message: msg}
 }
 
-func (s *S3Server) listObjects(req *request, v2 bool) error {
-	if _, err := s.authorize(req, "s3:ListBucket", false); err != nil {
-		return err
-	}
-	q := req.q
-	prefix, delim := q.Get("prefix"), q.Get("delimiter")
-	maxKeys := 1000
-	if v := q.Get("max-keys"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return &Error{Code: "InvalidArgument", Status: 400, Message: "max-keys must be a non-negative integer"}
-		}
-		maxKeys = min(n, 1000)
-	}
-	after := q.Get("start-after")
-	if !v2 {
-		after = q.Get("marker")
-	}
-	token := q.Get("continuation-token")
-	if token != "" {
-		k, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil {
-			return &Error{Code: "InvalidArgument", Status: 400, Message: "The continuation token provided is incorrect"}
-		}
-		after = string(k)
-	}
-	enc := func(s string) string { return s }
-	if q.Get("encoding-type") == "url" {
-		enc = func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-	}
-
-	var contents []objectXML
-	var prefixes []prefixXML
-	seen := map[string]bool{}
-	last, truncated := "", false
-	for _, om := range s.st.list(req.bucket, prefix, after) {
-		if len(contents)+len(prefixes) >= maxKeys {
-			truncated = true
-			break
-		}
-		if delim != "" {
-			if i := strings.Index(om.Key[len(prefix):], delim); i >= 0 {
-				cp := om.Key[:len(prefix)+i+len(delim)]
-				if !seen[cp] {
-					seen[cp] = true
-					prefixes = append(prefixes, prefixXML{enc(cp)})
-				}
-				last = om.Key
-				continue
-			}
-		}
-		contents = append(contents, objectXML{enc(om.Key), om.LastModified.UTC().Format("2006-01-02T15:04:05.000Z"), om.ETag, om.Size, "STANDARD"})
-		last = om.Key
-	}
-	type result struct {
-		XMLName               xml.Name    `xml:"ListBucketResult"`
-		Xmlns                 string      `xml:"xmlns,attr"`
-		Name                  string      `xml:"Name"`
-		Prefix                string      `xml:"Prefix"`
-		Delimiter             string      `xml:"Delimiter,omitempty"`
-		MaxKeys               int         `xml:"MaxKeys"`
-		EncodingType          string      `xml:"EncodingType,omitempty"`
-		IsTruncated           bool        `xml:"IsTruncated"`
-		KeyCount              int         `xml:"KeyCount,omitempty"`
-		ContinuationToken     string      `xml:"ContinuationToken,omitempty"`
-		NextContinuationToken string      `xml:"NextContinuationToken,omitempty"`
-		StartAfter            string      `xml:"StartAfter,omitempty"`
-		Marker                string      `xml:"Marker,omitempty"`
-		NextMarker            string      `xml:"NextMarker,omitempty"`
-		Contents              []objectXML `xml:"Contents"`
-		CommonPrefixes        []prefixXML `xml:"CommonPrefixes"`
-	}
-	out := result{Xmlns: s3NS, Name: req.bucket, Prefix: enc(prefix), Delimiter: delim, MaxKeys: maxKeys,
-		EncodingType: q.Get("encoding-type"), IsTruncated: truncated, Contents: contents, CommonPrefixes: prefixes}
-	if v2 {
-		out.KeyCount = len(contents) + len(prefixes)
-		out.ContinuationToken = token
-		out.StartAfter = q.Get("start-after")
-		if truncated {
-			out.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
-		}
-	} else {
-		out.Marker = q.Get("marker")
-		if truncated {
-			out.NextMarker = enc(last)
-		}
-	}
-	return writeXML(req.w, 200, out)
+func s3ErrMethodNotAllowed(method, what string) *Error {
+	return &Error{Code: "MethodNotAllowed", Status: http.StatusMethodNotAllowed,
+		Message: fmt.Sprintf("The specified method (%s) is not allowed against %s.", method, what)}
 }
 
-// checksumAlgorithms are the S3 checksums the server verifies and returns.
-var checksumAlgorithms = map[string]func() hash.Hash{
-	"crc32":  func() hash.Hash { return crc32.NewIEEE() },
-	"crc32c": func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) },
-	"sha1":   sha1.New,
-	"sha256": sha256.New,
+func s3ErrMalformedXML(detail string) *Error {
+	return &Error{Code: "MalformedXML", Status: http.StatusBadRequest,
+		Message: "The XML you provided was not well-formed or did not validate against our published schema: " + detail}
 }
 
-// receive streams a request body into a temp file, verifying every integrity check the client sent:
-// x-amz-content-sha256, Content-MD5, x-amz-checksum-* (header or aws-chunked trailer).
-func (s *S3Server) receive(req *request) (tmp string, size int64, md5hex string, checksums map[string]string, err error) {
-	h := req.r.Header
-	body := io.Reader(req.r.Body)
-	var trailers func() map[string]string
-	switch {
-	case req.sr.Streaming():
-		body, trailers = NewChunkedReader(body, req.sr)
-	case req.sr.PayloadHash != unsignedPayload && req.sr.PayloadHash != "":
-		body = NewHashCheckingReader(body, req.sr.PayloadHash)
-	}
-	algo := strings.ToLower(h.Get("X-Amz-Sdk-Checksum-Algorithm"))
-	for a := range checksumAlgorithms {
-		if h.Get("X-Amz-Checksum-"+a) != "" {
-			algo = a
-		}
-	}
-	if t := strings.ToLower(h.Get("X-Amz-Trailer")); strings.HasPrefix(t, "x-amz-checksum-") {
-		algo = strings.TrimPrefix(t, "x-amz-checksum-")
-	}
-	m := md5.New()
-	writers := []io.Writer{m}
-	var sum hash.Hash
-	if newHash, ok := checksumAlgorithms[algo]; ok {
-		sum = newHash()
-		writers = append(writers, sum)
-	}
-	f, err := s.st.tempFile()
-	if err != nil {
-		return "", 0, "", nil, err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	writers = append(writers, f)
-	size, err = io.Copy(io.MultiWriter(writers...), body)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return "", 0, "", nil, e
-		}
-		return "", 0, "", nil, &Error{Code: "IncompleteBody", Status: 400, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header"}
-	}
-	if want := h.Get("X-Amz-Decoded-Content-Length"); want != "" && want != strconv.FormatInt(size, 10) {
-		return "", 0, "", nil, &Error{Code: "IncompleteBody", Status: 400, Message: "the decoded content length does not match the body"}
-	}
-	md5sum := m.Sum(nil)
-	if want := h.Get("Content-Md5"); want != "" && want != base64.StdEncoding.EncodeToString(md5sum) {
-		return "", 0, "", nil, &Error{Code: "BadDigest", Status: 400, Message: "The Content-MD5 you specified did not match what we received."}
-	}
-	checksums = map[string]string{}
-	if sum != nil {
-		got := base64.StdEncoding.EncodeToString(sum.Sum(nil))
-		want := h.Get("X-Amz-Checksum-" + algo)
-		if want == "" && trailers != nil {
-			want = trailers()["x-amz-checksum-"+algo]
-		}
-		if want != "" && want != got {
-			return "", 0, "", nil, &Error{Code: "BadDigest", Status: 400, Message: fmt.Sprintf("The %s you specified did not match the calculated checksum.", strings.ToUpper(algo))}
-		}
-		if want != "" {
-			checksums[algo] = got
-		}
-	}
-	return f.Name(), size, hex.EncodeToString(md5sum), checksums, nil
+func s3ErrInvalidArgument(msg string) *Error {
+	return &Error{Code: "InvalidArgument", Status: http.StatusBadRequest, Message: msg}
 }
 
-func objectHeaders(h http.Header, key, owner string) *objectMeta {
-	om := &objectMeta{
-		Key: key, ContentType: h.Get("Content-Type"), ContentEncoding: h.Get("Content-Encoding"),
-		ContentDisposition: h.Get("Content-Disposition"), CacheControl: h.Get("Cache-Control"),
-		ACL: h.Get("X-Amz-Acl"), SSE: h.Get("X-Amz-Server-Side-Encryption"), Owner: owner,
-		UserMeta: map[string]string{},
-	}
-	if om.ContentType == "" {
-		om.ContentType = "binary/octet-stream"
-	}
-	if om.ACL == "" {
-		om.ACL = "private"
-	}
-	if om.SSE == "" {
-		om.SSE = "AES256" // S3 encrypts every object with SSE-S3 by default since 2023
-	}
-	for k, v := range h {
-		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") && len(v) > 0 {
-			om.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = v[0]
-		}
-	}
-	return om
+type s3ErrorXML struct {
+	XMLName    xml.Name `xml:"Error"`
+	Code       string   `xml:"Code"`
+	Message    string   `xml:"Message"`
+	BucketName string   `xml:"BucketName,omitempty"`
+	Key        string   `xml:"Key,omitempty"`
+	Region     string   `xml:"Region,omitempty"`
+	Resource   string   `xml:"Resource"`
+	RequestID  string   `xml:"RequestId"`
+	HostID     string   `xml:"HostId"`
 }
 
-func (s *S3Server) putObject(req *request) error {
-	if _, err := s.authorize(req, "s3:PutObject", setsACL(req.r.Header)); err != nil {
-		return err
+// fail answers with err as S3 does: an XML error document, or the status alone for HEAD.
+func (s *S3Server) fail(req *s3Req, rid string, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		s.log.Error("s3: internal error", "op", req.op, "method", req.r.Method, "bucket", req.bucket, "key", req.key, "error", err)
+		e = &Error{Code: "InternalError", Status: http.StatusInternalServerError, Message: "We encountered an internal error. Please try again."}
 	}
-	ifNoneMatch, err := ifNoneMatchStar(req.r.Header)
-	if err != nil {
-		return err
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
 	}
-	if ifNoneMatch {
-		if _, exists := s.st.get(req.bucket, req.key); exists {
-			return preconditionFailed()
-		}
+	req.errMsg = e.Code + ": " + e.Message
+	h := req.w.Header()
+	for _, k := range []string{"ETag", "Last-Modified", "Content-Range", "Accept-Ranges"} {
+		h.Del(k)
 	}
-	tmp, size, md5hex, checksums, err := s.receive(req)
-	if err != nil {
-		return err
+	if e.Region != "" {
+		h.Set("X-Amz-Bucket-Region", e.Region)
 	}
-	om := objectHeaders(req.r.Header, req.key, AccountOf(req.id.PrincipalARN))
-	om.Size, om.ETag, om.Checksums, om.LastModified = size, `"`+md5hex+`"`, checksums, s.cfg.Now().UTC()
-	if err := s.st.commit(req.bucket, tmp, om, ifNoneMatch); err != nil {
-		return err
-	}
-	s.writeObjectHeaders(req.w, om, false)
-	req.w.WriteHeader(200)
-	s.cfg.Logger.Debug("put object", "bucket", req.bucket, "key", req.key, "size", size, "by", req.id.PrincipalARN)
-	return nil
-}
-
-func ifNoneMatchStar(h http.Header) (bool, error) {
-	v := h.Get("If-None-Match")
-	switch v {
-	case "":
-		return false, nil
-	case "*":
-		return true, nil
-	}
-	return false, &Error{Code: "NotImplemented", Status: 501, Message: "If-None-Match on writes supports only *"}
-}
-
-func preconditionFailed() error {
-	return &Error{Code: "PreconditionFailed", Status: 412, Message: "At least one of the pre-conditions you specified did not hold"}
-}
-
-func (s *S3Server) writeObjectHeaders(w http.ResponseWriter, om *objectMeta, full bool) {
-	h := w.Header()
-	h.Set("ETag", om.ETag)
-	if om.SSE != "" {
-		h.Set("X-Amz-Server-Side-Encryption", om.SSE)
-	}
-	for a, v := range om.Checksums {
-		h.Set("X-Amz-Checksum-"+a, v)
-	}
-	if !full {
+	if req.r.Method == http.MethodHead {
+		req.w.WriteHeader(status)
 		return
 	}
-	h.Set("Content-Type", om.ContentType)
-	h.Set("Last-Modified", om.LastModified.UTC().Format(http.TimeFormat))
-	for k, v := range map[string]string{"Content-Encoding": om.ContentEncoding, "Content-Disposition": om.ContentDisposition, "Cache-Control": om.CacheControl} {
-		if v != "" {
-			h.Set(k, v)
-		}
+	doc := s3ErrorXML{Code: e.Code, Message: e.Message, Region: e.Region, Resource: req.r.URL.Path, RequestID: rid, HostID: rid}
+	switch e.Code {
+	case "NoSuchBucket", "BucketNotEmpty", "BucketAlreadyOwnedByYou", "BucketAlreadyExists":
+		doc.BucketName = req.bucket
+	case "NoSuchKey":
+		doc.Key = req.key
 	}
-	for k, v := range om.UserMeta {
-		h.Set("X-Amz-Meta-"+k, v)
-	}
-	h.Set("Accept-Ranges", "bytes")
+	s3WriteXML(req.w, status, doc)
 }
 
-func (s *S3Server) getObject(req *request) error {
-	if _, err := s.authorize(req, "s3:GetObject", false); err != nil {
-		return err
-	}
-	om, ok := s.st.get(req.bucket, req.key)
-	if !ok {
-		return &Error{Code: "NoSuchKey", Status: 404, Message: "The specified key does not exist."}
-	}
-	f, err := os.Open(s.st.dataPath(req.bucket, om))
-	if err != nil {
-		return &Error{Code: "NoSuchKey", Status: 404, Message: "The specified key does not exist."}
-	}
-	defer f.Close()
-	s.writeObjectHeaders(req.w, om, true)
-	http.ServeContent(req.w, req.r, "", om.LastModified, f)
-	return nil
-}
-
-func (s *S3Server) deleteObject(req *request) error {
-	if _, err := s.authorize(req, "s3:DeleteObject", false); err != nil {
-		return err
-	}
-	s.st.remove(req.bucket, req.key)
-	req.w.WriteHeader(204)
-	return nil
-}
-
-func (s *S3Server) deleteObjects(req *request) error {
-	var in struct {
-		Objects []struct {
-			Key string `xml:"Key"`
-		} `xml:"Object"`
-		Quiet bool `xml:"Quiet"`
-	}
-	body, _ := io.ReadAll(io.LimitReader(req.r.Body, 4<<20))
-	if err := xml.Unmarshal(body, &in); err != nil {
-		return &Error{Code: "MalformedXML", Status: 400, Message: "The XML you provided was not well-formed"}
-	}
-	type deleted struct {
-		Key string `xml:"Key"`
-	}
-	type failed struct {
-		Key     string `xml:"Key"`
-		Code    string `xml:"Code"`
-		Message string `xml:"Message"`
-	}
-	var out struct {
-		XMLName xml.Name  `xml:"DeleteResult"`
-		Xmlns   string    `xml:"xmlns,attr"`
-		Deleted []deleted `xml:"Deleted"`
-		Errors  []failed  `xml:"Error"`
-	}
-	out.Xmlns = s3NS
-	for _, o := range in.Objects {
-		sub := *req
-		sub.key = o.Key
-		if _, err := s.authorize(&sub, "s3:DeleteObject", false); err != nil {
-			e := err.(*Error)
-			out.Errors = append(out.Errors, failed{o.Key, e.Code, e.Message})
-			continue
-		}
-		s.st.remove(req.bucket, o.Key)
-		if !in.Quiet {
-			out.Deleted = append(out.Deleted, deleted{o.Key})
-		}
-	}
-	return writeXML(req.w, 200, out)
-}
-
-func (s *S3Server) copyObject(req *request) error {
-	src, err := url.PathUnescape(strings.TrimPrefix(req.r.Header.Get("X-Amz-Copy-Source"), "/"))
-	if err != nil {
-		return &Error{Code: "InvalidArgument", Status: 400, Message: "x-amz-copy-source is not URL-encoded"}
-	}
-	src, _, _ = strings.Cut(src, "?")
-	srcBucket, srcKey, _ := strings.Cut(src, "/")
-	srcReq := *req
-	srcReq.bucket, srcReq.key = srcBucket, srcKey
-	if _, err := s.authorize(&srcReq, "s3:GetObject", false); err != nil {
-		return err
-	}
-	if _, err := s.authorize(req, "s3:PutObject", setsACL(req.r.Header)); err != nil {
-		return err
-	}
-	som, ok := s.st.get(srcBucket, srcKey)
-	if !ok {
-		return &Error{Code: "NoSuchKey", Status: 404, Message: "The specified key does not exist."}
-	}
-	in, err := os.Open(s.st.dataPath(srcBucket, som))
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	f, err := s.st.tempFile()
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, in); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	f.Close()
-	om := *som
-	if req.r.Header.Get("X-Amz-Metadata-Directive") == "REPLACE" {
-		om = *objectHeaders(req.r.Header, req.key, AccountOf(req.id.PrincipalARN))
-		om.Size, om.ETag, om.Checksums = som.Size, som.ETag, som.Checksums
-	}
-	om.Key, om.LastModified, om.Owner = req.key, s.cfg.Now().UTC(), AccountOf(req.id.PrincipalARN)
-	if acl := req.r.Header.Get("X-Amz-Acl"); acl != "" {
-		om.ACL = acl
-	}
-	if err := s.st.commit(req.bucket, f.Name(), &om, false); err != nil {
-		return err
-	}
-	return writeXML(req.w, 200, struct {
-		XMLName      xml.Name `xml:"CopyObjectResult"`
-		Xmlns        string   `xml:"xmlns,attr"`
-		ETag         string   `xml:"ETag"`
-		LastModified string   `xml:"LastModified"`
-	}{Xmlns: s3NS, ETag: om.ETag, LastModified: om.LastModified.Format(time.RFC3339)})
-}
-
-type grantXML struct {
-	Grantee struct {
-		XMLNS string `xml:"xmlns:xsi,attr"`
-		Type  string `xml:"xsi:type,attr"`
-		ID    string `xml:"ID,omitempty"`
-		URI   string `xml:"URI,omitempty"`
-	} `xml:"Grantee"`
-	Permission string `xml:"Permission"`
-}
-
-func grant(id, uri, perm string) grantXML {
-	var g grantXML
-	g.Grantee.XMLNS = "http://www.w3.org/2001/XMLSchema-instance"
-	if uri != "" {
-		g.Grantee.Type, g.Grantee.URI = "Group", uri
-	} else {
-		g.Grantee.Type, g.Grantee.ID = "CanonicalUser", id
-	}
-	g.Permission = perm
-	return g
-}
-
-// getObjectACL returns the grants of the canned ACL the object was written with; the canonical user IDs
-// are account IDs. bucket-owner-full-control lists the bucket owner's grant even when it is the writer.
-func (s *S3Server) getObjectACL(req *request) error {
-	b, err := s.authorize(req, "s3:GetObjectAcl", false)
-	if err != nil {
-		return err
-	}
-	om, ok := s.st.get(req.bucket, req.key)
-	if !ok {
-		return &Error{Code: "NoSuchKey", Status: 404, Message: "The specified key does not exist."}
-	}
-	grants := []grantXML{grant(om.Owner, "", "FULL_CONTROL")}
-	switch om.ACL {
-	case "bucket-owner-full-control":
-		grants = append(grants, grant(b.Account, "", "FULL_CONTROL"))
-	case "bucket-owner-read":
-		grants = append(grants, grant(b.Account, "", "READ"))
-	case "public-read":
-		grants = append(grants, grant("", "http://acs.amazonaws.com/groups/global/AllUsers", "READ"))
-	case "authenticated-read":
-		grants = append(grants, grant("", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers", "READ"))
-	}
-	return writeXML(req.w, 200, struct {
-		XMLName xml.Name   `xml:"AccessControlPolicy"`
-		Xmlns   string     `xml:"xmlns,attr"`
-		Owner   ownerXML   `xml:"Owner"`
-		Grants  []grantXML `xml:"AccessControlList>Grant"`
-	}{Xmlns: s3NS, Owner: ownerXML{ID: om.Owner}, Grants: grants})
-}
-
-func (s *S3Server) putObjectACL(req *request) error {
-	if _, err := s.authorize(req, "s3:PutObjectAcl", false); err != nil {
-		return err
-	}
-	om, ok := s.st.get(req.bucket, req.key)
-	if !ok {
-		return &Error{Code: "NoSuchKey", Status: 404, Message: "The specified key does not exist."}
-	}
-	acl := req.r.Header.Get("X-Amz-Acl")
-	if acl == "" {
-		return notImplemented()
-	}
-	upd := *om
-	upd.ACL = acl
-	// Rewrite the metadata through a commit of a copy of the bytes is wasteful; metadata alone suffices.
-	s.st.mu.Lock()
-	defer s.st.mu.Unlock()
-	if err := writeJSON(s.st.root+"/tmp", s.st.metaPath(req.bucket, req.key), &upd); err != nil {
-		return err
-	}
-	s.st.index[req.bucket][req.key] = &upd
-	req.w.WriteHeader(200)
-	return nil
-}
-
-func writeXML(w http.ResponseWriter, status int, v any) error {
+// s3WriteXML writes v as the XML body of a response.
+func s3WriteXML(w http.ResponseWriter, status int, v any) {
 	body, err := xml.Marshal(v)
 	if err != nil {
-		return err
+		body = []byte("<Error><Code>InternalError</Code><Message>could not encode the response</Message></Error>")
+		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Length", strconv.Itoa(len(xml.Header)+len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(xml.Header))
 	_, _ = w.Write(body)
-	return nil
-}
-
-func (s *S3Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		s.cfg.Logger.Error("s3 request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		e = &Error{Code: "InternalError", Status: 500, Message: "We encountered an internal error. Please try again."}
-	}
-	if e.Region != "" {
-		w.Header().Set("X-Amz-Bucket-Region", e.Region)
-	}
-	w.Header().Set("X-Amz-Request-Id", requestID())
-	if r.Method == http.MethodHead {
-		w.WriteHeader(e.Status)
-		return
-	}
-	_ = writeXML(w, e.Status, struct {
-		XMLName   xml.Name `xml:"Error"`
-		Code      string   `xml:"Code"`
-		Message   string   `xml:"Message"`
-		Region    string   `xml:"Region,omitempty"`
-		Resource  string   `xml:"Resource"`
-		RequestID string   `xml:"RequestId"`
-	}{Code: e.Code, Message: e.Message, Region: e.Region, Resource: r.URL.Path, RequestID: requestID()})
 }

@@ -16,6 +16,21 @@ type Common struct {
 	OpsAddr  string `flag:"ops-addr" env:"S3DEST_OPS_ADDR" default:"127.0.0.1:9090" help:"address of /livez, /readyz and /metrics"`
 	LogLevel string `flag:"log-level" env:"S3DEST_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
 	Replicas int    `flag:"replicas" env:"S3DEST_REPLICAS" default:"1" help:"JetStream replicas of every stream (1, 3 or 5)"`
+	// AckWait is how long JetStream waits for a delivered message before redelivering it. Work in progress
+	// renews it, so it only bounds how soon a crashed process's messages flow again.
+	AckWait time.Duration `flag:"ack-wait" env:"S3DEST_ACK_WAIT" default:"30s" help:"redeliver a crashed process's messages after this"`
+}
+
+// Validate checks the rules of the shared fields.
+func (c Common) Validate() error {
+	var errs []error
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ack-wait: must be at least 1s, got %s", c.AckWait))
+	}
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("replicas: must be 1, 3 or 5, got %d", c.Replicas))
+	}
+	return errors.Join(errs...)
 }
 
 // Bind registers a flag for every tagged field of the struct cfg points to (including embedded structs),

@@ -19,7 +19,7 @@ type Config struct {
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
-	var errs []error
+	errs := []error{c.Common.Validate()}
 	if len(c.Token) < 16 {
 		errs = append(errs, errors.New("token: must be set, at least 16 characters (S3DEST_ADMIN_TOKEN)"))
 	}

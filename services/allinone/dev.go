@@ -153,7 +153,7 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 			return err
 		}
 	}
-	greet(out, summary, cfg.FlushInterval)
+	greet(out, summary, cfg.FlushInterval, filepath.Join(cfg.DataDir, "secrets.json"))
 	return <-errc
 }
 
@@ -185,7 +185,7 @@ func writeSummary(path string, s Summary) error {
 	return os.Rename(tmp, path)
 }
 
-func greet(out io.Writer, s Summary, flush time.Duration) {
+func greet(out io.Writer, s Summary, flush time.Duration, secretsFile string) {
 	day := time.Now().UTC().Truncate(24 * time.Hour).UnixMilli()
 	fmt.Fprintf(out, `
 s3dest dev is ready.
@@ -199,12 +199,11 @@ Within %s it lands in the demo bucket at
   s3://%s/segment-logs/%s/%d/<file>.gz
 written with the role %s assumed with External ID %s.
 
-Look into the local S3 (any S3 client, path-style):
-  endpoint %s  access key %s  secret key %s
-
-Admin API: %s  (Authorization: Bearer %s)   gRPC: %s
+Look into the local S3 with any S3 client (path-style) at %s;
+the admin API is at %s (bearer token) and gRPC at %s.
+Credentials and the admin token are in %s (and --summary-file), never in the logs.
 `, s.WriteKey, s.TrackingURL, flush, s.Bucket, s.SourceID, day, s.RoleARN, s.WorkspaceID,
-		s.S3Endpoint, s.S3AccessKey, s.S3SecretKey, s.AdminURL, s.AdminToken, s.GRPCAddr)
+		s.S3Endpoint, s.AdminURL, s.GRPCAddr, secretsFile)
 }
 
 func shutdown(tel *platform.Telemetry) {

@@ -59,7 +59,8 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if bindErr != nil {
 		return nil, bindErr
 	}
-	common := platform.Common{NATSURL: natsURL, LogLevel: cfg.LogLevel, Replicas: 1}
+	common := ic.Common // defaults and S3DEST_* environment (ack wait, ...)
+	common.NATSURL, common.LogLevel, common.Replicas = natsURL, cfg.LogLevel, 1
 	with := func(name string) *platform.Process {
 		return &platform.Process{Log: p.Log.With("service", name), Telemetry: p.Telemetry, NATS: p.NATS, JS: p.JS}
 	}

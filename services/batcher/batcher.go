@@ -3,16 +3,23 @@
 // stop. A sealed file is stored in the JetStream object store BATCHES and announced on
 // batch.sealed.<sourceId>; only then are its events acknowledged.
 //
-// Exactly once: a file's batch ID and name derive from its partition and stream sequences, and the
-// per-partition cursor (the last sealed sequence, in Redis and recoverable from batch.sealed) makes a
-// redelivered event that is already in a sealed file be acknowledged without being written again.
+// Exactly once: every source has its own durable consumer (batcher-<sourceId>) with AckAll, so the
+// source's messages arrive, and after a crash arrive again, strictly in stream order. All open files of
+// a source are sealed together, in order of their first sequence, each sealed message recording
+// sealed_through: the sequence up to which the source's events are all in sealed files. That cursor (in
+// Redis, and recoverable from the last batch.sealed.<sourceId> message) lets a redelivered event that is
+// already sealed be acknowledged without being written again; file names derive from the partition and
+// sequences, so a replay overwrites rather than duplicates.
 package batcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,13 +30,16 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
+	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 )
 
-// Batcher is the batcher service. Run's goroutine owns every open file; nothing else touches them.
+// Batcher is the batcher service. Run's goroutine owns every open file and every map below; the
+// consumer goroutines only forward messages.
 type Batcher struct {
 	cfg    Config
 	log    *slog.Logger
@@ -38,18 +48,25 @@ type Batcher struct {
 	tracer trace.Tracer
 	now    func() time.Time
 
-	rdb      *redis.Client
-	cursors  *cursor.Store
-	obs      jetstream.ObjectStore
-	batches  jetstream.Stream
-	consumer jetstream.Consumer
+	rdb     *redis.Client
+	cursors *cursor.Store
+	obs     jetstream.ObjectStore
+	batches jetstream.Stream
+	view    *configstore.View
+
+	msgs      chan jetstream.Msg
+	consumers map[string]jetstream.MessagesContext
+	feeders   sync.WaitGroup
 
 	open map[partition]*file
 	// recent holds the messageIds written recently, per source.
 	recent *recentIDs
-	// sealedUpTo caches each partition's last sealed sequence.
-	sealedUpTo map[partition]uint64
-	held       int
+	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
+	sealedThrough map[string]uint64
+	// poisoned sources had a file fail: the value is the first sequence of that file, which must come
+	// back before the source moves on, or a later ack would cover it.
+	poisoned map[string]uint64
+	held     int
 	// duplicates counts events dropped as retries.
 	duplicates int64
 }
@@ -61,18 +78,21 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 	}
 	return &Batcher{
 		cfg: cfg, log: p.Log, nc: p.NATS, js: p.JS,
-		tracer:     p.Telemetry.Tracer.Tracer("s3dest/batcher"),
-		now:        time.Now,
-		open:       map[partition]*file{},
-		recent:     newRecentIDs(cfg.DedupeWindow, time.Now()),
-		sealedUpTo: map[partition]uint64{},
+		tracer:        p.Telemetry.Tracer.Tracer("s3dest/batcher"),
+		now:           time.Now,
+		msgs:          make(chan jetstream.Msg, 256),
+		consumers:     map[string]jetstream.MessagesContext{},
+		open:          map[partition]*file{},
+		recent:        newRecentIDs(cfg.DedupeWindow, time.Now()),
+		sealedThrough: map[string]uint64{},
+		poisoned:      map[string]uint64{},
 	}, nil
 }
 
 // Name implements service.Service.
 func (b *Batcher) Name() string { return "batcher" }
 
-// Start connects to Redis and ensures the streams, the object store and the durable consumer.
+// Start connects to Redis, ensures the streams and the object store, and loads the sources.
 func (b *Batcher) Start(ctx context.Context) error {
 	rdb, err := platform.ConnectRedis(ctx, b.cfg.RedisURL)
 	if err != nil {
@@ -91,57 +111,98 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.batches, err = b.js.Stream(ctx, bus.StreamBatches); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamBatches, err)
 	}
-	b.consumer, err = bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
-		Stream: bus.StreamEvents, Durable: "batcher", Filter: bus.AllEvents,
-		// Events wait in an open file for up to the flush interval before they are acknowledged.
-		AckWait:       b.cfg.FlushInterval + 2*time.Minute,
-		MaxAckPending: b.cfg.MaxOpenMessages,
-	})
-	return err
+	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	if b.view, err = store.Watch(context.WithoutCancel(ctx), b.log); err != nil {
+		return err
+	}
+	return b.followSources(ctx)
+}
+
+// followSources starts a consumer for every source that has none yet: one ordered, AckAll consumer per
+// source, so a source's events are delivered and redelivered in stream order.
+func (b *Batcher) followSources(ctx context.Context) error {
+	for _, src := range b.view.Sources() {
+		id := src.GetId()
+		if _, ok := b.consumers[id]; ok {
+			continue
+		}
+		cons, err := bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
+			Stream: bus.StreamEvents, Durable: "batcher-" + id, Filter: bus.EventsSubject(id),
+			// Events wait in an open file for up to the flush interval; keepHeld renews them meanwhile.
+			AckWait: b.cfg.Common.AckWait, MaxAckPending: b.cfg.MaxOpenMessages, AckAll: true,
+		})
+		if err != nil {
+			return err
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(256))
+		if err != nil {
+			return fmt.Errorf("consume events of %s: %w", id, err)
+		}
+		b.consumers[id] = it
+		b.feeders.Add(1)
+		go func() {
+			defer b.feeders.Done()
+			for {
+				m, err := it.Next()
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if err != nil {
+					b.log.Warn("fetch events", "source", id, "error", err)
+					continue
+				}
+				b.msgs <- m
+			}
+		}()
+	}
+	return nil
 }
 
 // Run batches until ctx ends, then seals every open file and returns.
 func (b *Batcher) Run(ctx context.Context) error {
 	defer b.rdb.Close()
-	it, err := b.consumer.Messages(jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
-	}
-	msgs := make(chan jetstream.Msg, 64)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			if err != nil {
-				b.log.Warn("fetch events", "error", err)
-				continue
-			}
-			msgs <- m
-		}
-	}()
-
 	tick := time.NewTicker(min(b.cfg.FlushInterval/4, time.Second))
 	defer tick.Stop()
 	// Work started before the stop must finish after it: sealing runs on a context that outlives ctx.
 	wctx := context.WithoutCancel(ctx)
-	stopping := ctx.Done()
+	lastPing := time.Now()
 	for {
 		select {
-		case m, ok := <-msgs:
-			if !ok {
-				b.sealAll(wctx, "stop")
-				return nil
-			}
+		case m := <-b.msgs:
 			b.add(wctx, m)
 		case <-tick.C:
 			b.sealExpired(wctx)
-		case <-stopping:
-			// Stop fetching; what was already fetched still arrives on msgs, then msgs closes.
-			it.Stop()
-			stopping = nil
+			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
+				b.keepHeld()
+				lastPing = time.Now()
+			}
+			if err := b.followSources(ctx); err != nil {
+				b.log.Warn("follow new sources", "error", err)
+			}
+		case <-ctx.Done():
+			// Stop fetching, take what was already fetched, then seal everything.
+			for _, it := range b.consumers {
+				it.Stop()
+			}
+			done := make(chan struct{})
+			go func() { b.feeders.Wait(); close(done) }()
+		drain:
+			for {
+				select {
+				case m := <-b.msgs:
+					b.add(wctx, m)
+				case <-done:
+					break drain
+				}
+			}
+			for len(b.msgs) > 0 {
+				b.add(wctx, <-b.msgs)
+			}
+			b.sealAll(wctx, "stop")
+			return nil
 		}
 	}
 }
@@ -155,30 +216,37 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
+	source := bus.LastToken(m.Subject())
+	through, err := b.sourceCursor(ctx, source)
+	if err != nil {
+		b.log.Warn("cannot read the source's cursor; retrying the message later", "source", source, "error", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if seq <= through {
+		_ = m.Ack() // already in a sealed file: a redelivery after a crash
+		return
+	}
+	if want, ok := b.poisoned[source]; ok {
+		if seq > want {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		delete(b.poisoned, source)
+	}
 	var batch eventsv1.EventBatch
 	if err := proto.Unmarshal(m.Data(), &batch); err != nil {
 		b.deadLetter(ctx, m, fmt.Sprintf("payload: not an EventBatch: %v", err))
 		return
 	}
 	part := partition{source: batch.GetSourceId(), dayMs: dayOf(batch.GetReceivedAt().AsTime())}
-	if part.source == "" || part.source != bus.LastToken(m.Subject()) {
+	if part.source != source {
 		b.deadLetter(ctx, m, fmt.Sprintf("sourceId: %q does not match the subject %s", part.source, m.Subject()))
-		return
-	}
-
-	upTo, err := b.sealedThrough(ctx, part)
-	if err != nil {
-		b.log.Warn("cannot read the partition cursor; retrying the message later", "source", part.source, "day", part.dayMs, "error", err)
-		_ = m.NakWithDelay(time.Second)
-		return
-	}
-	if seq <= upTo {
-		_ = m.Ack() // already in a sealed file: a redelivery after a crash
 		return
 	}
 	f := b.open[part]
 	if f != nil && seq <= f.last {
-		return // redelivered while its file is still open: the file's ack will cover it
+		return // redelivered while its file is still open: the file's ack covers it
 	}
 
 	size := int64(0)
@@ -188,11 +256,17 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 	if f != nil {
 		fits, err := f.fits(size, b.cfg.MaxFileBytes)
 		if err != nil {
-			b.fail(f, err)
+			b.fail(ctx, source, err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		if !fits {
+			b.sealSource(ctx, source, "size")
 			f = nil
-		} else if !fits {
-			b.seal(ctx, f, "size")
-			f = nil
+			if _, ok := b.poisoned[source]; ok {
+				_ = m.NakWithDelay(time.Second)
+				return
+			}
 		}
 	}
 	if f == nil {
@@ -212,13 +286,15 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 		}
 		f.ids = append(f.ids, fp)
 		if err := f.write(e.GetJson()); err != nil {
-			b.fail(f, err)
+			b.fail(ctx, source, err)
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
 	}
 	f.last = seq
 	f.replies = append(f.replies, m.Reply())
+	f.seqs = append(f.seqs, seq)
+	failpoint.Hit("batcher.mid-file")
 	if sc := trace.SpanContextFromContext(bus.ContextFrom(ctx, m.Headers())); sc.IsValid() && len(f.traces) < maxTraceLinks {
 		f.traces = append(f.traces, sc)
 	}
@@ -228,11 +304,62 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// seal closes f, announces it on batch.sealed.<sourceId> and then acknowledges its events. If any step
-// fails the events are released for redelivery; the deterministic names make the retry overwrite.
-func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
-	delete(b.open, f.part)
-	b.held -= len(f.replies)
+// sealSource seals every open file of a source, in order of their first sequence, and then acknowledges
+// the prefix of the source's events that is sealed. Each sealed message claims only that prefix, so a
+// crash between two of them never claims an unsealed event. If a file fails, it and the files after it
+// are released and the source waits for their events to come back.
+func (b *Batcher) sealSource(ctx context.Context, source, reason string) {
+	var files []*file
+	for part, f := range b.open {
+		if part.source == source {
+			files = append(files, f)
+			delete(b.open, part)
+			b.held -= len(f.replies)
+		}
+	}
+	slices.SortFunc(files, func(x, y *file) int { return cmp.Compare(x.first, y.first) })
+	var maxLast uint64
+	for _, f := range files {
+		maxLast = max(maxLast, f.last)
+	}
+	// The prefix of the source that is sealed after each file; the last file completes the group.
+	prefix := b.sealedThrough[source]
+	var sealed []*file
+	for i, f := range files {
+		through := maxLast
+		if i+1 < len(files) {
+			through = files[i+1].first - 1
+		}
+		if err := b.seal(ctx, f, through, reason); err != nil {
+			b.log.Error("file not sealed; its events will be redelivered", "object", f.objectName, "error", err)
+			for _, g := range files[i:] {
+				g.abort(err)
+				b.release(g)
+			}
+			break
+		}
+		prefix = max(prefix, through)
+		b.sealedThrough[source] = prefix
+		sealed = append(sealed, f)
+	}
+	// With AckAll, acknowledging one message acknowledges every earlier one of the source: acknowledge
+	// the last message within the sealed prefix, never beyond it.
+	var ackSeq uint64
+	ackReply := ""
+	for _, f := range sealed {
+		for i, seq := range f.seqs {
+			if seq <= prefix && seq >= ackSeq {
+				ackSeq, ackReply = seq, f.replies[i]
+			}
+		}
+	}
+	if ackReply != "" {
+		_ = b.nc.Publish(ackReply, []byte("+ACK"))
+	}
+}
+
+// seal closes f and announces it on batch.sealed.<sourceId> with the source's cursor through.
+func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason string) error {
 	var links []trace.Link
 	if len(f.traces) > 0 {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, f.traces[0])
@@ -243,16 +370,18 @@ func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
 	ctx, span := b.tracer.Start(ctx, "batcher.seal", trace.WithLinks(links...))
 	defer span.End()
 	if err := f.close(); err != nil {
-		b.release(f, err)
-		return
+		return err
 	}
+	failpoint.Hit("batcher.after-store")
 	if f.events == 0 {
-		// Every event was a retry of one already written: no file, just the acks.
+		// Every event was a retry of one already written: no file, only the cursor moves.
 		if err := b.obs.Delete(ctx, f.objectName); err != nil {
 			b.log.WarnContext(ctx, "remove empty spooled object", "object", f.objectName, "error", err)
 		}
-		b.ack(f)
-		return
+		if err := b.setCursor(ctx, f.part.source, through); err != nil {
+			b.log.WarnContext(ctx, "record cursor", "error", err)
+		}
+		return nil
 	}
 	batch := &batchv1.Batch{
 		BatchId:           f.batchID(),
@@ -267,42 +396,52 @@ func (b *Batcher) seal(ctx context.Context, f *file, reason string) {
 		SealedAt:          timestamppb.New(b.now()),
 		FileName:          f.fileName(),
 	}
-	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: f.objectName}
+	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: f.objectName, SealedThrough: through}
 	if _, err := bus.Publish(ctx, b.js, bus.SealedSubject(f.part.source), sealed, "sealed."+batch.GetBatchId()); err != nil {
-		b.release(f, err)
-		return
+		return err
 	}
-	b.sealedUpTo[f.part] = f.last
+	failpoint.Hit("batcher.after-sealed")
+	if err := b.setCursor(ctx, f.part.source, through); err != nil {
+		b.log.WarnContext(ctx, "record cursor", "error", err)
+	}
 	if err := b.cursors.Add(ctx, cursor.Sealed, f.part.source, f.part.dayMs, f.events, f.compressed, f.last, b.now()); err != nil {
-		// The cursor is rebuilt from batch.sealed when Redis lacks it; the file is safe either way.
-		b.log.Warn("record cursor", "error", err)
+		b.log.WarnContext(ctx, "record day cursor", "error", err)
 	}
-	b.ack(f)
 	b.log.InfoContext(ctx, "sealed", "batch", batch.GetBatchId(), "source", f.part.source, "day", f.part.dayMs,
 		"events", f.events, "bytes", f.compressed, "reason", reason, "duplicatesDropped", b.duplicates)
+	return nil
 }
 
-// ack acknowledges the EVENTS messages of a file. The ack subjects were kept instead of the messages so
-// an open file does not hold its events' payloads in memory.
-func (b *Batcher) ack(f *file) {
-	for _, r := range f.replies {
-		_ = b.nc.Publish(r, []byte("+ACK"))
+// keepHeld tells JetStream that the messages in open files are still being worked on, so AckWait can be
+// short: after a crash, their redelivery starts within AckWait instead of after the flush interval.
+func (b *Batcher) keepHeld() {
+	for _, f := range b.open {
+		for _, r := range f.replies {
+			_ = b.nc.Publish(r, []byte("+WPI"))
+		}
 	}
 }
 
-// fail drops an open file after a write error and releases its events.
-func (b *Batcher) fail(f *file, err error) {
-	delete(b.open, f.part)
-	b.held -= len(f.replies)
-	f.abort(err)
-	b.release(f, err)
+// fail drops every open file of a source after a write error and releases their events.
+func (b *Batcher) fail(ctx context.Context, source string, err error) {
+	b.log.ErrorContext(ctx, "file failed; the source's events will be redelivered", "source", source, "error", err)
+	for part, f := range b.open {
+		if part.source == source {
+			delete(b.open, part)
+			b.held -= len(f.replies)
+			f.abort(err)
+			b.release(f)
+		}
+	}
 }
 
-// release asks JetStream to redeliver a file's events soon, and forgets their messageIds so the
-// redelivery is written.
-func (b *Batcher) release(f *file, err error) {
+// release asks JetStream to redeliver a file's events soon, forgets their messageIds so the redelivery
+// is written, and holds the source back until the file's first event returns.
+func (b *Batcher) release(f *file) {
 	b.recent.forget(f.ids)
-	b.log.Error("file not sealed; its events will be redelivered", "object", f.objectName, "error", err)
+	if want, ok := b.poisoned[f.part.source]; !ok || f.first < want {
+		b.poisoned[f.part.source] = f.first
+	}
 	for _, r := range f.replies {
 		_ = b.nc.Publish(r, []byte(`-NAK {"delay": 1000000000}`))
 	}
@@ -310,50 +449,59 @@ func (b *Batcher) release(f *file, err error) {
 
 func (b *Batcher) sealExpired(ctx context.Context) {
 	now := b.now()
-	for _, f := range b.open {
+	expired := map[string]bool{}
+	for part, f := range b.open {
 		if now.Sub(f.opened) >= b.cfg.FlushInterval {
-			b.seal(ctx, f, "age")
+			expired[part.source] = true
 		}
+	}
+	for source := range expired {
+		b.sealSource(ctx, source, "age")
 	}
 }
 
 func (b *Batcher) sealAll(ctx context.Context, reason string) {
-	for _, f := range b.open {
-		b.seal(ctx, f, reason)
+	sources := map[string]bool{}
+	for part := range b.open {
+		sources[part.source] = true
+	}
+	for source := range sources {
+		b.sealSource(ctx, source, reason)
 	}
 }
 
-// sealedThrough returns the last stream sequence of the partition already in a sealed file: from memory,
-// else Redis, else the last batch.sealed message of the source (so losing Redis loses nothing).
-func (b *Batcher) sealedThrough(ctx context.Context, part partition) (uint64, error) {
-	if seq, ok := b.sealedUpTo[part]; ok {
+func cursorKey(source string) string { return "s3dest:sealed-through:" + source }
+
+func (b *Batcher) setCursor(ctx context.Context, source string, through uint64) error {
+	return b.rdb.Set(ctx, cursorKey(source), through, 35*24*time.Hour).Err()
+}
+
+// sourceCursor returns the sequence up to which the source's events are all sealed. The truth is
+// JetStream (the last batch.sealed message's sealed_through); Redis is written after it, so it can be
+// behind but never ahead, and the larger of the two is right.
+func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, error) {
+	if seq, ok := b.sealedThrough[source]; ok {
 		return seq, nil
 	}
-	d, ok, err := b.cursors.Get(ctx, cursor.Sealed, part.source, part.dayMs)
-	if err == nil && ok {
-		b.sealedUpTo[part] = d.LastSeq
-		return d.LastSeq, nil
+	var seq uint64
+	if v, err := b.rdb.Get(ctx, cursorKey(source)).Uint64(); err == nil {
+		seq = v
+	} else if !errors.Is(err, redis.Nil) {
+		b.log.Warn("cursor unavailable in Redis; using JetStream", "error", err)
 	}
-	if err != nil {
-		b.log.Warn("cursor unavailable; reading the last sealed batch from JetStream", "error", err)
+	raw, err := b.batches.GetLastMsgForSubject(ctx, bus.SealedSubject(source))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("last sealed batch of %s: %w", source, err)
+	default:
+		var last batchv1.BatchSealed
+		if err := proto.Unmarshal(raw.Data, &last); err != nil {
+			return 0, fmt.Errorf("decode last sealed batch of %s: %w", source, err)
+		}
+		seq = max(seq, last.GetSealedThrough())
 	}
-	raw, err := b.batches.GetLastMsgForSubject(ctx, bus.SealedSubject(part.source))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		b.sealedUpTo[part] = 0
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last sealed batch of %s: %w", part.source, err)
-	}
-	var last batchv1.BatchSealed
-	if err := proto.Unmarshal(raw.Data, &last); err != nil {
-		return 0, fmt.Errorf("decode last sealed batch of %s: %w", part.source, err)
-	}
-	seq := uint64(0)
-	if last.GetBatch().GetReceivedDayMs() == part.dayMs {
-		seq = last.GetBatch().GetLastSequence()
-	}
-	b.sealedUpTo[part] = seq
+	b.sealedThrough[source] = seq
 	return seq, nil
 }
 

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 	"github.com/s3dest/s3dest/pkg/testenv"
@@ -33,11 +35,20 @@ func startBatcher(t *testing.T, cfg Config) *rig {
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	ctx, cancel := context.WithCancel(context.Background())
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tel, err := platform.NewTelemetry(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Common.Replicas, cfg.RedisURL = 1, redisURL
+	cfg.Common.Replicas, cfg.Common.AckWait, cfg.RedisURL = 1, 5*time.Second, redisURL
 	b, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ type Config struct {
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
-	var errs []error
+	errs := []error{c.Common.Validate()}
 	if c.FlushInterval < 100*time.Millisecond || c.FlushInterval > 6*time.Hour {
 		errs = append(errs, fmt.Errorf("flush-interval: must be between 100ms and 6h, got %s", c.FlushInterval))
 	}

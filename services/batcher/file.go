@@ -44,8 +44,9 @@ type file struct {
 	first, last uint64
 	// ids are the fingerprints of the file's events, forgotten again if the file is not sealed.
 	ids []fingerprint
-	// replies are the ack subjects of the EVENTS messages in the file, acknowledged once it is sealed.
+	// replies are the ack subjects of the EVENTS messages in the file, and seqs their stream sequences.
 	replies []string
+	seqs    []uint64
 	// traces are the trace contexts of the first requests in the file: the seal continues the first
 	// one's trace and links the others, so a request's trace leads to the file that holds it.
 	traces []trace.SpanContext

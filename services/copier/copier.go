@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
+	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	"github.com/s3dest/s3dest/pkg/layout"
@@ -99,7 +101,7 @@ func (c *Copier) Start(ctx context.Context) error {
 	}
 	c.consumer, err = bus.EnsureConsumer(ctx, c.js, bus.ConsumerConfig{
 		Stream: bus.StreamBatches, Durable: "copier", Filter: bus.AllStaged,
-		AckWait: 10 * time.Minute, MaxAckPending: 256,
+		AckWait: c.cfg.AckWait, MaxAckPending: 256,
 	})
 	return err
 }
@@ -108,7 +110,7 @@ func (c *Copier) Start(ctx context.Context) error {
 func (c *Copier) Run(ctx context.Context) error {
 	defer c.rdb.Close()
 	return bus.Consume(ctx, c.consumer, c.handle, bus.ConsumeOptions{
-		Workers: c.cfg.Workers, SpanName: "copier.copy", Tracer: c.tracer, Log: c.log, DrainTimeout: 2 * time.Minute,
+		Workers: c.cfg.Workers, AckWait: c.cfg.AckWait, SpanName: "copier.copy", Tracer: c.tracer, Log: c.log, DrainTimeout: 2 * time.Minute,
 	})
 }
 
@@ -159,7 +161,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
 	}
 	defer obj.Body.Close()
-	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), obj.Body, opts)
+	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), failpointReader{obj.Body}, opts)
 	if err != nil {
 		if awsclient.IsForbidden(err) {
 			c.creds.drop(ctx, d, workspaceID)
@@ -182,6 +184,17 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
+}
+
+// failpointReader lets crash tests kill the copier in the middle of an upload.
+type failpointReader struct{ r io.Reader }
+
+func (f failpointReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 {
+		failpoint.Hit("copier.mid-upload")
+	}
+	return n, err
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on.

@@ -32,7 +32,7 @@ type Config struct {
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
-	var errs []error
+	errs := []error{c.Common.Validate()}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("http-addr: must be set, such as 127.0.0.1:8080"))
 	}

@@ -82,7 +82,7 @@ func (s *Ingest) Start(ctx context.Context) error {
 	}
 	s.consumer, err = bus.EnsureConsumer(ctx, s.js, bus.ConsumerConfig{
 		Stream: bus.StreamIngest, Durable: "ingest", Filter: bus.AllIngest,
-		AckWait: 30 * time.Second, MaxAckPending: 1000,
+		AckWait: s.cfg.AckWait, MaxAckPending: 1000,
 	})
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func (s *Ingest) Run(ctx context.Context) error {
 	}()
 	go func() {
 		errc <- bus.Consume(ctx, s.consumer, s.handleIngest, bus.ConsumeOptions{
-			Workers: s.cfg.Workers, SpanName: "ingest.message", Tracer: s.tracer, Log: s.log,
+			Workers: s.cfg.Workers, AckWait: s.cfg.AckWait, SpanName: "ingest.message", Tracer: s.tracer, Log: s.log,
 		})
 	}()
 	select {

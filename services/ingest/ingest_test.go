@@ -53,7 +53,7 @@ func start(t testing.TB, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Common: platform.Common{Replicas: 1}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second, Workers: 2}
+	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second, Workers: 2}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -22,7 +22,7 @@ type Config struct {
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
-	errs := []error{c.Config.Validate()}
+	errs := []error{c.Common.Validate(), c.Config.Validate()}
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("staging-bucket: must be set"))
 	}

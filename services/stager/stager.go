@@ -24,6 +24,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 	"github.com/s3dest/s3dest/pkg/s3put"
@@ -78,7 +79,7 @@ func (s *Stager) Start(ctx context.Context) error {
 	}
 	s.consumer, err = bus.EnsureConsumer(ctx, s.js, bus.ConsumerConfig{
 		Stream: bus.StreamBatches, Durable: "stager", Filter: bus.AllSealed,
-		AckWait: 5 * time.Minute, MaxAckPending: 64,
+		AckWait: s.cfg.AckWait, MaxAckPending: 64,
 	})
 	return err
 }
@@ -101,7 +102,7 @@ func (s *Stager) ensureBucket(ctx context.Context) error {
 // Run stages files until ctx ends, then finishes the uploads in flight.
 func (s *Stager) Run(ctx context.Context) error {
 	return bus.Consume(ctx, s.consumer, s.handle, bus.ConsumeOptions{
-		Workers: s.cfg.Workers, SpanName: "stager.stage", Tracer: s.tracer, Log: s.log, DrainTimeout: 2 * time.Minute,
+		Workers: s.cfg.Workers, AckWait: s.cfg.AckWait, SpanName: "stager.stage", Tracer: s.tracer, Log: s.log, DrainTimeout: 2 * time.Minute,
 	})
 }
 
@@ -128,7 +129,7 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	defer obj.Close()
 
 	sum := sha256.New()
-	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(obj, sum), s3put.Options{
+	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(failpointReader{obj}, sum), s3put.Options{
 		Bucket: s.cfg.Bucket, Key: key, ContentType: "application/gzip", SSE: types.ServerSideEncryptionAes256,
 	})
 	if err != nil {
@@ -137,7 +138,19 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := verify(b, res.Size, sum); err != nil {
 		return fmt.Errorf("stage batch %s: %w", b.GetBatchId(), err)
 	}
+	failpoint.Hit("stager.after-upload")
 	return s.announce(ctx, staged, sealed.GetObjectName())
+}
+
+// failpointReader lets crash tests kill the stager in the middle of an upload.
+type failpointReader struct{ r io.Reader }
+
+func (f failpointReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 {
+		failpoint.Hit("stager.mid-upload")
+	}
+	return n, err
 }
 
 // verify checks that what was staged is what was sealed.

@@ -20,7 +20,7 @@ type Config struct {
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
-	errs := []error{c.Config.Validate()}
+	errs := []error{c.Common.Validate(), c.Config.Validate()}
 	if c.GRPCAddr == "" {
 		errs = append(errs, errors.New("grpc-addr: must be host:port"))
 	}

@@ -164,7 +164,10 @@ type BatchSealed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Batch *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
 	// object_name in the object store BATCHES.
-	ObjectName    string `protobuf:"bytes,2,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	ObjectName string `protobuf:"bytes,2,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	// sealed_through is the source's EVENTS sequence up to which every event is in a sealed file (this
+	// one or an earlier one): the batcher's cursor, recoverable from the last message of the subject.
+	SealedThrough uint64 `protobuf:"varint,3,opt,name=sealed_through,json=sealedThrough,proto3" json:"sealed_through,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +214,13 @@ func (x *BatchSealed) GetObjectName() string {
 		return x.ObjectName
 	}
 	return ""
+}
+
+func (x *BatchSealed) GetSealedThrough() uint64 {
+	if x != nil {
+		return x.SealedThrough
+	}
+	return 0
 }
 
 // BatchStaged is published on subject `batch.staged.<sourceId>` (stream BATCHES) once the file is in the
@@ -376,11 +386,12 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x06sha256\x18\t \x01(\tR\x06sha256\x127\n" +
 	"\tsealed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\x12\x1b\n" +
-	"\tfile_name\x18\v \x01(\tR\bfileName\"\\\n" +
+	"\tfile_name\x18\v \x01(\tR\bfileName\"\x83\x01\n" +
 	"\vBatchSealed\x12,\n" +
 	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12\x1f\n" +
 	"\vobject_name\x18\x02 \x01(\tR\n" +
-	"objectName\"\x83\x01\n" +
+	"objectName\x12%\n" +
+	"\x0esealed_through\x18\x03 \x01(\x04R\rsealedThrough\"\x83\x01\n" +
 	"\vBatchStaged\x12,\n" +
 	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12%\n" +
 	"\x0estaging_bucket\x18\x02 \x01(\tR\rstagingBucket\x12\x1f\n" +

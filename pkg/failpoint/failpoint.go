@@ -1,0 +1,44 @@
+// Package failpoint lets crash tests kill a process at an exact step: when S3DEST_FAILPOINT names a
+// point ("batcher.after-store", or "batcher.after-store:3" for its third hit), Hit sends SIGKILL to its
+// own process there, which is what a crash looks like to everything else. Unset, Hit is one atomic load.
+package failpoint
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+var (
+	once   sync.Once
+	target string
+	after  atomic.Int64
+)
+
+func load() {
+	spec := os.Getenv("S3DEST_FAILPOINT")
+	name, n, found := strings.Cut(spec, ":")
+	target = name
+	count := int64(1)
+	if found {
+		if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
+			count = v
+		}
+	}
+	after.Store(count)
+}
+
+// Hit kills the process if name is the armed failpoint and its count is reached.
+func Hit(name string) {
+	once.Do(load)
+	if target == "" || target != name {
+		return
+	}
+	if after.Add(-1) == 0 {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way; never continue past a failpoint
+	}
+}
