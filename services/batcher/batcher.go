@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -63,6 +64,10 @@ type Batcher struct {
 	recent *recentIDs
 	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
 	sealedThrough map[string]uint64
+	// recovering sources have messages from before a restart still pending: AckAll needs them in stream
+	// order, but JetStream delivers new messages before it redelivers pending ones.
+	recovering map[string]*recovery
+	events     jetstream.Stream
 	// poisoned sources had a file fail: the value is the first sequence of that file, which must come
 	// back before the source moves on, or a later ack would cover it.
 	poisoned map[string]uint64
@@ -86,6 +91,7 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 		recent:        newRecentIDs(cfg.DedupeWindow, time.Now()),
 		sealedThrough: map[string]uint64{},
 		poisoned:      map[string]uint64{},
+		recovering:    map[string]*recovery{},
 	}, nil
 }
 
@@ -110,6 +116,9 @@ func (b *Batcher) Start(ctx context.Context) error {
 	}
 	if b.batches, err = b.js.Stream(ctx, bus.StreamBatches); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamBatches, err)
+	}
+	if b.events, err = b.js.Stream(ctx, bus.StreamEvents); err != nil {
+		return fmt.Errorf("open stream %s: %w", bus.StreamEvents, err)
 	}
 	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
 	if err != nil {
@@ -136,6 +145,19 @@ func (b *Batcher) followSources(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("consumer of %s: %w", id, err)
+		}
+		if info.Delivered.Stream > info.AckFloor.Stream {
+			// Delivered before the restart but never acknowledged: those come back first, in order.
+			r := &recovery{until: info.Delivered.Stream}
+			if r.next, err = b.nextOf(ctx, id, info.AckFloor.Stream); err != nil {
+				return err
+			}
+			b.recovering[id] = r
+			b.log.Info("recovering unacknowledged events", "source", id, "from", r.next, "through", r.until)
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(256))
 		if err != nil {
@@ -218,6 +240,7 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 	seq := md.Sequence.Stream
 	source := bus.LastToken(m.Subject())
 	through, err := b.sourceCursor(ctx, source)
+	b.log.DebugContext(ctx, "event message", "source", source, "seq", seq, "delivered", md.NumDelivered, "sealedThrough", through)
 	if err != nil {
 		b.log.Warn("cannot read the source's cursor; retrying the message later", "source", source, "error", err)
 		_ = m.NakWithDelay(time.Second)
@@ -226,6 +249,18 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 	if seq <= through {
 		_ = m.Ack() // already in a sealed file: a redelivery after a crash
 		return
+	}
+	if r, ok := b.recovering[source]; ok {
+		if seq > r.next {
+			_ = m.NakWithDelay(200 * time.Millisecond) // wait for the pending ones, in order
+			return
+		}
+		if seq >= r.until {
+			delete(b.recovering, source)
+		} else if r.next, err = b.nextOf(ctx, source, seq); err != nil {
+			b.log.Warn("find the next pending event", "source", source, "error", err)
+			delete(b.recovering, source)
+		}
 	}
 	if want, ok := b.poisoned[source]; ok {
 		if seq > want {
@@ -468,6 +503,24 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	for source := range sources {
 		b.sealSource(ctx, source, reason)
 	}
+}
+
+// recovery is what a source must replay before new messages: every one of its messages after the
+// consumer's ack floor up to until, the last one delivered before the restart.
+type recovery struct {
+	next, until uint64
+}
+
+// nextOf returns the sequence of the source's first message after seq.
+func (b *Batcher) nextOf(ctx context.Context, source string, seq uint64) (uint64, error) {
+	m, err := b.events.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(bus.EventsSubject(source)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return math.MaxUint64, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("next event of %s after %d: %w", source, seq, err)
+	}
+	return m.Sequence, nil
 }
 
 func cursorKey(source string) string { return "s3dest:sealed-through:" + source }
