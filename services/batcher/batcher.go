@@ -55,6 +55,7 @@ type Batcher struct {
 	batches jetstream.Stream
 	view    *configstore.View
 
+	leases    *leases
 	msgs      chan jetstream.Msg
 	consumers map[string]jetstream.MessagesContext
 	feeders   sync.WaitGroup
@@ -124,18 +125,25 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if b.leases, err = openLeases(ctx, b.js, b.cfg.Replicas, b.log); err != nil {
+		return err
+	}
 	if b.view, err = store.Watch(context.WithoutCancel(ctx), b.log); err != nil {
 		return err
 	}
 	return b.followSources(ctx)
 }
 
-// followSources starts a consumer for every source that has none yet: one ordered, AckAll consumer per
-// source, so a source's events are delivered and redelivered in stream order.
+// followSources starts a consumer for every source this batcher can lease and has no consumer for yet:
+// one ordered, AckAll consumer per source, so a source's events are delivered and redelivered in stream
+// order. Several batchers share the sources: each source is leased by one batcher at a time.
 func (b *Batcher) followSources(ctx context.Context) error {
 	for _, src := range b.view.Sources() {
 		id := src.GetId()
 		if _, ok := b.consumers[id]; ok {
+			continue
+		}
+		if !b.leases.acquire(ctx, id) {
 			continue
 		}
 		cons, err := bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
@@ -196,6 +204,9 @@ func (b *Batcher) Run(ctx context.Context) error {
 		case m := <-b.msgs:
 			b.add(wctx, m)
 		case <-tick.C:
+			for _, lost := range b.leases.renew(ctx) {
+				b.dropSource(wctx, lost)
+			}
 			b.sealExpired(wctx)
 			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
 				b.keepHeld()
@@ -224,6 +235,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 				b.add(wctx, <-b.msgs)
 			}
 			b.sealAll(wctx, "stop")
+			b.leases.releaseAll(wctx)
 			return nil
 		}
 	}
@@ -503,6 +515,27 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	for source := range sources {
 		b.sealSource(ctx, source, reason)
 	}
+}
+
+// dropSource stops working on a source whose lease was lost: another batcher owns it now. Its open
+// files are released unsealed, so their events are redelivered to the new owner.
+func (b *Batcher) dropSource(ctx context.Context, source string) {
+	if it, ok := b.consumers[source]; ok {
+		it.Stop()
+		delete(b.consumers, source)
+	}
+	for part, f := range b.open {
+		if part.source == source {
+			delete(b.open, part)
+			b.held -= len(f.replies)
+			f.abort(errors.New("lease lost"))
+			b.recent.forget(f.ids)
+		}
+	}
+	delete(b.sealedThrough, source)
+	delete(b.recovering, source)
+	delete(b.poisoned, source)
+	b.log.WarnContext(ctx, "lease lost; another batcher owns the source now", "source", source)
 }
 
 // recovery is what a source must replay before new messages: every one of its messages after the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,24 +27,34 @@ import (
 )
 
 type rig struct {
-	t  *testing.T
-	js jetstream.JetStream
+	t    *testing.T
+	js   jetstream.JetStream
+	stop func()
 }
 
 func startBatcher(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	store, err := configstore.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a", "b"} {
+	for _, id := range []string{"a", "b", "c"} {
 		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	r := &rig{t: t, js: js}
+	r.stop = runBatcher(t, cfg, nc, js, redisURL)
+	return r
+}
+
+// runBatcher runs one more batcher on the rig's JetStream; stop ends it and waits for it.
+func runBatcher(t *testing.T, cfg Config, nc *nats.Conn, js jetstream.JetStream, redisURL string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	tel, err := platform.NewTelemetry(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -58,8 +69,35 @@ func startBatcher(t *testing.T, cfg Config) *rig {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &rig{t: t, js: js}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// sealedSeq is the BATCHES stream sequence of the sealed message after the first skip ones.
+func (r *rig) sealedSeq(skip int) uint64 {
+	r.t.Helper()
+	cons, err := r.js.OrderedConsumer(context.Background(), bus.StreamBatches, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.AllSealed}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	seq := uint64(1)
+	for range skip {
+		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		md, _ := m.Metadata()
+		seq = md.Sequence.Stream + 1
+	}
+	return seq
 }
 
 func defaults() Config {
@@ -80,10 +118,14 @@ func (r *rig) publish(source string, at time.Time, ids ...string) {
 }
 
 // sealed waits for n sealed files and returns each with its lines.
-func (r *rig) sealed(n int) map[*batchv1.Batch][]string {
+func (r *rig) sealed(n int) map[*batchv1.Batch][]string { return r.sealedAfter(0, n) }
+
+// sealedAfter skips the first skip sealed files, then waits for n more.
+func (r *rig) sealedAfter(skip, n int) map[*batchv1.Batch][]string {
 	r.t.Helper()
 	ctx := context.Background()
-	cons, err := r.js.OrderedConsumer(ctx, bus.StreamBatches, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.AllSealed}})
+	cons, err := r.js.OrderedConsumer(ctx, bus.StreamBatches, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.AllSealed},
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: r.sealedSeq(skip)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -181,6 +223,73 @@ func TestNoFileReachesTheSizeCap(t *testing.T) {
 	for b := range files {
 		if b.GetSizeBytes() >= cfg.MaxFileBytes {
 			t.Fatalf("file of %d bytes reached the cap %d", b.GetSizeBytes(), cfg.MaxFileBytes)
+		}
+	}
+}
+
+func TestTwoBatchersSealEveryEventOnceAndTakeOverFromOneThatStops(t *testing.T) {
+	_, nc, js := testenv.NATS(t)
+	redisURL, _ := testenv.Redis(t)
+	ctx := context.Background()
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := []string{"s1", "s2", "s3", "s4"}
+	for _, id := range sources {
+		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &rig{t: t, js: js}
+	first := runBatcher(t, defaults(), nc, js, redisURL)
+	runBatcher(t, defaults(), nc, js, redisURL)
+	now := time.Now()
+	for i := range 20 {
+		for _, s := range sources {
+			r.publish(s, now, fmt.Sprintf("%s-%d-a", s, i), fmt.Sprintf("%s-%d-b", s, i))
+		}
+	}
+	seen := map[string]int{}
+	count := func(files map[*batchv1.Batch][]string) {
+		for _, lines := range files {
+			for _, l := range lines {
+				var ev struct {
+					MessageID string `json:"messageId"`
+				}
+				_ = json.Unmarshal([]byte(l), &ev)
+				seen[ev.MessageID]++
+			}
+		}
+	}
+	// Every event once, however the sources were split.
+	files := 0
+	for total := 0; total < 160; {
+		count(r.sealedAfter(files, 1))
+		files++
+		total = 0
+		for _, n := range seen {
+			total += n
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s sealed %d times", id, n)
+		}
+	}
+	// One batcher stops; the other takes its sources over and keeps sealing.
+	first()
+	for _, s := range sources {
+		r.publish(s, now, s+"-after")
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for len(seen) < 164 && time.Now().Before(deadline) {
+		count(r.sealedAfter(files, 1))
+		files++
+	}
+	for _, s := range sources {
+		if seen[s+"-after"] != 1 {
+			t.Fatalf("after the first batcher stopped, %s-after sealed %d times", s, seen[s+"-after"])
 		}
 	}
 }
