@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -125,6 +127,10 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- group.Run(ctx) }()
 	eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
+	lc, err := g.RootS3().GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(stagingBucket)})
+	if err != nil || len(lc.Rules) != 1 || aws.ToInt32(lc.Rules[0].Expiration.Days) != 7 {
+		t.Fatalf("staging retention: %v %+v, want one rule expiring staging/ after 7 days", err, lc)
+	}
 
 	sum := Summary{TrackingURL: "http://" + plan.ingest.Addr(), WriteKey: src.GetData().GetSource().GetWriteKeys()[0]}
 	batch := `{"batch":[

@@ -69,6 +69,7 @@ func (s *Stager) Start(ctx context.Context) error {
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
+	s.applyRetention(ctx)
 	sc := bus.DefaultStreamConfig()
 	sc.Replicas = s.cfg.Replicas
 	if err := bus.EnsureStreams(ctx, s.js, sc); err != nil {
@@ -97,6 +98,28 @@ func (s *Stager) ensureBucket(ctx context.Context) error {
 	}
 	s.log.Info("created the staging bucket", "bucket", s.cfg.Bucket)
 	return nil
+}
+
+// applyRetention sets the staging bucket's lifecycle rule: staged files expire after the retention
+// (whole days, as S3 counts them). Files wait there for failing destinations until then. A store without
+// lifecycle rules (the local S3 of s3dest dev) keeps them; that is logged, not fatal.
+func (s *Stager) applyRetention(ctx context.Context) {
+	days := int32((s.cfg.Retention + 24*time.Hour - 1) / (24 * time.Hour))
+	_, err := s.s3.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{
+		Bucket: aws.String(s.cfg.Bucket),
+		LifecycleConfiguration: &types.BucketLifecycleConfiguration{Rules: []types.LifecycleRule{{
+			ID:                             aws.String("s3dest-staging-retention"),
+			Status:                         types.ExpirationStatusEnabled,
+			Filter:                         &types.LifecycleRuleFilter{Prefix: aws.String("staging/")},
+			Expiration:                     &types.LifecycleExpiration{Days: aws.Int32(days)},
+			AbortIncompleteMultipartUpload: &types.AbortIncompleteMultipartUpload{DaysAfterInitiation: aws.Int32(1)},
+		}}},
+	})
+	if err != nil {
+		s.log.Warn("staging retention not applied; staged files are kept until removed by hand", "bucket", s.cfg.Bucket, "days", days, "error", awsclient.ErrorCode(err))
+		return
+	}
+	s.log.Info("staging retention applied", "bucket", s.cfg.Bucket, "days", days)
 }
 
 // Run stages files until ctx ends, then finishes the uploads in flight.
