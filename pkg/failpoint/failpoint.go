@@ -4,6 +4,7 @@
 package failpoint
 
 import (
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -41,4 +42,21 @@ func Hit(name string) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way; never continue past a failpoint
 	}
+}
+
+// Reader passes r through and hits the failpoint name on every read that returns data, so a crash
+// test can kill a process in the middle of a transfer.
+func Reader(name string, r io.Reader) io.Reader { return reader{name: name, r: r} }
+
+type reader struct {
+	name string
+	r    io.Reader
+}
+
+func (f reader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 {
+		Hit(f.name)
+	}
+	return n, err
 }

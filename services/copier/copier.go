@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -161,7 +160,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
 	}
 	defer obj.Body.Close()
-	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), failpointReader{obj.Body}, opts)
+	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), failpoint.Reader("copier.mid-upload", obj.Body), opts)
 	if err != nil {
 		if awsclient.IsForbidden(err) {
 			c.creds.drop(ctx, d, workspaceID)
@@ -184,17 +183,6 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
-}
-
-// failpointReader lets crash tests kill the copier in the middle of an upload.
-type failpointReader struct{ r io.Reader }
-
-func (f failpointReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if n > 0 {
-		failpoint.Hit("copier.mid-upload")
-	}
-	return n, err
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on.

@@ -152,7 +152,7 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	defer obj.Close()
 
 	sum := sha256.New()
-	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(failpointReader{obj}, sum), s3put.Options{
+	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(failpoint.Reader("stager.mid-upload", obj), sum), s3put.Options{
 		Bucket: s.cfg.Bucket, Key: key, ContentType: "application/gzip", SSE: types.ServerSideEncryptionAes256,
 	})
 	if err != nil {
@@ -163,17 +163,6 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	failpoint.Hit("stager.after-upload")
 	return s.announce(ctx, staged, sealed.GetObjectName())
-}
-
-// failpointReader lets crash tests kill the stager in the middle of an upload.
-type failpointReader struct{ r io.Reader }
-
-func (f failpointReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if n > 0 {
-		failpoint.Hit("stager.mid-upload")
-	}
-	return n, err
 }
 
 // verify checks that what was staged is what was sealed.
