@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/cursor"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 )
@@ -63,7 +64,15 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		val = validatorv1.NewValidatorServiceClient(s.conn)
 	}
-	srv := NewServer(store, view, val, s.p.Log)
+	var cursors *cursor.Store
+	if s.cfg.RedisURL != "" {
+		rdb, err := platform.ConnectRedis(ctx, s.cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		cursors = cursor.New(rdb, 35*24*time.Hour)
+	}
+	srv := NewServer(store, view, val, cursors, s.p.Log)
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(UnaryAuth(s.cfg.Token)),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
 	srv.Register(s.grpc)

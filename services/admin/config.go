@@ -14,6 +14,7 @@ type Config struct {
 	// Token authorizes every call; it is never logged.
 	Token         string `flag:"token" env:"S3DEST_ADMIN_TOKEN" help:"bearer token every admin call must present"`
 	ValidatorAddr string `flag:"validator-addr" env:"S3DEST_VALIDATOR_ADDR" help:"address of ValidatorService; empty disables validation"`
+	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"Redis with the delivery cursors; empty disables the status API"`
 	WorkspaceID   string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
 }
 

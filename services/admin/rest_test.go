@@ -36,7 +36,7 @@ func newAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := RESTHandler(ctx, NewServer(store, view, nil, slog.New(slog.DiscardHandler)), token)
+	h, err := RESTHandler(ctx, NewServer(store, view, nil, nil, slog.New(slog.DiscardHandler)), token)
 	if err != nil {
 		t.Fatal(err)
 	}

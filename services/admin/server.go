@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/cursor"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
@@ -29,6 +30,7 @@ type Server struct {
 	store     *configstore.Store
 	view      *configstore.View
 	validator validatorv1.ValidatorServiceClient
+	cursors   *cursor.Store
 	log       *slog.Logger
 	now       func() time.Time
 	// mu serializes writes that check a rule across objects (one AWS S3 destination per source).
@@ -36,10 +38,10 @@ type Server struct {
 	adminv1.UnimplementedAdminServiceServer
 }
 
-// NewServer returns the AdminService implementation. validator may be nil (ValidateDestination then
-// answers FailedPrecondition).
-func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, log *slog.Logger) *Server {
-	return &Server{store: store, view: view, validator: validator, log: log, now: time.Now}
+// NewServer returns the AdminService implementation. validator and cursors may be nil: then
+// ValidateDestination and GetDestinationStatus answer FailedPrecondition.
+func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, cursors *cursor.Store, log *slog.Logger) *Server {
+	return &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now}
 }
 
 // Register adds AdminService to a gRPC server.
@@ -310,6 +312,33 @@ func (s *Server) ValidateDestination(ctx context.Context, req *adminv1.ValidateD
 		return nil, err
 	}
 	return &adminv1.ValidateDestinationResponse{Data: &adminv1.ValidateDestinationResponse_Data{Validation: out.GetResult()}}, nil
+}
+
+// GetDestinationStatus implements AdminService from the copier's delivery cursors in Redis.
+func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDestinationStatusRequest) (*adminv1.GetDestinationStatusResponse, error) {
+	if s.cursors == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no Redis is configured (redis-url): delivery status is unavailable")
+	}
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	days, err := s.cursors.Days(ctx, cursor.Delivered, d.GetId())
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read delivery status: %v", err)
+	}
+	st := &adminv1.GetDestinationStatusResponse_Status{DestinationId: d.GetId(), Enabled: d.GetEnabled()}
+	for _, day := range days {
+		ds := &adminv1.DayStatus{ReceivedDayMs: day.DayMs, Files: day.Files, Events: day.Events, Bytes: day.Bytes, LastError: day.LastError}
+		if !day.LastAt.IsZero() {
+			ds.LastDeliveryAt = timestamppb.New(day.LastAt)
+		}
+		if !day.ErrorAt.IsZero() {
+			ds.LastErrorAt = timestamppb.New(day.ErrorAt)
+		}
+		st.Days = append(st.Days, ds)
+	}
+	return &adminv1.GetDestinationStatusResponse{Data: &adminv1.GetDestinationStatusResponse_Data{Status: st}}, nil
 }
 
 // paginate returns one page of items (sorted by id) after the cursor.

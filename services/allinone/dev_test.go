@@ -126,6 +126,36 @@ func TestDevDeliversATrackedEventToTheDemoBucket(t *testing.T) {
 		t.Errorf("object was not written with ACL bucket-owner-full-control: %+v", acl.Grants)
 	}
 
+	// The admin API reports the delivery, per received day.
+	var status struct {
+		Data struct {
+			Status struct {
+				Days []struct {
+					ReceivedDayMs string `json:"receivedDayMs"`
+					Files, Events string
+				} `json:"days"`
+			} `json:"status"`
+		} `json:"data"`
+	}
+	eventually(t, 10*time.Second, "the delivery status", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, sum.AdminURL+"/destinations/"+sum.DestinationID+"/status", nil)
+		req.Header.Set("Authorization", "Bearer "+sum.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			body, _ := io.ReadAll(resp.Body)
+			t.Fatalf("GET status = %d %s", resp.StatusCode, body)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&status)
+		return len(status.Data.Status.Days) == 1 && status.Data.Status.Days[0].Events == "1"
+	})
+	if d := status.Data.Status.Days[0]; d.Files != "1" || d.ReceivedDayMs != m[3] {
+		t.Fatalf("status day = %+v, want 1 file on day %s", d, m[3])
+	}
+
 	// A restart keeps everything: the same workspace, source, write key, and the delivered object.
 	stop()
 	again, _ := runDev(t, cfg)

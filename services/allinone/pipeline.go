@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/cursor"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 	"github.com/s3dest/s3dest/pkg/service"
@@ -113,7 +115,11 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), with("admin").Log)
+	rdb, err := platform.ConnectRedis(ctx, redisURL)
+	if err != nil {
+		return nil, err
+	}
+	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log)
 	adm.Register(gs)
 	val.Register(gs)
 	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)

@@ -11,6 +11,7 @@ import (
 	v11 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1112,6 +1113,192 @@ func (x *ValidateDestinationResponse) GetData() *ValidateDestinationResponse_Dat
 	return nil
 }
 
+// GetDestinationStatusRequest names a destination.
+type GetDestinationStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationStatusRequest) Reset() {
+	*x = GetDestinationStatusRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationStatusRequest) ProtoMessage() {}
+
+func (x *GetDestinationStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetDestinationStatusRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetDestinationStatusRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// DayStatus is one received day of a destination, read from the copier's delivery cursors.
+type DayStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// received_day_ms is 00:00 UTC of the day, in Unix milliseconds (the key's folder).
+	ReceivedDayMs int64 `protobuf:"varint,1,opt,name=received_day_ms,json=receivedDayMs,proto3" json:"received_day_ms,omitempty"`
+	Files         int64 `protobuf:"varint,2,opt,name=files,proto3" json:"files,omitempty"`
+	Events        int64 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	Bytes         int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// last_delivery_at is when the last file of the day arrived.
+	LastDeliveryAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_delivery_at,json=lastDeliveryAt,proto3" json:"last_delivery_at,omitempty"`
+	// last_error is the user-facing message of the last failure, empty once a later delivery succeeded.
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayStatus) Reset() {
+	*x = DayStatus{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayStatus) ProtoMessage() {}
+
+func (x *DayStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayStatus.ProtoReflect.Descriptor instead.
+func (*DayStatus) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DayStatus) GetReceivedDayMs() int64 {
+	if x != nil {
+		return x.ReceivedDayMs
+	}
+	return 0
+}
+
+func (x *DayStatus) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *DayStatus) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *DayStatus) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *DayStatus) GetLastDeliveryAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastDeliveryAt
+	}
+	return nil
+}
+
+func (x *DayStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *DayStatus) GetLastErrorAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorAt
+	}
+	return nil
+}
+
+// GetDestinationStatusResponse is `{"data":{"status":{...}}}`.
+type GetDestinationStatusResponse struct {
+	state         protoimpl.MessageState             `protogen:"open.v1"`
+	Data          *GetDestinationStatusResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationStatusResponse) Reset() {
+	*x = GetDestinationStatusResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationStatusResponse) ProtoMessage() {}
+
+func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetDestinationStatusResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetDestinationStatusResponse) GetData() *GetDestinationStatusResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Data wraps the workspace.
 type GetWorkspaceResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1122,7 +1309,7 @@ type GetWorkspaceResponse_Data struct {
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1321,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1354,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1366,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1400,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1412,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1452,7 @@ type GetSourceResponse_Data struct {
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1464,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1497,7 @@ type CreateDestinationResponse_Data struct {
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1509,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1543,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1555,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1595,7 @@ type GetDestinationResponse_Data struct {
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1607,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1640,7 @@ type UpdateDestinationResponse_Data struct {
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1652,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1685,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1697,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1730,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1742,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,11 +1765,118 @@ func (x *ValidateDestinationResponse_Data) GetValidation() *v11.ValidationResult
 	return nil
 }
 
+// Status of one destination.
+type GetDestinationStatusResponse_Status struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	Enabled       bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// days, newest first.
+	Days          []*DayStatus `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationStatusResponse_Status) Reset() {
+	*x = GetDestinationStatusResponse_Status{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationStatusResponse_Status) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
+
+func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationStatusResponse_Status.ProtoReflect.Descriptor instead.
+func (*GetDestinationStatusResponse_Status) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24, 0}
+}
+
+func (x *GetDestinationStatusResponse_Status) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *GetDestinationStatusResponse_Status) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *GetDestinationStatusResponse_Status) GetDays() []*DayStatus {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+// Data wraps the status.
+type GetDestinationStatusResponse_Data struct {
+	state         protoimpl.MessageState               `protogen:"open.v1"`
+	Status        *GetDestinationStatusResponse_Status `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationStatusResponse_Data) Reset() {
+	*x = GetDestinationStatusResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationStatusResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
+
+func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationStatusResponse_Data.ProtoReflect.Descriptor instead.
+func (*GetDestinationStatusResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24, 1}
+}
+
+func (x *GetDestinationStatusResponse_Data) GetStatus() *GetDestinationStatusResponse_Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_s3dest_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
+	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
 	"\x0fPaginationInput\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"e\n" +
@@ -1679,7 +1973,26 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x04Data\x12E\n" +
 	"\n" +
 	"validation\x18\x01 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
-	"validation2\xf8\a\n" +
+	"validation\"D\n" +
+	"\x1bGetDestinationStatusRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x9c\x02\n" +
+	"\tDayStatus\x12&\n" +
+	"\x0freceived_day_ms\x18\x01 \x01(\x03R\rreceivedDayMs\x12\x14\n" +
+	"\x05files\x18\x02 \x01(\x03R\x05files\x12\x16\n" +
+	"\x06events\x18\x03 \x01(\x03R\x06events\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12D\n" +
+	"\x10last_delivery_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastDeliveryAt\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12>\n" +
+	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xb7\x02\n" +
+	"\x1cGetDestinationStatusResponse\x12F\n" +
+	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1ay\n" +
+	"\x06Status\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12.\n" +
+	"\x04days\x18\x03 \x03(\v2\x1a.s3dest.admin.v1.DayStatusR\x04days\x1aT\n" +
+	"\x04Data\x12L\n" +
+	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status2\xed\b\n" +
 	"\fAdminService\x12[\n" +
 	"\fGetWorkspace\x12$.s3dest.admin.v1.GetWorkspaceRequest\x1a%.s3dest.admin.v1.GetWorkspaceResponse\x12[\n" +
 	"\fCreateSource\x12$.s3dest.admin.v1.CreateSourceRequest\x1a%.s3dest.admin.v1.CreateSourceResponse\x12X\n" +
@@ -1690,7 +2003,8 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x0eGetDestination\x12&.s3dest.admin.v1.GetDestinationRequest\x1a'.s3dest.admin.v1.GetDestinationResponse\x12j\n" +
 	"\x11UpdateDestination\x12).s3dest.admin.v1.UpdateDestinationRequest\x1a*.s3dest.admin.v1.UpdateDestinationResponse\x12j\n" +
 	"\x11DeleteDestination\x12).s3dest.admin.v1.DeleteDestinationRequest\x1a*.s3dest.admin.v1.DeleteDestinationResponse\x12p\n" +
-	"\x13ValidateDestination\x12+.s3dest.admin.v1.ValidateDestinationRequest\x1a,.s3dest.admin.v1.ValidateDestinationResponseB\xb9\x01\n" +
+	"\x13ValidateDestination\x12+.s3dest.admin.v1.ValidateDestinationRequest\x1a,.s3dest.admin.v1.ValidateDestinationResponse\x12s\n" +
+	"\x14GetDestinationStatus\x12,.s3dest.admin.v1.GetDestinationStatusRequest\x1a-.s3dest.admin.v1.GetDestinationStatusResponseB\xb9\x01\n" +
 	"\x13com.s3dest.admin.v1B\n" +
 	"AdminProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1;adminv1\xa2\x02\x03SAX\xaa\x02\x0fS3dest.Admin.V1\xca\x02\x0fS3dest\\Admin\\V1\xe2\x02\x1bS3dest\\Admin\\V1\\GPBMetadata\xea\x02\x11S3dest::Admin::V1b\x06proto3"
 
@@ -1706,97 +2020,110 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
-	(*PaginationInput)(nil),                  // 0: s3dest.admin.v1.PaginationInput
-	(*PaginationOutput)(nil),                 // 1: s3dest.admin.v1.PaginationOutput
-	(*GetWorkspaceRequest)(nil),              // 2: s3dest.admin.v1.GetWorkspaceRequest
-	(*GetWorkspaceResponse)(nil),             // 3: s3dest.admin.v1.GetWorkspaceResponse
-	(*CreateSourceRequest)(nil),              // 4: s3dest.admin.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),             // 5: s3dest.admin.v1.CreateSourceResponse
-	(*ListSourcesRequest)(nil),               // 6: s3dest.admin.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),              // 7: s3dest.admin.v1.ListSourcesResponse
-	(*GetSourceRequest)(nil),                 // 8: s3dest.admin.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),                // 9: s3dest.admin.v1.GetSourceResponse
-	(*CreateDestinationRequest)(nil),         // 10: s3dest.admin.v1.CreateDestinationRequest
-	(*CreateDestinationResponse)(nil),        // 11: s3dest.admin.v1.CreateDestinationResponse
-	(*ListDestinationsRequest)(nil),          // 12: s3dest.admin.v1.ListDestinationsRequest
-	(*ListDestinationsResponse)(nil),         // 13: s3dest.admin.v1.ListDestinationsResponse
-	(*GetDestinationRequest)(nil),            // 14: s3dest.admin.v1.GetDestinationRequest
-	(*GetDestinationResponse)(nil),           // 15: s3dest.admin.v1.GetDestinationResponse
-	(*UpdateDestinationRequest)(nil),         // 16: s3dest.admin.v1.UpdateDestinationRequest
-	(*UpdateDestinationResponse)(nil),        // 17: s3dest.admin.v1.UpdateDestinationResponse
-	(*DeleteDestinationRequest)(nil),         // 18: s3dest.admin.v1.DeleteDestinationRequest
-	(*DeleteDestinationResponse)(nil),        // 19: s3dest.admin.v1.DeleteDestinationResponse
-	(*ValidateDestinationRequest)(nil),       // 20: s3dest.admin.v1.ValidateDestinationRequest
-	(*ValidateDestinationResponse)(nil),      // 21: s3dest.admin.v1.ValidateDestinationResponse
-	(*GetWorkspaceResponse_Data)(nil),        // 22: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),        // 23: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),         // 24: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),           // 25: s3dest.admin.v1.GetSourceResponse.Data
-	(*CreateDestinationResponse_Data)(nil),   // 26: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),    // 27: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),      // 28: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),   // 29: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),   // 30: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil), // 31: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*v1.DestinationSettings)(nil),           // 32: s3dest.config.v1.DestinationSettings
-	(*v1.Workspace)(nil),                     // 33: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                        // 34: s3dest.config.v1.Source
-	(*v1.Destination)(nil),                   // 35: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),             // 36: s3dest.validator.v1.ValidationResult
+	(*PaginationInput)(nil),                     // 0: s3dest.admin.v1.PaginationInput
+	(*PaginationOutput)(nil),                    // 1: s3dest.admin.v1.PaginationOutput
+	(*GetWorkspaceRequest)(nil),                 // 2: s3dest.admin.v1.GetWorkspaceRequest
+	(*GetWorkspaceResponse)(nil),                // 3: s3dest.admin.v1.GetWorkspaceResponse
+	(*CreateSourceRequest)(nil),                 // 4: s3dest.admin.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),                // 5: s3dest.admin.v1.CreateSourceResponse
+	(*ListSourcesRequest)(nil),                  // 6: s3dest.admin.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),                 // 7: s3dest.admin.v1.ListSourcesResponse
+	(*GetSourceRequest)(nil),                    // 8: s3dest.admin.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),                   // 9: s3dest.admin.v1.GetSourceResponse
+	(*CreateDestinationRequest)(nil),            // 10: s3dest.admin.v1.CreateDestinationRequest
+	(*CreateDestinationResponse)(nil),           // 11: s3dest.admin.v1.CreateDestinationResponse
+	(*ListDestinationsRequest)(nil),             // 12: s3dest.admin.v1.ListDestinationsRequest
+	(*ListDestinationsResponse)(nil),            // 13: s3dest.admin.v1.ListDestinationsResponse
+	(*GetDestinationRequest)(nil),               // 14: s3dest.admin.v1.GetDestinationRequest
+	(*GetDestinationResponse)(nil),              // 15: s3dest.admin.v1.GetDestinationResponse
+	(*UpdateDestinationRequest)(nil),            // 16: s3dest.admin.v1.UpdateDestinationRequest
+	(*UpdateDestinationResponse)(nil),           // 17: s3dest.admin.v1.UpdateDestinationResponse
+	(*DeleteDestinationRequest)(nil),            // 18: s3dest.admin.v1.DeleteDestinationRequest
+	(*DeleteDestinationResponse)(nil),           // 19: s3dest.admin.v1.DeleteDestinationResponse
+	(*ValidateDestinationRequest)(nil),          // 20: s3dest.admin.v1.ValidateDestinationRequest
+	(*ValidateDestinationResponse)(nil),         // 21: s3dest.admin.v1.ValidateDestinationResponse
+	(*GetDestinationStatusRequest)(nil),         // 22: s3dest.admin.v1.GetDestinationStatusRequest
+	(*DayStatus)(nil),                           // 23: s3dest.admin.v1.DayStatus
+	(*GetDestinationStatusResponse)(nil),        // 24: s3dest.admin.v1.GetDestinationStatusResponse
+	(*GetWorkspaceResponse_Data)(nil),           // 25: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),           // 26: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),            // 27: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),              // 28: s3dest.admin.v1.GetSourceResponse.Data
+	(*CreateDestinationResponse_Data)(nil),      // 29: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),       // 30: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),         // 31: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),      // 32: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),      // 33: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),    // 34: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil), // 35: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),   // 36: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*v1.DestinationSettings)(nil),              // 37: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),               // 38: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                        // 39: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                           // 40: s3dest.config.v1.Source
+	(*v1.Destination)(nil),                      // 41: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                // 42: s3dest.validator.v1.ValidationResult
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	22, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	23, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	25, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	26, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	24, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	25, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	32, // 5: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	26, // 6: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	27, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	28, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	37, // 5: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	29, // 6: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
 	0,  // 7: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	27, // 8: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	28, // 9: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	32, // 10: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	29, // 11: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	30, // 12: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	31, // 13: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	33, // 14: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	34, // 15: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	34, // 16: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 17: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	34, // 18: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	35, // 19: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	35, // 20: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 21: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	35, // 22: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	35, // 23: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	36, // 24: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	2,  // 25: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	4,  // 26: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	6,  // 27: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	8,  // 28: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	10, // 29: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	12, // 30: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	14, // 31: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	16, // 32: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	18, // 33: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	20, // 34: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	3,  // 35: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	5,  // 36: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	7,  // 37: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	9,  // 38: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	11, // 39: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	13, // 40: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	15, // 41: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	17, // 42: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	19, // 43: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	21, // 44: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 8: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	31, // 9: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	37, // 10: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	32, // 11: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	33, // 12: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	34, // 13: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	38, // 14: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	38, // 15: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	36, // 16: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	39, // 17: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	40, // 18: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	40, // 19: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 20: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	40, // 21: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	41, // 22: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	41, // 23: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 24: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	41, // 25: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	41, // 26: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	42, // 27: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	23, // 28: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	35, // 29: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	2,  // 30: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	4,  // 31: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	6,  // 32: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	8,  // 33: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	10, // 34: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	12, // 35: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	14, // 36: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	16, // 37: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	18, // 38: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	20, // 39: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	22, // 40: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	3,  // 41: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	5,  // 42: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	7,  // 43: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	9,  // 44: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	11, // 45: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	13, // 46: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	15, // 47: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	17, // 48: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	19, // 49: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	21, // 50: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	24, // 51: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	41, // [41:52] is the sub-list for method output_type
+	30, // [30:41] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -1813,7 +2140,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

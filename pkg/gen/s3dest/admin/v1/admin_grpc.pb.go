@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_GetWorkspace_FullMethodName        = "/s3dest.admin.v1.AdminService/GetWorkspace"
-	AdminService_CreateSource_FullMethodName        = "/s3dest.admin.v1.AdminService/CreateSource"
-	AdminService_ListSources_FullMethodName         = "/s3dest.admin.v1.AdminService/ListSources"
-	AdminService_GetSource_FullMethodName           = "/s3dest.admin.v1.AdminService/GetSource"
-	AdminService_CreateDestination_FullMethodName   = "/s3dest.admin.v1.AdminService/CreateDestination"
-	AdminService_ListDestinations_FullMethodName    = "/s3dest.admin.v1.AdminService/ListDestinations"
-	AdminService_GetDestination_FullMethodName      = "/s3dest.admin.v1.AdminService/GetDestination"
-	AdminService_UpdateDestination_FullMethodName   = "/s3dest.admin.v1.AdminService/UpdateDestination"
-	AdminService_DeleteDestination_FullMethodName   = "/s3dest.admin.v1.AdminService/DeleteDestination"
-	AdminService_ValidateDestination_FullMethodName = "/s3dest.admin.v1.AdminService/ValidateDestination"
+	AdminService_GetWorkspace_FullMethodName         = "/s3dest.admin.v1.AdminService/GetWorkspace"
+	AdminService_CreateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/CreateSource"
+	AdminService_ListSources_FullMethodName          = "/s3dest.admin.v1.AdminService/ListSources"
+	AdminService_GetSource_FullMethodName            = "/s3dest.admin.v1.AdminService/GetSource"
+	AdminService_CreateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/CreateDestination"
+	AdminService_ListDestinations_FullMethodName     = "/s3dest.admin.v1.AdminService/ListDestinations"
+	AdminService_GetDestination_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestination"
+	AdminService_UpdateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/UpdateDestination"
+	AdminService_DeleteDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/DeleteDestination"
+	AdminService_ValidateDestination_FullMethodName  = "/s3dest.admin.v1.AdminService/ValidateDestination"
+	AdminService_GetDestinationStatus_FullMethodName = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -59,6 +60,8 @@ type AdminServiceClient interface {
 	DeleteDestination(ctx context.Context, in *DeleteDestinationRequest, opts ...grpc.CallOption) (*DeleteDestinationResponse, error)
 	// ValidateDestination runs the validator on a destination's settings.
 	ValidateDestination(ctx context.Context, in *ValidateDestinationRequest, opts ...grpc.CallOption) (*ValidateDestinationResponse, error)
+	// GetDestinationStatus reports, per received day, what was delivered and the last error.
+	GetDestinationStatus(ctx context.Context, in *GetDestinationStatusRequest, opts ...grpc.CallOption) (*GetDestinationStatusResponse, error)
 }
 
 type adminServiceClient struct {
@@ -169,6 +172,16 @@ func (c *adminServiceClient) ValidateDestination(ctx context.Context, in *Valida
 	return out, nil
 }
 
+func (c *adminServiceClient) GetDestinationStatus(ctx context.Context, in *GetDestinationStatusRequest, opts ...grpc.CallOption) (*GetDestinationStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDestinationStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDestinationStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -197,6 +210,8 @@ type AdminServiceServer interface {
 	DeleteDestination(context.Context, *DeleteDestinationRequest) (*DeleteDestinationResponse, error)
 	// ValidateDestination runs the validator on a destination's settings.
 	ValidateDestination(context.Context, *ValidateDestinationRequest) (*ValidateDestinationResponse, error)
+	// GetDestinationStatus reports, per received day, what was delivered and the last error.
+	GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -236,6 +251,9 @@ func (UnimplementedAdminServiceServer) DeleteDestination(context.Context, *Delet
 }
 func (UnimplementedAdminServiceServer) ValidateDestination(context.Context, *ValidateDestinationRequest) (*ValidateDestinationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateDestination not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDestinationStatus not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -438,6 +456,24 @@ func _AdminService_ValidateDestination_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetDestinationStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDestinationStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDestinationStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDestinationStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDestinationStatus(ctx, req.(*GetDestinationStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -484,6 +520,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ValidateDestination",
 			Handler:    _AdminService_ValidateDestination_Handler,
+		},
+		{
+			MethodName: "GetDestinationStatus",
+			Handler:    _AdminService_GetDestinationStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
