@@ -1,12 +1,18 @@
 package testenv
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // MinIOVersion is the pinned MinIO (DESIGN.md §7), installed by .ci/run with
@@ -46,5 +52,19 @@ func MinIO(t testing.TB) *MinIOServer {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	// MinIO answers ready before its IAM subsystem is up; until then AssumeRole fails. Wait for it.
+	sts := stsClient(m)
+	waitFor(t, 60*time.Second, "minio's IAM to be ready", func() bool {
+		_, err := sts.AssumeRole(context.Background(), &awssts.AssumeRoleInput{
+			RoleArn: aws.String("arn:aws:iam::000000000000:role/probe"), RoleSessionName: aws.String("probe")})
+		return err == nil
+	})
 	return m
+}
+
+func stsClient(m *MinIOServer) *awssts.Client {
+	return awssts.New(awssts.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(m.URL), HTTPClient: awshttp.NewBuildableClient(), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(m.RootUser, m.RootPassword, ""),
+	})
 }
