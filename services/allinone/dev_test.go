@@ -156,6 +156,15 @@ func TestDevDeliversATrackedEventToTheDemoBucket(t *testing.T) {
 		t.Fatalf("status day = %+v, want 1 file on day %s", d, m[3])
 	}
 
+	// `s3dest validate` walks the reference's steps for the demo destination.
+	var out strings.Builder
+	if err := Validate(context.Background(), ValidateConfig{AdminURL: sum.AdminURL, Token: sum.AdminToken}, sum.DestinationID, &out); err != nil {
+		t.Fatalf("validate the demo destination: %v\n%s", err, out.String())
+	}
+	if got := out.String(); strings.Count(got, "[ok  ]") != 4 || !strings.Contains(got, "VALIDATION_CODE_OK") {
+		t.Fatalf("validate printed:\n%s", got)
+	}
+
 	// A restart keeps everything: the same workspace, source, write key, and the delivered object.
 	stop()
 	again, _ := runDev(t, cfg)

@@ -2,6 +2,7 @@ package validator
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,7 +34,7 @@ const (
 	rootSecret   = "root-secret-root-secret-root-secret-001"
 )
 
-func policy(t *testing.T, doc string) localaws.Policy {
+func policy(t testing.TB, doc string) localaws.Policy {
 	t.Helper()
 	p, err := localaws.ParsePolicy([]byte(doc))
 	if err != nil {
@@ -65,7 +66,7 @@ type localStack struct {
 	hold atomic.Pointer[chan struct{}]
 }
 
-func newLocalStack(t *testing.T) *localStack {
+func newLocalStack(t testing.TB) *localStack {
 	t.Helper()
 	dir := localaws.NewDirectory()
 	dir.AddIdentity(localaws.Identity{AccessKeyID: userKey, SecretAccessKey: userSecret, PrincipalARN: userARN,
@@ -101,7 +102,7 @@ func newLocalStack(t *testing.T) *localStack {
 	return ls
 }
 
-func (ls *localStack) validator(t *testing.T, stsURL string, timeout time.Duration) *Validator {
+func (ls *localStack) validator(t testing.TB, stsURL string, timeout time.Duration) *Validator {
 	t.Helper()
 	clients, err := awsclient.New(context.Background(), awsclient.Config{Region: "us-east-1", STSEndpoint: stsURL, S3Endpoint: ls.s3URL,
 		AccessKeyID: userKey, SecretAccessKey: userSecret, IntermediateRoleARN: intermediate, PathStyle: true}, nil)
@@ -263,5 +264,58 @@ func TestTheSameDestinationValidatedTwiceAtOnceRunsOnce(t *testing.T) {
 	}
 	if n := ls.stsCalls.Load(); n != 3 {
 		t.Fatalf("STS saw %d calls, want 3 (intermediate, without and with External ID) for both validations", n)
+	}
+}
+
+func TestFiftyValidationsOfDifferentDestinationsDoNotInterfere(t *testing.T) {
+	ls := newLocalStack(t)
+	for i := range 50 {
+		perms := putPolicy(`["s3:PutObject","s3:PutObjectAcl"]`, "arn:aws:s3:::cust/segment-logs/*")
+		if i%2 == 1 {
+			perms = putPolicy(`["s3:GetObject"]`, "arn:aws:s3:::cust/segment-logs/*") // every other role lacks PutObject
+		}
+		ls.dir.PutRole(localaws.Role{ARN: fmt.Sprintf("arn:aws:iam::111111111111:role/r%d", i), TrustPolicy: policy(t, trust(intermediate, referenceCondition)),
+			PermissionPolicies: []localaws.Policy{policy(t, perms)}})
+	}
+	v := ls.validator(t, ls.stsURL, 10*time.Second)
+	var wg sync.WaitGroup
+	results := make([]*validatorv1.ValidationResult, 50)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := v.Validate(context.Background(), request(fmt.Sprintf("dest-%d", i), "us-east-1", "cust", fmt.Sprintf("arn:aws:iam::111111111111:role/r%d", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results[i] = out.GetResult()
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		want := validatorv1.ValidationCode_VALIDATION_CODE_OK
+		if i%2 == 1 {
+			want = validatorv1.ValidationCode_VALIDATION_CODE_PUT_OBJECT_DENIED
+		}
+		if r.GetCode() != want {
+			t.Errorf("destination %d: %s, want %s", i, r.GetCode(), want)
+		}
+	}
+}
+
+// BenchmarkValidate measures one full validation (three AssumeRole calls and a PutObject) against the
+// local STS and S3.
+func BenchmarkValidate(b *testing.B) {
+	ls := newLocalStack(b)
+	ls.dir.PutRole(localaws.Role{ARN: "arn:aws:iam::111111111111:role/ok", TrustPolicy: policy(b, trust(intermediate, referenceCondition)),
+		PermissionPolicies: []localaws.Policy{policy(b, putPolicy(`["s3:PutObject","s3:PutObjectAcl"]`, "arn:aws:s3:::cust/segment-logs/*"))}})
+	v := ls.validator(b, ls.stsURL, 10*time.Second)
+	b.ResetTimer()
+	for i := range b.N {
+		out, err := v.Validate(context.Background(), request(fmt.Sprintf("bench-%d", i), "us-east-1", "cust", "arn:aws:iam::111111111111:role/ok"))
+		if err != nil || !out.GetResult().GetOk() {
+			b.Fatalf("%v %v", err, out.GetResult())
+		}
 	}
 }
