@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
 )
 
 const (
@@ -163,14 +163,6 @@ func (st *stack) customer(t *testing.T) aws.CredentialsProvider {
 	return cust
 }
 
-func code(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func TestTrustPolicyRequiresTheExternalID(t *testing.T) {
 	st := newStack(t)
 	inter, err := assume(t, st.stsClient, intermediate, nil)
@@ -193,7 +185,7 @@ func TestTrustPolicyRequiresTheExternalID(t *testing.T) {
 			if c.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			if !c.ok && code(err) != "AccessDenied" {
+			if !c.ok && awsclient.ErrorCode(err) != "AccessDenied" {
 				t.Fatalf("got %v, want AccessDenied", err)
 			}
 		})
@@ -203,10 +195,10 @@ func TestTrustPolicyRequiresTheExternalID(t *testing.T) {
 func TestARoleThatDoesNotTrustTheCallerRefusesIt(t *testing.T) {
 	st := newStack(t)
 	// Our user, not the intermediate role, asks for the customer role: its trust names the role only.
-	if _, err := assume(t, st.stsClient, customerRole, aws.String(workspace)); code(err) != "AccessDenied" {
+	if _, err := assume(t, st.stsClient, customerRole, aws.String(workspace)); awsclient.ErrorCode(err) != "AccessDenied" {
 		t.Fatalf("got %v, want AccessDenied", err)
 	}
-	if _, err := assume(t, st.stsClient, "arn:aws:iam::111111111111:role/missing", aws.String(workspace)); code(err) != "AccessDenied" {
+	if _, err := assume(t, st.stsClient, "arn:aws:iam::111111111111:role/missing", aws.String(workspace)); awsclient.ErrorCode(err) != "AccessDenied" {
 		t.Fatalf("unknown role: got %v, want AccessDenied", err)
 	}
 }
@@ -219,7 +211,7 @@ func TestRoleChainingCapsSessionsAtOneHour(t *testing.T) {
 	}
 	_, err = st.stsFor(inter).AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(customerRole),
 		RoleSessionName: aws.String("long"), ExternalId: aws.String(workspace), DurationSeconds: aws.Int32(7200)})
-	if code(err) != "ValidationError" || !strings.Contains(err.Error(), "role chaining") {
+	if awsclient.ErrorCode(err) != "ValidationError" || !strings.Contains(err.Error(), "role chaining") {
 		t.Fatalf("got %v, want the role-chaining ValidationError", err)
 	}
 	who, err := st.stsFor(st.customer(t)).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
@@ -239,7 +231,7 @@ func TestSignaturesAreChecked(t *testing.T) {
 	}
 	for _, creds := range bad {
 		_, err := st.stsFor(creds).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
-		if c := code(err); c != "SignatureDoesNotMatch" && c != "InvalidAccessKeyId" {
+		if c := awsclient.ErrorCode(err); c != "SignatureDoesNotMatch" && c != "InvalidAccessKeyId" {
 			t.Fatalf("got %v, want a signature error", err)
 		}
 	}
@@ -247,7 +239,7 @@ func TestSignaturesAreChecked(t *testing.T) {
 	st.dir.AddIdentity(Identity{AccessKeyID: "ASIAEXPIRED", SecretAccessKey: "s", SessionToken: "t", PrincipalARN: customerRole, RoleARN: customerRole, Expires: time.Now().Add(-time.Minute)})
 	_, err := st.s3For(credentials.NewStaticCredentialsProvider("ASIAEXPIRED", "s", "t"), "us-east-1").PutObject(context.Background(),
 		&s3.PutObjectInput{Bucket: aws.String("cust"), Key: aws.String("segment-logs/x"), Body: strings.NewReader("x")})
-	if code(err) != "ExpiredToken" {
+	if awsclient.ErrorCode(err) != "ExpiredToken" {
 		t.Fatalf("got %v, want ExpiredToken", err)
 	}
 }
@@ -264,17 +256,17 @@ func TestPermissionPolicyLimitsWritesToSegmentLogs(t *testing.T) {
 		t.Fatalf("write under segment-logs/: %v", err)
 	}
 	for _, key := range []string{"elsewhere/a.gz", "segment-logsX/a.gz", "a.gz"} {
-		if err := put(key, ""); code(err) != "AccessDenied" {
+		if err := put(key, ""); awsclient.ErrorCode(err) != "AccessDenied" {
 			t.Fatalf("write %s: got %v, want AccessDenied", key, err)
 		}
 	}
-	if _, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("cust"), Key: aws.String("segment-logs/src/1/a.gz")}); code(err) != "AccessDenied" {
+	if _, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("cust"), Key: aws.String("segment-logs/src/1/a.gz")}); awsclient.ErrorCode(err) != "AccessDenied" {
 		t.Fatalf("read: got %v, want AccessDenied (the role may only write)", err)
 	}
 	// Without s3:PutObjectAcl a write that sets an ACL is refused, as in AWS.
 	st.dir.PutRole(Role{ARN: customerRole, TrustPolicy: mustPolicy(t, referenceTrust, "PRINCIPAL", intermediate, "WORKSPACE", workspace),
 		PermissionPolicies: []Policy{mustPolicy(t, referencePermissions, "BUCKET", "cust", `"s3:PutObjectAcl"`, `"s3:PutObjectRetention"`)}})
-	if err := put("segment-logs/src/1/b.gz", types.ObjectCannedACLBucketOwnerFullControl); code(err) != "AccessDenied" {
+	if err := put("segment-logs/src/1/b.gz", types.ObjectCannedACLBucketOwnerFullControl); awsclient.ErrorCode(err) != "AccessDenied" {
 		t.Fatalf("ACL write without s3:PutObjectAcl: got %v, want AccessDenied", err)
 	}
 	if err := put("segment-logs/src/1/b.gz", ""); err != nil {
@@ -321,7 +313,7 @@ func TestObjectsRoundTripAndSurviveARestart(t *testing.T) {
 	}
 	// If-None-Match: * refuses a second write.
 	_, err = cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cust"), Key: aws.String("big"), Body: strings.NewReader("x"), IfNoneMatch: aws.String("*")})
-	if code(err) != "PreconditionFailed" {
+	if awsclient.ErrorCode(err) != "PreconditionFailed" {
 		t.Fatalf("second conditional write: got %v, want PreconditionFailed", err)
 	}
 
@@ -384,7 +376,7 @@ func TestAWrongRegionIsReportedWithTheBucketsRegion(t *testing.T) {
 	st := newStack(t)
 	cli := st.s3For(credentials.NewStaticCredentialsProvider("AKIAROOT", "root-secret", ""), "us-east-1")
 	_, err := cli.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("eu-bucket"), Key: aws.String("k"), Body: strings.NewReader("x")})
-	if code(err) != "AuthorizationHeaderMalformed" || !strings.Contains(err.Error(), "eu-west-1") {
+	if awsclient.ErrorCode(err) != "AuthorizationHeaderMalformed" || !strings.Contains(err.Error(), "eu-west-1") {
 		t.Fatalf("got %v, want AuthorizationHeaderMalformed naming eu-west-1", err)
 	}
 }

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -12,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
+	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/localaws"
 )
 
@@ -43,21 +42,13 @@ func gateSTS(g *Gate) *sts.Client {
 		Credentials: credentials.NewStaticCredentialsProvider(g.MinIO.RootUser, g.MinIO.RootPassword, "")})
 }
 
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func TestTheGateRefusesARoleWithoutTheRequiredExternalID(t *testing.T) {
 	g := StartGate(t)
 	setUpCustomerRole(t, g, "cust")
 	for name, ext := range map[string]*string{"no External ID": nil, "a wrong External ID": aws.String("ws-other")} {
 		_, err := gateSTS(g).AssumeRole(context.Background(), &sts.AssumeRoleInput{
 			RoleArn: aws.String(gateRole), RoleSessionName: aws.String("gate-test"), ExternalId: ext})
-		if errorCode(err) != "AccessDenied" {
+		if awsclient.ErrorCode(err) != "AccessDenied" {
 			t.Errorf("%s: got %v, want AccessDenied", name, err)
 		}
 	}
@@ -86,7 +77,7 @@ func TestMinIOCredentialsFromTheGateWriteOnlyUnderSegmentLogs(t *testing.T) {
 	}
 	for _, key := range []string{"other/f.gz", "f.gz"} {
 		_, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cust"), Key: aws.String(key), Body: strings.NewReader("no")})
-		if errorCode(err) != "AccessDenied" {
+		if awsclient.ErrorCode(err) != "AccessDenied" {
 			t.Errorf("write %s: got %v, want AccessDenied", key, err)
 		}
 	}

@@ -44,7 +44,7 @@ func MinIO(t testing.TB) *MinIOServer {
 		// A built-in KMS key, so MinIO accepts SSE-S3 (x-amz-server-side-encryption: AES256) like AWS.
 		"MINIO_KMS_SECRET_KEY=s3dest-test-key:"+base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	start(t, cmd, "minio")
-	waitFor(t, 60*time.Second, "minio to be ready", func() bool {
+	Eventually(t, 60*time.Second, "minio to be ready", func() bool {
 		resp, err := http.Get(m.URL + "/minio/health/ready")
 		if err != nil {
 			return false
@@ -54,7 +54,7 @@ func MinIO(t testing.TB) *MinIOServer {
 	})
 	// MinIO answers ready before its IAM subsystem is up; until then AssumeRole fails. Wait for it.
 	sts := stsClient(m)
-	waitFor(t, 60*time.Second, "minio's IAM to be ready", func() bool {
+	Eventually(t, 60*time.Second, "minio's IAM to be ready", func() bool {
 		_, err := sts.AssumeRole(context.Background(), &awssts.AssumeRoleInput{
 			RoleArn: aws.String("arn:aws:iam::000000000000:role/probe"), RoleSessionName: aws.String("probe")})
 		return err == nil

@@ -57,7 +57,7 @@ func Redis(t testing.TB) (string, *redis.Client) {
 	opts, _ := redis.ParseURL(url)
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
-	waitFor(t, 10*time.Second, "redis-server to answer", func() bool {
+	Eventually(t, 10*time.Second, "redis-server to answer", func() bool {
 		return c.Ping(context.Background()).Err() == nil
 	})
 	return url, c
@@ -121,8 +121,9 @@ func start(t testing.TB, cmd *exec.Cmd, name string) {
 	})
 }
 
-// waitFor polls cond until it holds or the timeout passes: a wait on a condition, never a fixed sleep.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// Eventually polls cond until it holds or the timeout passes, failing the test then: a wait on a
+// condition, never a fixed sleep.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(25 * time.Millisecond)

@@ -58,7 +58,7 @@ func TestEveryServiceBinaryServesOpsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 			t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 			base := fmt.Sprintf("http://127.0.0.1:%d", ops)
-			eventually(t, 30*time.Second, name+" to be ready", func() bool {
+			testenv.Eventually(t, 30*time.Second, name+" to be ready", func() bool {
 				select {
 				case err := <-exited:
 					t.Fatalf("%s exited early: %v\n%s", name, err, out.String())

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	analytics "github.com/segmentio/analytics-go/v3"
+
+	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
 const clientEvents = 1000
@@ -27,7 +29,7 @@ func deliveredUntil(t *testing.T, sum Summary, what string, done func(counts map
 	cli := rootS3(sum)
 	counts := map[string]int{}
 	lines := 0
-	eventually(t, 60*time.Second, what, func() bool {
+	testenv.Eventually(t, 60*time.Second, what, func() bool {
 		counts, lines = map[string]int{}, 0
 		for _, key := range listKeys(t, cli, sum.Bucket, "segment-logs/") {
 			for _, line := range readLines(t, cli, sum.Bucket, key) {

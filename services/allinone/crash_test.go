@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
 // buildS3dest builds bin/s3dest into dir.
@@ -47,7 +49,7 @@ func startDevProcess(t *testing.T, exe, dataDir, failpoint string) *devProcess {
 	}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	eventually(t, 60*time.Second, "the dev summary", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the dev summary", func() bool {
 		select {
 		case err := <-p.exited:
 			t.Fatalf("s3dest dev exited before it was ready: %v\n%s", err, p.out.String())

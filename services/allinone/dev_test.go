@@ -19,6 +19,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
 // keyRE is the documented object layout: segment-logs/{sourceId}/{receivedDayMs}/{file}.gz.
@@ -43,7 +45,7 @@ func runDev(t *testing.T, cfg DevConfig) (Summary, func()) {
 	done := make(chan error, 1)
 	go func() { done <- Dev(ctx, cfg, io.Discard) }()
 	var sum Summary
-	eventually(t, 60*time.Second, "the summary file", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the summary file", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("dev stopped before it was ready: %v", err)
@@ -137,7 +139,7 @@ func TestDevDeliversATrackedEventToTheDemoBucket(t *testing.T) {
 			} `json:"status"`
 		} `json:"data"`
 	}
-	eventually(t, 10*time.Second, "the delivery status", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the delivery status", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, sum.AdminURL+"/destinations/"+sum.DestinationID+"/status", nil)
 		req.Header.Set("Authorization", "Bearer "+sum.AdminToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -221,7 +223,7 @@ func listKeys(t *testing.T, cli *s3.Client, bucket, prefix string) []string {
 func waitForObjects(t *testing.T, cli *s3.Client, bucket, prefix string, n int) []string {
 	t.Helper()
 	var keys []string
-	eventually(t, 30*time.Second, "objects in the bucket", func() bool {
+	testenv.Eventually(t, 30*time.Second, "objects in the bucket", func() bool {
 		keys = listKeys(t, cli, bucket, prefix)
 		return len(keys) >= n
 	})
@@ -262,20 +264,6 @@ func hasFullControlForOwner(acl *s3.GetObjectAclOutput) bool {
 		}
 	}
 	return full == 2
-}
-
-// eventually polls cond until it holds or the timeout passes: a wait on a condition, never a fixed sleep.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -126,7 +126,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	group := service.NewGroup(log, plan.services...)
 	done := make(chan error, 1)
 	go func() { done <- group.Run(ctx) }()
-	eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
+	testenv.Eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
 	lc, err := g.RootS3().GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(stagingBucket)})
 	if err != nil || len(lc.Rules) != 1 || aws.ToInt32(lc.Rules[0].Expiration.Days) != 7 {
 		t.Fatalf("staging retention: %v %+v, want one rule expiring staging/ after 7 days", err, lc)
@@ -176,7 +176,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	}
 
 	// One trace follows the request: HTTP → events.<src> → seal → stage → copy → the S3 calls.
-	eventually(t, 10*time.Second, "the copy spans to end", func() bool { return len(spansNamed(spans, "copier.copy")) > 0 })
+	testenv.Eventually(t, 10*time.Second, "the copy spans to end", func() bool { return len(spansNamed(spans, "copier.copy")) > 0 })
 	httpSpans := spansNamed(spans, "tracking /v1/batch")
 	if len(httpSpans) != 1 {
 		var names []string

@@ -218,7 +218,7 @@ func TestAWriteKeyRevokedInTheConfigStopsWorkingWithoutARestart(t *testing.T) {
 	if err := h.store.PutSource(context.Background(), &configv1.Source{Id: sourceID, Enabled: true, WriteKeys: []string{"wk-new-key-000000"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the revocation to apply", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the revocation to apply", func() bool {
 		resp, _ := h.post("/v1/track", `{"userId":"u","event":"E"}`, nil)
 		return resp.StatusCode == 401
 	})
@@ -274,18 +274,5 @@ func TestTheJetStreamEntryAcceptsLikeHTTPAndDeadLettersTheRest(t *testing.T) {
 	}
 	if m.Subject() != "deadletter.ingest."+sourceID || m.Headers().Get(bus.HeaderReason) != "event: is required for track calls" {
 		t.Fatalf("dead letter %s with reason %q", m.Subject(), m.Headers().Get(bus.HeaderReason))
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }
