@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,7 +17,8 @@ import (
 )
 
 // OpsServer serves /livez (the process is up), /readyz (every service started and none stopping) and
-// /metrics (Prometheus) on the admin port of a process.
+// /metrics (Prometheus) on the admin port of a process, and /debug/pprof/ when S3DEST_PPROF=true
+// (off by default: profiles reveal internals and cost CPU; the benchmarks turn it on).
 type OpsServer struct {
 	ln  net.Listener
 	srv *http.Server
@@ -36,6 +40,12 @@ func ListenOps(addr string, ready func() bool, reg *prometheus.Registry) (*OpsSe
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if on, _ := strconv.ParseBool(os.Getenv("S3DEST_PPROF")); on {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return &OpsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
