@@ -32,6 +32,12 @@ type DevConfig struct {
 
 	NATSURL  string `flag:"nats-url" env:"S3DEST_NATS_URL" help:"use this NATS instead of the embedded one"`
 	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"use this Redis instead of the embedded one"`
+	// S3URL and STSURL replace the embedded S3 and STS (e.g. MinIO behind the STS gate): they must hold
+	// the staging bucket s3dest-staging and the demo bucket, and the demo role trusting our intermediate role.
+	S3URL              string `flag:"s3-url" env:"S3DEST_S3_URL" help:"use this S3 instead of the embedded one (needs --sts-url and keys)"`
+	STSURL             string `flag:"sts-url" env:"S3DEST_STS_URL" help:"use this STS instead of the embedded one"`
+	AWSAccessKeyID     string `flag:"aws-access-key-id" env:"S3DEST_AWS_ACCESS_KEY_ID" help:"our principal's access key at --s3-url and --sts-url"`
+	AWSSecretAccessKey string `flag:"aws-secret-access-key" env:"S3DEST_AWS_SECRET_ACCESS_KEY" help:"our principal's secret key at --s3-url and --sts-url"`
 }
 
 // Validate checks the rules of each field.
@@ -48,6 +54,12 @@ func (c DevConfig) Validate() error {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s: must be host:port (port 0 picks a free one)", name))
 		}
+	}
+	if (c.S3URL == "") != (c.STSURL == "") {
+		errs = append(errs, errors.New("s3-url and sts-url: set both or neither (an external S3 needs an STS that knows its roles)"))
+	}
+	if c.S3URL != "" && (c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "") {
+		errs = append(errs, errors.New("aws-access-key-id and aws-secret-access-key: must be set with s3-url"))
 	}
 	return errors.Join(errs...)
 }

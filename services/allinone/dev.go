@@ -105,18 +105,24 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 		return fmt.Errorf("workspace-id: this data directory already belongs to workspace %s; use another --data-dir", ws.GetId())
 	}
 
-	aws, err := startLocalAWS(cfg, sec, ws.GetId(), log)
-	if err != nil {
-		return err
-	}
-	defer aws.stop()
-
-	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	awsCfg := awsclient.Config{
-		Region: cfg.Region, STSEndpoint: aws.sts.URL(), S3Endpoint: aws.s3.URL(), PathStyle: true,
-		AccessKeyID: sec.ServiceAccessKey, SecretAccessKey: sec.ServiceSecretKey,
+		Region: cfg.Region, STSEndpoint: cfg.STSURL, S3Endpoint: cfg.S3URL, PathStyle: true,
+		AccessKeyID: cfg.AWSAccessKeyID, SecretAccessKey: cfg.AWSSecretAccessKey,
 		IntermediateRoleARN: cfg.IntermediateRoleARN,
 	}
+	rootKey, rootSecret := "", "" // an external S3's users are its owner's to hand out
+	if cfg.S3URL == "" {
+		aws, err := startLocalAWS(cfg, sec, ws.GetId(), log)
+		if err != nil {
+			return err
+		}
+		defer aws.stop()
+		awsCfg.STSEndpoint, awsCfg.S3Endpoint = aws.sts.URL(), aws.s3.URL()
+		awsCfg.AccessKeyID, awsCfg.SecretAccessKey = sec.ServiceAccessKey, sec.ServiceSecretKey
+		rootKey, rootSecret = sec.RootAccessKey, sec.RootSecretKey
+	}
+
+	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	plan, err := newPipeline(ctx, cfg, sec, p, store, awsCfg, natsURL, redisURL)
 	if err != nil {
 		return err
@@ -142,8 +148,8 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 	}
 	summary := Summary{
 		TrackingURL: "http://" + plan.ingest.Addr(), AdminURL: plan.rest.URL(), AdminToken: sec.AdminToken,
-		GRPCAddr: plan.grpc.ln.Addr().String(), S3Endpoint: aws.s3.URL(), S3AccessKey: sec.RootAccessKey,
-		S3SecretKey: sec.RootSecretKey, STSEndpoint: aws.sts.URL(), WorkspaceID: ws.GetId(),
+		GRPCAddr: plan.grpc.ln.Addr().String(), S3Endpoint: awsCfg.S3Endpoint, S3AccessKey: rootKey,
+		S3SecretKey: rootSecret, STSEndpoint: awsCfg.STSEndpoint, WorkspaceID: ws.GetId(),
 		IntermediateRoleARN: cfg.IntermediateRoleARN, SourceID: demo.sourceID, WriteKey: demo.writeKey,
 		Region: cfg.Region, Bucket: demoBucket, RoleARN: demoRoleARN, DestinationID: demo.destinationID,
 		MetricsURL: "http://" + ops.Addr() + "/metrics",
