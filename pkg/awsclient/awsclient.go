@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -40,7 +43,15 @@ type Config struct {
 	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust"`
 	// PathStyle addresses buckets in the path, as local servers need.
 	PathStyle bool `flag:"s3-path-style" env:"S3DEST_S3_PATH_STYLE" help:"address buckets by path (local S3, MinIO)"`
+	// ResponseTimeout bounds the wait for a response's headers once a request is sent; a request that
+	// times out is retried like a 5xx. There is no whole-request timeout: a large file streams for as long
+	// as it streams.
+	ResponseTimeout time.Duration `flag:"aws-response-timeout" env:"S3DEST_AWS_RESPONSE_TIMEOUT" default:"30s" help:"retry an AWS request whose response has not begun after this"`
 }
+
+// MaxAttempts is how many times one S3 request is tried (the first try and its retries) before the error
+// goes back to the caller, whose message is then redelivered with its own backoff.
+const MaxAttempts = 5
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
@@ -50,6 +61,9 @@ func (c Config) Validate() error {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		errs = append(errs, errors.New("aws-access-key-id and aws-secret-access-key: set both or neither"))
+	}
+	if c.ResponseTimeout < 0 {
+		errs = append(errs, fmt.Errorf("aws-response-timeout: must not be negative, got %s", c.ResponseTimeout))
 	}
 	if c.IntermediateRoleARN != "" && !RoleARN.MatchString(c.IntermediateRoleARN) {
 		errs = append(errs, fmt.Errorf("intermediate-role-arn: must look like arn:aws:iam::123456789012:role/name, got %q", c.IntermediateRoleARN))
@@ -77,7 +91,15 @@ func New(ctx context.Context, c Config, tp trace.TracerProvider) (*Clients, erro
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	httpc := awshttp.NewBuildableClient().WithTimeout(60 * time.Second)
+	if c.ResponseTimeout == 0 {
+		c.ResponseTimeout = 30 * time.Second
+	}
+	httpc := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.ResponseHeaderTimeout = c.ResponseTimeout
+			t.TLSHandshakeTimeout = 10 * time.Second
+		})
 	var base aws.CredentialsProvider
 	if c.AccessKeyID != "" {
 		base = credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, "")
@@ -123,6 +145,14 @@ func (cl *Clients) S3(creds aws.CredentialsProvider, region string) *s3.Client {
 	if cl.cfg.S3Endpoint != "" {
 		o.BaseEndpoint = aws.String(cl.cfg.S3Endpoint)
 	}
+	// SlowDown and other throttling, 5xx, timeouts and broken connections are retried with exponential
+	// backoff and full jitter (the SDK's standard retryer); its client-side retry quota is off because
+	// each destination already has its own rate limit.
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = MaxAttempts
+		so.MaxBackoff = 20 * time.Second
+		so.RateLimiter = ratelimit.None
+	})
 	otelaws.AppendMiddlewares(&o.APIOptions, otelaws.WithTracerProvider(cl.tp))
 	return s3.New(o)
 }
@@ -202,3 +232,40 @@ func HTTPStatus(err error) int {
 
 // IsForbidden reports a 403.
 func IsForbidden(err error) bool { return HTTPStatus(err) == http.StatusForbidden }
+
+// IsExpiredCredentials reports an error that says the credentials we signed with are no longer valid
+// (expired, revoked, or unknown to the store): the cure is new credentials, not a new setting.
+func IsExpiredCredentials(err error) bool {
+	switch ErrorCode(err) {
+	case "ExpiredToken", "ExpiredTokenException", "InvalidToken", "InvalidAccessKeyId", "TokenRefreshRequired", "InvalidTokenId":
+		return true
+	}
+	return false
+}
+
+var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+
+// BucketRegion returns the bucket's real region when err says the request went to the wrong one: S3 sends
+// it in the x-amz-bucket-region header (301 PermanentRedirect, 400 AuthorizationHeaderMalformed) and
+// names it in the message ("the region 'x' is wrong; expecting 'y'"). It returns "" otherwise.
+func BucketRegion(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
+			switch ErrorCode(err) {
+			case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
+				return r
+			}
+			if re.HTTPStatusCode() == http.StatusMovedPermanently {
+				return r
+			}
+		}
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "AuthorizationHeaderMalformed" {
+		if m := expectingRegion.FindStringSubmatch(ae.ErrorMessage()); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -17,7 +18,15 @@ type Config struct {
 	StagingBucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
 	// CredentialsKey encrypts cached customer credentials in Redis (AES-256-GCM).
 	CredentialsKey string `flag:"credentials-key" env:"S3DEST_CREDENTIALS_KEY" help:"base64 of 32 random bytes; encrypts cached credentials"`
-	Workers        int    `flag:"workers" env:"S3DEST_COPIER_WORKERS" default:"4" help:"files copied at once"`
+	// Workers, Rate and Burst apply to each destination on its own: one destination's backlog or
+	// slowness never uses another's share.
+	Workers int `flag:"workers" env:"S3DEST_COPIER_WORKERS" default:"2" help:"files copied at once, per destination"`
+	Rate    int `flag:"destination-rate" env:"S3DEST_DESTINATION_RATE" default:"20" help:"write requests per second, per destination"`
+	Burst   int `flag:"destination-burst" env:"S3DEST_DESTINATION_BURST" default:"5" help:"write requests a destination may send at once above its rate"`
+	// FailingRetry is the slow schedule of a failing destination (403, missing bucket, wrong region):
+	// its files wait in staging and one attempt is made this often until the customer fixes the setup or
+	// the staging retention ends.
+	FailingRetry time.Duration `flag:"failing-retry" env:"S3DEST_FAILING_RETRY" default:"5m" help:"retry a failing destination this often"`
 }
 
 // Validate checks the rules of each field.
@@ -34,6 +43,15 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	if c.Rate < 1 {
+		errs = append(errs, fmt.Errorf("destination-rate: must be at least 1 request per second, got %d", c.Rate))
+	}
+	if c.Burst < 1 {
+		errs = append(errs, fmt.Errorf("destination-burst: must be at least 1, got %d", c.Burst))
+	}
+	if c.FailingRetry < time.Second {
+		errs = append(errs, fmt.Errorf("failing-retry: must be at least 1s, got %s", c.FailingRetry))
 	}
 	return errors.Join(errs...)
 }

@@ -3,9 +3,11 @@
 // streams the file from staging into {prefix/}segment-logs/{sourceId}/{receivedDayMs}/{file}.gz with ACL
 // bucket-owner-full-control, and announces each delivery on batch.delivered.<destinationId>.
 //
-// A staged message is acknowledged only when every enabled destination has the file. Destinations that
-// already have it are skipped on a retry (a Redis marker, and If-None-Match as the backstop), so a retry
-// caused by one failing destination never writes twice to the others.
+// Each destination is a lane of its own (lane.go): its own durable consumer on its source's staged
+// files, its own workers, rate limit and failure state. A slow or failing destination therefore only
+// ever delays itself, and a message is acknowledged for a destination once that destination has the
+// file. A retry skips a file the destination already has (a Redis marker, and If-None-Match as the
+// backstop), so nothing is written twice.
 package copier
 
 import (
@@ -52,13 +54,15 @@ type Copier struct {
 	tp     trace.TracerProvider
 	now    func() time.Time
 
-	clients  *awsclient.Clients
-	staging  *s3.Client
-	rdb      *redis.Client
-	creds    *credCache
-	cursors  *cursor.Store
-	view     *configstore.View
-	consumer jetstream.Consumer
+	clients *awsclient.Clients
+	staging *s3.Client
+	rdb     *redis.Client
+	creds   *credCache
+	cursors *cursor.Store
+	view    *configstore.View
+
+	// lanes is owned by Run: one per destination in the config.
+	lanes map[string]*lane
 }
 
 // New validates cfg; it does no I/O.
@@ -98,41 +102,37 @@ func (c *Copier) Start(ctx context.Context) error {
 	if c.view, err = store.Watch(context.WithoutCancel(ctx), c.log); err != nil {
 		return err
 	}
-	c.consumer, err = bus.EnsureConsumer(ctx, c.js, bus.ConsumerConfig{
-		Stream: bus.StreamBatches, Durable: "copier", Filter: bus.AllStaged,
-		AckWait: c.cfg.AckWait, MaxAckPending: 256,
-	})
-	return err
+	c.lanes = map[string]*lane{}
+	return nil
 }
 
-// Run copies until ctx ends, then finishes the copies in flight.
+// watchInterval is how often Run compares its lanes with the destinations in the config.
+const watchInterval = time.Second
+
+// Run keeps one lane per destination (started, re-pointed after a settings change, stopped after a
+// delete) until ctx ends, then lets every lane finish the copies in flight.
 func (c *Copier) Run(ctx context.Context) error {
 	defer c.rdb.Close()
-	return bus.Consume(ctx, c.consumer, c.handle, bus.ConsumeOptions{
-		Workers: c.cfg.Workers, AckWait: c.cfg.AckWait, SpanName: "copier.copy", Tracer: c.tracer, Log: c.log, DrainTimeout: 2 * time.Minute,
-	})
-}
-
-func (c *Copier) handle(ctx context.Context, msg jetstream.Msg) error {
-	var staged batchv1.BatchStaged
-	if err := proto.Unmarshal(msg.Data(), &staged); err != nil {
-		return bus.Permanent(fmt.Errorf("payload: not a BatchStaged: %w", err))
-	}
-	ws := c.view.Workspace()
-	if ws == nil {
-		return errors.New("no workspace configured yet")
-	}
-	var errs []error
-	for _, d := range c.view.EnabledDestinations(staged.GetBatch().GetSourceId()) {
-		if err := c.deliver(ctx, &staged, d, ws.GetId()); err != nil {
-			errs = append(errs, fmt.Errorf("destination %s: %w", d.GetId(), err))
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		c.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			for _, l := range c.lanes {
+				l.stop()
+			}
+			for _, l := range c.lanes {
+				<-l.done
+			}
+			return nil
+		case <-t.C:
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // deliver copies one staged file into one destination, once.
-func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string) error {
+func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string, limiter s3put.Limiter) error {
 	b := staged.GetBatch()
 	marker := "s3dest:delivered:" + d.GetId() + ":" + b.GetBatchId()
 	if n, err := c.rdb.Exists(ctx, marker).Result(); err == nil && n == 1 {
@@ -145,26 +145,32 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
 
 	var creds aws.CredentialsProvider
-	opts := s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true}
+	opts := s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true, Limiter: limiter}
 	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID {
 		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
 		creds = c.clients.Base()
 		opts.SSE = types.ServerSideEncryptionAes256
 	} else if creds, err = c.creds.get(ctx, d, workspaceID); err != nil {
+		err = classify(fmt.Errorf("credentials: %w", err), stepAssume, d)
 		c.recordFailure(ctx, d, b, err)
 		return err
 	}
 
 	obj, err := c.staging.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(staged.GetStagingBucket()), Key: aws.String(staged.GetStagingKey())})
+	if awsclient.ErrorCode(err) == "NoSuchKey" {
+		// The staging retention ended before the destination accepted the file.
+		return c.deadLetter(ctx, staged, d, fmt.Sprintf("staged file %s expired (staging retention) before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
+	}
 	if err != nil {
 		return fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
 	}
 	defer obj.Body.Close()
 	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), failpoint.Reader("copier.mid-upload", obj.Body), opts)
 	if err != nil {
-		if awsclient.IsForbidden(err) {
+		if creds != c.clients.Base() && (awsclient.IsForbidden(err) || awsclient.IsExpiredCredentials(err)) {
 			c.creds.drop(ctx, d, workspaceID)
 		}
+		err = classify(err, stepPut, d)
 		c.recordFailure(ctx, d, b, err)
 		return err
 	}
@@ -185,16 +191,28 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	return nil
 }
 
-// recordFailure keeps the destination's last error, as the message a customer can act on.
+// recordFailure keeps the destination's last error, as the message a customer can act on; the admin
+// status API shows it as the day's last error until a delivery succeeds.
 func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, err error) {
-	msg := "Unknown Error. Please follow instructions to set up the AWS S3 destination."
-	switch code := awsclient.ErrorCode(err); {
-	case code == "NoSuchBucket":
-		msg = "The bucket does not exist. Please check the Bucket Name setting."
-	case awsclient.IsForbidden(err):
-		msg = "Access Denied. Please check the IAM role's trust relationship (External ID) and its PutObject permissions."
-	}
-	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), msg, c.now()); ferr != nil {
+	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), UserMessage(err), c.now()); ferr != nil {
 		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
 	}
+}
+
+// deadLetter parks a staged message that can never reach the destination, with the reason, and
+// terminates it for this destination.
+func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, reason string) error {
+	data, err := proto.Marshal(staged)
+	if err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	out := bus.NewMsg(ctx, bus.DeadLetterSubject("copier", staged.GetBatch().GetSourceId()), data, "copier."+d.GetId()+"."+staged.GetBatch().GetBatchId())
+	out.Header.Set(bus.HeaderReason, reason)
+	if _, err := c.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), staged.GetBatch().GetReceivedDayMs(), "A file was dropped: "+reason, c.now()); ferr != nil {
+		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
+	}
+	return bus.Permanent(errors.New(reason))
 }

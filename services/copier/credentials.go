@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,7 +38,9 @@ type credCache struct {
 	aead    cipher.AEAD
 	clients *awsclient.Clients
 	log     *slog.Logger
-	now     func() time.Time
+	clock   atomic.Pointer[func() time.Time] // time.Now; tests move it
+	// refresh is refreshBefore; the STS benchmark scales it down with the sessions.
+	refresh time.Duration
 	flight  singleflight.Group
 
 	mu           sync.Mutex
@@ -57,8 +60,14 @@ func newCredCache(rdb *redis.Client, keyB64 string, clients *awsclient.Clients, 
 	if err != nil {
 		return nil, err
 	}
-	return &credCache{rdb: rdb, aead: aead, clients: clients, log: log, now: time.Now}, nil
+	c := &credCache{rdb: rdb, aead: aead, clients: clients, log: log, refresh: refreshBefore}
+	c.setClock(time.Now)
+	return c, nil
 }
+
+func (c *credCache) setClock(now func() time.Time) { c.clock.Store(&now) }
+
+func (c *credCache) now() time.Time { return (*c.clock.Load())() }
 
 type cachedCreds struct {
 	AccessKeyID     string    `json:"a"`
@@ -125,7 +134,7 @@ func (c *credCache) load(ctx context.Context, key string, d *configv1.Destinatio
 
 	inter, err := c.intermediateCreds(ctx)
 	if err != nil {
-		return aws.Credentials{}, err
+		return aws.Credentials{}, fmt.Errorf("%w: %w", errIntermediate, err)
 	}
 	creds, err := c.clients.AssumeCustomerRole(ctx, inter, d.GetSettings().GetIamRoleArn(), workspaceID, sessionName(d.GetId()))
 	if err != nil {
@@ -139,7 +148,7 @@ func (c *credCache) load(ctx context.Context, key string, d *configv1.Destinatio
 func (c *credCache) intermediateCreds(ctx context.Context) (aws.CredentialsProvider, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.intermediate.AccessKeyID != "" && c.intermediate.Expires.Sub(c.now()) > refreshBefore {
+	if c.intermediate.AccessKeyID != "" && c.intermediate.Expires.Sub(c.now()) > c.refresh {
 		return credentials.StaticCredentialsProvider{Value: c.intermediate}, nil
 	}
 	p, err := c.clients.Intermediate(ctx, "s3dest-copier")
@@ -174,7 +183,7 @@ func (c *credCache) read(ctx context.Context, key string) (aws.Credentials, bool
 		return aws.Credentials{}, false
 	}
 	var cc cachedCreds
-	if json.Unmarshal(plain, &cc) != nil || cc.Expires.Sub(c.now()) <= refreshBefore {
+	if json.Unmarshal(plain, &cc) != nil || cc.Expires.Sub(c.now()) <= c.refresh {
 		return aws.Credentials{}, false
 	}
 	return aws.Credentials{AccessKeyID: cc.AccessKeyID, SecretAccessKey: cc.SecretAccessKey, SessionToken: cc.SessionToken,
@@ -182,7 +191,7 @@ func (c *credCache) read(ctx context.Context, key string) (aws.Credentials, bool
 }
 
 func (c *credCache) write(ctx context.Context, key string, creds aws.Credentials) {
-	ttl := creds.Expires.Sub(c.now()) - refreshBefore
+	ttl := creds.Expires.Sub(c.now()) - c.refresh
 	if ttl <= 0 {
 		return
 	}

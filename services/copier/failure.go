@@ -1,0 +1,87 @@
+package copier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+)
+
+// The user-facing messages of the reference's troubleshooting table (the validator shows the same ones).
+const (
+	MsgTryAgain     = "Unknown Error. Please try again. If the problem persists, please contact Segment support."
+	MsgExternalID   = "Access Denied. Please configure External ID in the AWS IAM Console."
+	MsgFollowSetup  = "Unknown Error. Please follow instructions to set up the AWS S3 destination. If the problem persists, please contact Segment support."
+	MsgAddPutObject = "Access Denied. Please add PutObject permissions to the IAM role in the AWS IAM Console."
+)
+
+// errIntermediate marks a failure to assume our own intermediate role: our setup, not the customer's.
+var errIntermediate = errors.New("assume our intermediate role")
+
+type step int
+
+const (
+	stepAssume step = iota // assuming the customer's role
+	stepPut                // writing into the customer's bucket
+)
+
+// failure is a delivery error with what the customer is told. A failing one is something only the
+// customer can fix (403, a missing bucket, a wrong region): the destination's files then wait in staging
+// and are retried on the slow schedule (Config.FailingRetry) instead of the usual backoff.
+type failure struct {
+	err     error
+	message string
+	failing bool
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// UserMessage is what the admin status API shows for err: the reference's message, with the concrete
+// cause where the reference has none (a missing bucket, a wrong region).
+func UserMessage(err error) string {
+	var f *failure
+	if errors.As(err, &f) {
+		return f.message
+	}
+	return MsgTryAgain
+}
+
+// isFailing reports an error only the customer can fix.
+func isFailing(err error) bool {
+	var f *failure
+	return errors.As(err, &f) && f.failing
+}
+
+// classify names what went wrong at step for destination d.
+func classify(err error, at step, d *configv1.Destination) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	bucket, _, _ := layout.SplitBucket(d.GetSettings().GetS3Bucket())
+	status, code := awsclient.HTTPStatus(err), awsclient.ErrorCode(err)
+	if real := awsclient.BucketRegion(err); real != "" && real != d.GetSettings().GetRegion() {
+		return &failure{err, fmt.Sprintf("Wrong region. The bucket %q is in %s, not in %s: please set the AWS Region setting to %s.",
+			bucket, real, d.GetSettings().GetRegion(), real), true}
+	}
+	switch {
+	case errors.Is(err, errIntermediate):
+		return &failure{err, MsgTryAgain, false}
+	case at == stepAssume && (status == http.StatusForbidden || code == "AccessDenied"):
+		return &failure{err, MsgExternalID, true}
+	case at == stepAssume && status >= 400 && status < 500 && status != http.StatusTooManyRequests:
+		return &failure{err, MsgFollowSetup, true}
+	case at == stepPut && awsclient.IsExpiredCredentials(err):
+		// Cached credentials the store no longer accepts: dropped by the caller, assumed again on retry.
+		return &failure{err, MsgTryAgain, false}
+	case at == stepPut && code == "NoSuchBucket":
+		return &failure{err, MsgFollowSetup + fmt.Sprintf(" The bucket %q does not exist: check the Bucket Name setting.", bucket), true}
+	case at == stepPut && (status == http.StatusForbidden || code == "AccessDenied"):
+		return &failure{err, MsgAddPutObject, true}
+	}
+	return &failure{err, MsgTryAgain, false}
+}
