@@ -158,10 +158,16 @@ func (b *Batcher) followSources(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consumer of %s: %w", id, err)
 		}
-		if info.Delivered.Stream > info.AckFloor.Stream {
-			// Delivered before the restart but never acknowledged: those come back first, in order.
+		// Delivered before the restart but never acknowledged: those come back first, in order. Those
+		// already in a sealed file (a crash between the sealed publish and the ack) are only acknowledged,
+		// so recovery starts after the source's cursor.
+		from := info.AckFloor.Stream
+		if through, err := b.sourceCursor(ctx, id); err == nil {
+			from = max(from, through)
+		}
+		if info.Delivered.Stream > from {
 			r := &recovery{until: info.Delivered.Stream}
-			if r.next, err = b.nextOf(ctx, id, info.AckFloor.Stream); err != nil {
+			if r.next, err = b.nextOf(ctx, id, from); err != nil {
 				return err
 			}
 			b.recovering[id] = r
@@ -259,6 +265,7 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	if seq <= through {
+		b.recovered(ctx, source, seq)
 		_ = m.Ack() // already in a sealed file: a redelivery after a crash
 		return
 	}
@@ -267,12 +274,7 @@ func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
 			_ = m.NakWithDelay(200 * time.Millisecond) // wait for the pending ones, in order
 			return
 		}
-		if seq >= r.until {
-			delete(b.recovering, source)
-		} else if r.next, err = b.nextOf(ctx, source, seq); err != nil {
-			b.log.Warn("find the next pending event", "source", source, "error", err)
-			delete(b.recovering, source)
-		}
+		b.recovered(ctx, source, seq)
 	}
 	if want, ok := b.poisoned[source]; ok {
 		if seq > want {
@@ -536,6 +538,23 @@ func (b *Batcher) dropSource(ctx context.Context, source string) {
 	delete(b.recovering, source)
 	delete(b.poisoned, source)
 	b.log.WarnContext(ctx, "lease lost; another batcher owns the source now", "source", source)
+}
+
+// recovered moves a recovering source past seq: the next pending message is the one after it.
+func (b *Batcher) recovered(ctx context.Context, source string, seq uint64) {
+	r, ok := b.recovering[source]
+	if !ok || seq < r.next {
+		return
+	}
+	if seq >= r.until {
+		delete(b.recovering, source)
+		return
+	}
+	var err error
+	if r.next, err = b.nextOf(ctx, source, seq); err != nil {
+		b.log.Warn("find the next pending event", "source", source, "error", err)
+		delete(b.recovering, source)
+	}
 }
 
 // recovery is what a source must replay before new messages: every one of its messages after the

@@ -293,3 +293,51 @@ func TestTwoBatchersSealEveryEventOnceAndTakeOverFromOneThatStops(t *testing.T) 
 		}
 	}
 }
+
+// A crash after the sealed publish and before the ack leaves the consumer with delivered, unacknowledged
+// messages that are already sealed. The restarted batcher must only acknowledge them and go on with new
+// events, not wait for them as for unsealed ones.
+func TestARestartAfterTheSealedPublishAndBeforeTheAckGoesOnWithNewEvents(t *testing.T) {
+	_, nc, js := testenv.NATS(t)
+	redisURL, _ := testenv.Redis(t)
+	ctx := context.Background()
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutSource(ctx, &configv1.Source{Id: "a", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, js: js}
+	now := time.Now()
+	r.publish("a", now, "old-1")
+	r.publish("a", now, "old-2")
+	r.publish("a", now, "old-3")
+	// What the killed batcher left: the three messages delivered, none acknowledged, all sealed.
+	cons, err := bus.EnsureConsumer(ctx, js, bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "batcher-a", Filter: bus.EventsSubject("a"),
+		AckWait: 5 * time.Second, MaxAckPending: defaults().MaxOpenMessages, AckAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range got.Messages() {
+	}
+	sealed := &batchv1.BatchSealed{Batch: &batchv1.Batch{BatchId: "before-the-crash", SourceId: "a"}, SealedThrough: 3}
+	if _, err := bus.Publish(ctx, js, bus.SealedSubject("a"), sealed, "sealed.before-the-crash"); err != nil {
+		t.Fatal(err)
+	}
+
+	runBatcher(t, defaults(), nc, js, redisURL)
+	r.publish("a", now, "new-1")
+	for b, lines := range r.sealedAfter(1, 1) {
+		if b.GetFirstSequence() != 4 || len(lines) != 1 {
+			t.Fatalf("sealed %d events from sequence %d, want only new-1 (sequence 4): %v", len(lines), b.GetFirstSequence(), lines)
+		}
+	}
+}
