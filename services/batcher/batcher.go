@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -55,8 +56,10 @@ type Batcher struct {
 	batches jetstream.Stream
 	view    *configstore.View
 
-	leases    *leases
-	msgs      chan jetstream.Msg
+	leases *leases
+	msgs   chan fetched
+	// consumers holds the message iterator of every source this batcher leases; a message fetched
+	// through another (older) iterator is no longer ours to write.
 	consumers map[string]jetstream.MessagesContext
 	feeders   sync.WaitGroup
 
@@ -86,7 +89,7 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 		cfg: cfg, log: p.Log, nc: p.NATS, js: p.JS,
 		tracer:        p.Telemetry.Tracer.Tracer("s3dest/batcher"),
 		now:           time.Now,
-		msgs:          make(chan jetstream.Msg, 256),
+		msgs:          make(chan fetched, 256),
 		consumers:     map[string]jetstream.MessagesContext{},
 		open:          map[partition]*file{},
 		recent:        newRecentIDs(cfg.DedupeWindow, time.Now()),
@@ -134,14 +137,26 @@ func (b *Batcher) Start(ctx context.Context) error {
 	return b.followSources(ctx)
 }
 
-// followSources starts a consumer for every source this batcher can lease and has no consumer for yet:
-// one ordered, AckAll consumer per source, so a source's events are delivered and redelivered in stream
-// order. Several batchers share the sources: each source is leased by one batcher at a time.
+// fetched is a message and the iterator that fetched it.
+type fetched struct {
+	msg  jetstream.Msg
+	from jetstream.MessagesContext
+}
+
+// followSources starts a consumer for every source this batcher can lease, up to its fair share, and
+// has no consumer for yet: one ordered, AckAll consumer per source, so a source's events are delivered
+// and redelivered in stream order. Several batchers share the sources: each source is leased by one
+// batcher at a time, and each batcher takes at most ceil(sources / live batchers).
 func (b *Batcher) followSources(ctx context.Context) error {
-	for _, src := range b.view.Sources() {
+	sources := b.view.Sources()
+	share := b.leases.share(len(sources))
+	for _, src := range sources {
 		id := src.GetId()
 		if _, ok := b.consumers[id]; ok {
 			continue
+		}
+		if len(b.consumers) >= share {
+			return nil
 		}
 		if !b.leases.acquire(ctx, id) {
 			continue
@@ -190,7 +205,7 @@ func (b *Batcher) followSources(ctx context.Context) error {
 					b.log.Warn("fetch events", "source", id, "error", err)
 					continue
 				}
-				b.msgs <- m
+				b.msgs <- fetched{msg: m, from: it}
 			}
 		}()
 	}
@@ -207,12 +222,13 @@ func (b *Batcher) Run(ctx context.Context) error {
 	lastPing := time.Now()
 	for {
 		select {
-		case m := <-b.msgs:
-			b.add(wctx, m)
+		case f := <-b.msgs:
+			b.add(wctx, f)
 		case <-tick.C:
 			for _, lost := range b.leases.renew(ctx) {
 				b.dropSource(wctx, lost)
 			}
+			b.rebalance(wctx)
 			b.sealExpired(wctx)
 			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
 				b.keepHeld()
@@ -231,8 +247,8 @@ func (b *Batcher) Run(ctx context.Context) error {
 		drain:
 			for {
 				select {
-				case m := <-b.msgs:
-					b.add(wctx, m)
+				case f := <-b.msgs:
+					b.add(wctx, f)
 				case <-done:
 					break drain
 				}
@@ -248,7 +264,13 @@ func (b *Batcher) Run(ctx context.Context) error {
 }
 
 // add writes one EVENTS message (one accepted request) into the file of its partition.
-func (b *Batcher) add(ctx context.Context, m jetstream.Msg) {
+func (b *Batcher) add(ctx context.Context, in fetched) {
+	m := in.msg
+	if b.consumers[bus.LastToken(m.Subject())] != in.from {
+		// Fetched before its source was handed over: the owner gets it again, at once and in order.
+		_ = m.Nak()
+		return
+	}
 	md, err := m.Metadata()
 	if err != nil {
 		b.log.Error("event message without metadata", "subject", m.Subject(), "error", err)
@@ -517,6 +539,35 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	for source := range sources {
 		b.sealSource(ctx, source, reason)
 	}
+}
+
+// rebalance hands over the sources this batcher holds beyond its fair share, ceil(sources / live
+// batchers), so that a batcher that joins gets its part within a lease renewal.
+func (b *Batcher) rebalance(ctx context.Context) {
+	excess := len(b.consumers) - b.leases.share(len(b.view.Sources()))
+	if excess <= 0 {
+		return
+	}
+	owned := slices.Sorted(maps.Keys(b.consumers))
+	for _, source := range owned[len(owned)-excess:] {
+		b.handOver(ctx, source)
+	}
+}
+
+// handOver gives a source to whichever batcher takes it next, without loss or duplicate: fetching
+// stops, its open files are sealed and their events acknowledged, and only then is the lease deleted.
+// Messages fetched but not yet written are nak'd as they come out of the drained iterator (add sees
+// that their iterator is no longer the source's), so the next owner gets them at once; its recovery
+// replays them in stream order before anything newer.
+func (b *Batcher) handOver(ctx context.Context, source string) {
+	b.consumers[source].Drain()
+	delete(b.consumers, source)
+	b.sealSource(ctx, source, "handover")
+	delete(b.sealedThrough, source)
+	delete(b.recovering, source)
+	delete(b.poisoned, source)
+	b.leases.release(ctx, source)
+	b.log.InfoContext(ctx, "source handed over to even out the batchers", "source", source)
 }
 
 // dropSource stops working on a source whose lease was lost: another batcher owns it now. Its open

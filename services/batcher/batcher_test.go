@@ -341,3 +341,135 @@ func TestARestartAfterTheSealedPublishAndBeforeTheAckGoesOnWithNewEvents(t *test
 		}
 	}
 }
+
+// allSealed reads every sealed file announced so far, with its lines.
+func (r *rig) allSealed() map[*batchv1.Batch][]string {
+	r.t.Helper()
+	s, err := r.js.Stream(context.Background(), bus.StreamBatches)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(bus.AllSealed))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return r.sealed(n)
+}
+
+// leaseOwners counts the sources each batcher holds in BATCHER_LEASES.
+func leaseOwners(t *testing.T, js jetstream.JetStream) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, "BATCHER_LEASES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]int{}
+	for k := range keys.Keys() {
+		if e, err := kv.Get(ctx, k); err == nil {
+			owners[string(e.Value())]++
+		}
+	}
+	return owners
+}
+
+func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing.T) {
+	_, nc, js := testenv.NATS(t)
+	redisURL, _ := testenv.Redis(t)
+	ctx := context.Background()
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := []string{"s1", "s2", "s3", "s4"}
+	for _, id := range sources {
+		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &rig{t: t, js: js}
+	cfg := defaults()
+	// Files stay open for 2s: whenever a source is handed over, it has an open file to seal.
+	cfg.FlushInterval = 2 * time.Second
+	first := runBatcher(t, cfg, nc, js, redisURL)
+	if owners := leaseOwners(t, js); len(owners) != 1 {
+		t.Fatalf("alone, one batcher should hold every source: %v", owners)
+	}
+
+	// Events keep coming while the second batcher joins and the sources are split.
+	stopPublishing := make(chan struct{})
+	published := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { published <- n }()
+		now := time.Now()
+		for {
+			select {
+			case <-stopPublishing:
+				return
+			default:
+			}
+			src := sources[n%len(sources)]
+			b := &eventsv1.EventBatch{SourceId: src, ReceivedAt: timestamppb.New(now)}
+			id := fmt.Sprintf("e-%d", n)
+			b.Events = append(b.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
+			if _, err := bus.Publish(ctx, js, bus.EventsSubject(src), b, ""); err != nil {
+				return
+			}
+			n++
+		}
+	}()
+	testenv.Eventually(t, 10*time.Second, "events before the second batcher joins", func() bool { return len(leaseOwners(t, js)) == 1 })
+	second := runBatcher(t, cfg, nc, js, redisURL)
+	testenv.Eventually(t, 20*time.Second, "the sources to be split two and two", func() bool {
+		owners := leaseOwners(t, js)
+		if len(owners) != 2 {
+			return false
+		}
+		for _, n := range owners {
+			if n != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	close(stopPublishing)
+	n := <-published
+	var seen map[string]int
+	var files map[*batchv1.Batch][]string
+	count := func() int {
+		seen, files = map[string]int{}, r.allSealed()
+		for _, lines := range files {
+			for _, l := range lines {
+				var ev struct {
+					MessageID string `json:"messageId"`
+				}
+				_ = json.Unmarshal([]byte(l), &ev)
+				seen[ev.MessageID]++
+			}
+		}
+		return len(seen)
+	}
+	testenv.Eventually(t, 30*time.Second, "every event sealed", func() bool { return count() == n })
+	// Stopping seals whatever is open: nothing may be sealed a second time.
+	first()
+	second()
+	count()
+	for i := range n {
+		if c := seen[fmt.Sprintf("e-%d", i)]; c != 1 {
+			t.Fatalf("e-%d sealed %d times, want once (%d published)", i, c, n)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("sealed %d distinct events, published %d", len(seen), n)
+	}
+	t.Logf("%d events in %d files", n, len(files))
+}
