@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 )
 
 // Keys of the CONFIG bucket.
@@ -21,6 +22,7 @@ const (
 	workspaceKey      = "workspace"
 	sourcePrefix      = "sources."
 	destinationPrefix = "destinations."
+	validationPrefix  = "validations."
 )
 
 // ErrNotFound is returned for a missing workspace, source or destination.
@@ -95,6 +97,23 @@ func (s *Store) PutDestination(ctx context.Context, d *configv1.Destination) err
 // DeleteDestination removes a destination.
 func (s *Store) DeleteDestination(ctx context.Context, id string) error {
 	return s.delete(ctx, destinationPrefix+id)
+}
+
+// Validation returns the latest validation of a destination's current settings.
+func (s *Store) Validation(ctx context.Context, destinationID string) (*validatorv1.ValidationResult, error) {
+	r := &validatorv1.ValidationResult{}
+	return r, s.get(ctx, validationPrefix+destinationID, r)
+}
+
+// PutValidation stores the latest validation of a destination. The caller makes sure it checked the
+// destination's current settings.
+func (s *Store) PutValidation(ctx context.Context, destinationID string, r *validatorv1.ValidationResult) error {
+	return s.put(ctx, validationPrefix+destinationID, r)
+}
+
+// DeleteValidation forgets a destination's validation (its settings changed, or it was deleted).
+func (s *Store) DeleteValidation(ctx context.Context, destinationID string) error {
+	return s.delete(ctx, validationPrefix+destinationID)
 }
 
 func (s *Store) get(ctx context.Context, key string, m proto.Message) error {

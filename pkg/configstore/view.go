@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -22,7 +23,15 @@ type View struct {
 	workspace    *configv1.Workspace
 	sources      map[string]*configv1.Source
 	writeKeys    map[string]string // write key → source ID
+	retiring     map[string]retiringKey
 	destinations map[string]*configv1.Destination
+	now          func() time.Time
+}
+
+// retiringKey is a rotated write key: it authenticates its source until expires.
+type retiringKey struct {
+	sourceID string
+	expires  time.Time
 }
 
 // Watch starts a View and returns once it holds everything the bucket held at the call. It keeps
@@ -35,7 +44,9 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger) (*View, error) {
 	v := &View{
 		sources:      map[string]*configv1.Source{},
 		writeKeys:    map[string]string{},
+		retiring:     map[string]retiringKey{},
 		destinations: map[string]*configv1.Destination{},
+		now:          time.Now,
 	}
 	for e := range w.Updates() {
 		if e == nil { // end of the initial values
@@ -83,6 +94,9 @@ func (v *View) apply(e jetstream.KeyValueEntry, log *slog.Logger) {
 			for _, k := range old.GetWriteKeys() {
 				delete(v.writeKeys, k)
 			}
+			for _, k := range old.GetRetiringWriteKeys() {
+				delete(v.retiring, k.GetWriteKey())
+			}
 			delete(v.sources, id)
 		}
 		src := &configv1.Source{}
@@ -90,6 +104,9 @@ func (v *View) apply(e jetstream.KeyValueEntry, log *slog.Logger) {
 			v.sources[id] = src
 			for _, k := range src.GetWriteKeys() {
 				v.writeKeys[k] = id
+			}
+			for _, k := range src.GetRetiringWriteKeys() {
+				v.retiring[k.GetWriteKey()] = retiringKey{sourceID: id, expires: k.GetExpiresAt().AsTime()}
 			}
 		}
 	case strings.TrimSuffix(destinationPrefix, "."):
@@ -116,15 +133,22 @@ func (v *View) Workspace() *configv1.Workspace {
 	return v.workspace
 }
 
-// SourceByWriteKey returns the enabled or disabled source a write key belongs to.
+// SourceByWriteKey returns the enabled or disabled source a write key belongs to: one of its current
+// keys, or a rotated key still in its grace period. A retiring key stops working at its expiry by the
+// clock, with no config change needed.
 func (v *View) SourceByWriteKey(key string) (*configv1.Source, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	id, ok := v.writeKeys[key]
 	if !ok {
-		return nil, false
+		r, retiring := v.retiring[key]
+		if !retiring || !v.now().Before(r.expires) {
+			return nil, false
+		}
+		id = r.sourceID
 	}
-	return v.sources[id], true
+	src, ok := v.sources[id]
+	return src, ok
 }
 
 // Source returns a source by ID.

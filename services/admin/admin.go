@@ -72,7 +72,7 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		cursors = cursor.New(rdb, 35*24*time.Hour)
 	}
-	srv := NewServer(store, view, val, cursors, s.p.Log)
+	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace))
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(UnaryAuth(s.cfg.Token)),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
 	srv.Register(s.grpc)

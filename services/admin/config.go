@@ -2,7 +2,10 @@ package admin
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
+	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/platform"
 )
 
@@ -16,6 +19,10 @@ type Config struct {
 	ValidatorAddr string `flag:"validator-addr" env:"S3DEST_VALIDATOR_ADDR" help:"address of ValidatorService; empty disables validation"`
 	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"Redis with the delivery cursors; empty disables the status API"`
 	WorkspaceID   string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
+	// IntermediateRoleARN is the Principal customers' trust policies name (GET /workspace shows them).
+	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust, shown in the trust policy"`
+	// WriteKeyGrace is how long a rotated write key keeps working unless the rotation says otherwise.
+	WriteKeyGrace time.Duration `flag:"write-key-grace" env:"S3DEST_WRITE_KEY_GRACE" default:"24h" help:"how long a rotated write key keeps working (0 revokes at once)"`
 }
 
 // Validate checks the rules of each field.
@@ -26,6 +33,12 @@ func (c Config) Validate() error {
 	}
 	if c.GRPCAddr == "" || c.HTTPAddr == "" {
 		errs = append(errs, errors.New("grpc-addr and http-addr: must be host:port"))
+	}
+	if c.IntermediateRoleARN != "" && !awsclient.RoleARN.MatchString(c.IntermediateRoleARN) {
+		errs = append(errs, fmt.Errorf("intermediate-role-arn: must look like arn:aws:iam::123456789012:role/name, got %q", c.IntermediateRoleARN))
+	}
+	if c.WriteKeyGrace < 0 || c.WriteKeyGrace > maxWriteKeyGrace {
+		errs = append(errs, fmt.Errorf("write-key-grace: must be between 0 and %s, got %s", maxWriteKeyGrace, c.WriteKeyGrace))
 	}
 	return errors.Join(errs...)
 }

@@ -14,11 +14,15 @@ import (
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
-const token = "test-admin-token-0123456789"
+const (
+	token     = "test-admin-token-0123456789"
+	principal = "arn:aws:iam::000000000000:role/s3dest-intermediate"
+)
 
 type api struct {
-	t   *testing.T
-	url string
+	t    *testing.T
+	url  string
+	view viewOf
 }
 
 func newAPI(t *testing.T) *api {
@@ -36,13 +40,13 @@ func newAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := RESTHandler(ctx, NewServer(store, view, nil, nil, slog.New(slog.DiscardHandler)), token)
+	h, err := RESTHandler(ctx, NewServer(store, view, nil, nil, slog.New(slog.DiscardHandler), WithPrincipal(principal)), token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL}
+	return &api{t: t, url: srv.URL, view: viewOf{view}}
 }
 
 // call sends a request the way the reference's curl commands do and decodes the JSON answer.

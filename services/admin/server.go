@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -33,15 +34,34 @@ type Server struct {
 	cursors   *cursor.Store
 	log       *slog.Logger
 	now       func() time.Time
-	// mu serializes writes that check a rule across objects (one AWS S3 destination per source).
+	// principal is our intermediate role, the Principal of customers' trust policies.
+	principal string
+	// writeKeyGrace is how long a rotated write key keeps working by default.
+	writeKeyGrace time.Duration
+	// mu serializes writes that check a rule across objects (one AWS S3 destination per source, a
+	// source's destinations before deleting it, a validation against the settings still current).
 	mu sync.Mutex
 	adminv1.UnimplementedAdminServiceServer
 }
 
+// Option adjusts a Server.
+type Option func(*Server)
+
+// WithPrincipal sets our intermediate role's ARN, shown in the trust policy of GET /workspace.
+func WithPrincipal(arn string) Option { return func(s *Server) { s.principal = arn } }
+
+// WithWriteKeyGrace sets how long a rotated write key keeps working when the rotation does not say.
+func WithWriteKeyGrace(d time.Duration) Option { return func(s *Server) { s.writeKeyGrace = d } }
+
 // NewServer returns the AdminService implementation. validator and cursors may be nil: then
-// ValidateDestination and GetDestinationStatus answer FailedPrecondition.
-func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, cursors *cursor.Store, log *slog.Logger) *Server {
-	return &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now}
+// ValidateDestination and GetDestinationStatus answer FailedPrecondition, and destinations are not
+// validated when created or changed.
+func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, cursors *cursor.Store, log *slog.Logger, opts ...Option) *Server {
+	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Register adds AdminService to a gRPC server.
@@ -78,18 +98,6 @@ func notFound(kind, id string) error {
 
 func internal(err error) error {
 	return status.Error(codes.Internal, err.Error())
-}
-
-// GetWorkspace implements AdminService.
-func (s *Server) GetWorkspace(ctx context.Context, _ *adminv1.GetWorkspaceRequest) (*adminv1.GetWorkspaceResponse, error) {
-	ws, err := s.store.Workspace(ctx)
-	if errors.Is(err, configstore.ErrNotFound) {
-		return nil, status.Error(codes.FailedPrecondition, "no workspace yet")
-	}
-	if err != nil {
-		return nil, internal(err)
-	}
-	return &adminv1.GetWorkspaceResponse{Data: &adminv1.GetWorkspaceResponse_Data{Workspace: ws}}, nil
 }
 
 // CreateSource implements AdminService.
@@ -174,8 +182,18 @@ func metadataOf(id string) (*configv1.DestinationMetadata, bool) {
 	return nil, false
 }
 
-// CreateDestination implements AdminService.
+// CreateDestination implements AdminService. An AWS S3 destination is validated right after it is
+// stored; the answer carries the result (absent when no validator is reachable).
 func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*adminv1.CreateDestinationResponse, error) {
+	d, err := s.createDestination(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "destination created", "destination", d.GetId(), "source", d.GetSourceId(), "kind", d.GetMetadata().GetSlug())
+	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d, Validation: s.autoValidate(ctx, d)}}, nil
+}
+
+func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*configv1.Destination, error) {
 	md, ok := metadataOf(req.GetMetadataId())
 	if !ok {
 		return nil, invalid("metadataId: must be %s (AWS S3) or %s (Amazon S3), got %q", layout.AWSS3MetadataID, layout.AmazonS3MetadataID, req.GetMetadataId())
@@ -214,8 +232,7 @@ func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDesti
 	if err := s.store.PutDestination(ctx, d); err != nil {
 		return nil, internal(err)
 	}
-	s.log.InfoContext(ctx, "destination created", "destination", d.GetId(), "source", d.GetSourceId(), "kind", md.GetSlug())
-	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d}}, nil
+	return d, nil
 }
 
 // ListDestinations implements AdminService.
@@ -224,6 +241,11 @@ func (s *Server) ListDestinations(ctx context.Context, req *adminv1.ListDestinat
 	if err != nil {
 		return nil, internal(err)
 	}
+	all = slices.DeleteFunc(all, func(d *configv1.Destination) bool {
+		return req.GetMetadataId() != "" && d.GetMetadata().GetId() != req.GetMetadataId() ||
+			req.GetSlug() != "" && d.GetMetadata().GetSlug() != req.GetSlug() ||
+			req.GetSourceId() != "" && d.GetSourceId() != req.GetSourceId()
+	})
 	page, out, err := paginate(req.GetPagination(), all, (*configv1.Destination).GetId)
 	if err != nil {
 		return nil, err
@@ -237,21 +259,42 @@ func (s *Server) GetDestination(ctx context.Context, req *adminv1.GetDestination
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetDestinationResponse{Data: &adminv1.GetDestinationResponse_Data{Destination: d}}, nil
+	v, err := s.validation(ctx, d.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetDestinationResponse{Data: &adminv1.GetDestinationResponse_Data{Destination: d, Validation: v}}, nil
 }
 
 // UpdateDestination implements AdminService: it changes what the request sets and re-checks the result.
+// A change of settings forgets the previous validation and validates the new settings; the answer
+// carries the destination's current validation.
 func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (*adminv1.UpdateDestinationResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, err := s.destination(ctx, req.GetDestinationId())
+	d, changed, err := s.updateDestination(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	s.log.InfoContext(ctx, "destination updated", "destination", d.GetId(), "enabled", d.GetEnabled(), "settingsChanged", changed)
+	var v *validatorv1.ValidationResult
+	if changed {
+		v = s.autoValidate(ctx, d)
+	} else if v, err = s.validation(ctx, d.GetId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.UpdateDestinationResponse{Data: &adminv1.UpdateDestinationResponse_Data{Destination: d, Validation: v}}, nil
+}
+
+func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (d *configv1.Destination, settingsChanged bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err = s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, false, err
 	}
 	d = proto.Clone(d).(*configv1.Destination)
 	if req.Name != nil {
 		if req.GetName() == "" {
-			return nil, invalid("name: must not be empty")
+			return nil, false, invalid("name: must not be empty")
 		}
 		d.Name = req.GetName()
 	}
@@ -259,6 +302,7 @@ func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDesti
 		d.Enabled = req.GetEnabled()
 	}
 	if set := req.GetSettings(); set != nil {
+		before := proto.Clone(d.GetSettings())
 		if d.Settings == nil {
 			d.Settings = &configv1.DestinationSettings{}
 		}
@@ -272,46 +316,38 @@ func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDesti
 			d.Settings.IamRoleArn = set.GetIamRoleArn()
 		}
 		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID); err != nil {
-			return nil, invalid("%v", err)
+			return nil, false, invalid("%v", err)
 		}
+		settingsChanged = !proto.Equal(before, d.GetSettings())
 	}
 	d.UpdatedAt = timestamppb.New(s.now())
-	if err := s.store.PutDestination(ctx, d); err != nil {
-		return nil, internal(err)
+	if settingsChanged {
+		// The old result describes settings that no longer exist.
+		if err := s.store.DeleteValidation(ctx, d.GetId()); err != nil {
+			return nil, false, internal(err)
+		}
 	}
-	s.log.InfoContext(ctx, "destination updated", "destination", d.GetId(), "enabled", d.GetEnabled())
-	return &adminv1.UpdateDestinationResponse{Data: &adminv1.UpdateDestinationResponse_Data{Destination: d}}, nil
+	if err := s.store.PutDestination(ctx, d); err != nil {
+		return nil, false, internal(err)
+	}
+	return d, settingsChanged, nil
 }
 
 // DeleteDestination implements AdminService.
 func (s *Server) DeleteDestination(ctx context.Context, req *adminv1.DeleteDestinationRequest) (*adminv1.DeleteDestinationResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, err := s.destination(ctx, req.GetDestinationId()); err != nil {
 		return nil, err
 	}
 	if err := s.store.DeleteDestination(ctx, req.GetDestinationId()); err != nil {
 		return nil, internal(err)
 	}
-	return &adminv1.DeleteDestinationResponse{Data: &adminv1.DeleteDestinationResponse_Data{Status: "SUCCESS"}}, nil
-}
-
-// ValidateDestination implements AdminService by asking the validator.
-func (s *Server) ValidateDestination(ctx context.Context, req *adminv1.ValidateDestinationRequest) (*adminv1.ValidateDestinationResponse, error) {
-	if s.validator == nil {
-		return nil, status.Error(codes.FailedPrecondition, "no validator is configured (validator-addr)")
-	}
-	d, err := s.destination(ctx, req.GetDestinationId())
-	if err != nil {
-		return nil, err
-	}
-	ws, err := s.store.Workspace(ctx)
-	if err != nil {
+	if err := s.store.DeleteValidation(ctx, req.GetDestinationId()); err != nil {
 		return nil, internal(err)
 	}
-	out, err := s.validator.Validate(ctx, &validatorv1.ValidateRequest{DestinationId: d.GetId(), Settings: d.GetSettings(), WorkspaceId: ws.GetId()})
-	if err != nil {
-		return nil, err
-	}
-	return &adminv1.ValidateDestinationResponse{Data: &adminv1.ValidateDestinationResponse_Data{Validation: out.GetResult()}}, nil
+	s.log.InfoContext(ctx, "destination deleted", "destination", req.GetDestinationId())
+	return &adminv1.DeleteDestinationResponse{Data: &adminv1.DeleteDestinationResponse_Data{Status: "SUCCESS"}}, nil
 }
 
 // GetDestinationStatus implements AdminService from the copier's delivery cursors in Redis.
@@ -327,7 +363,11 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "read delivery status: %v", err)
 	}
-	st := &adminv1.GetDestinationStatusResponse_Status{DestinationId: d.GetId(), Enabled: d.GetEnabled()}
+	v, err := s.validation(ctx, d.GetId())
+	if err != nil {
+		return nil, err
+	}
+	st := &adminv1.GetDestinationStatusResponse_Status{DestinationId: d.GetId(), Enabled: d.GetEnabled(), Validation: v}
 	for _, day := range days {
 		ds := &adminv1.DayStatus{ReceivedDayMs: day.DayMs, Files: day.Files, Events: day.Events, Bytes: day.Bytes, LastError: day.LastError}
 		if !day.LastAt.IsZero() {

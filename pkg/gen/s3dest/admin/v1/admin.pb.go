@@ -11,6 +11,7 @@ import (
 	v11 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -138,9 +139,16 @@ func (x *PaginationOutput) GetTotalEntries() int32 {
 	return 0
 }
 
-// GetWorkspaceRequest takes nothing.
+// GetWorkspaceRequest asks for the workspace and the IAM documents a customer attaches to their role.
 type GetWorkspaceRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// bucket fills in the permission policy: a bucket name, optionally with `/path/prefix`, as the
+	// destination's s3Bucket setting. Empty leaves the reference's `<YOUR_BUCKET_NAME>` placeholder.
+	Bucket string `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// region picks the ARN partition (aws, aws-cn, aws-us-gov); empty means aws.
+	Region string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// kms_key_arn fills in the KMS policy; empty leaves `<YOUR_KEY_ARN>`.
+	KmsKeyArn     string `protobuf:"bytes,3,opt,name=kms_key_arn,json=kmsKeyArn,proto3" json:"kms_key_arn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,7 +183,110 @@ func (*GetWorkspaceRequest) Descriptor() ([]byte, []int) {
 	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
-// GetWorkspaceResponse is `{"data":{"workspace":{...}}}`.
+func (x *GetWorkspaceRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *GetWorkspaceRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *GetWorkspaceRequest) GetKmsKeyArn() string {
+	if x != nil {
+		return x.KmsKeyArn
+	}
+	return ""
+}
+
+// IamSetup is what a customer's role needs, as in the reference's "Create an IAM role" steps, filled in.
+type IamSetup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// external_id is the workspace ID: the `sts:ExternalId` the trust policy must require.
+	ExternalId string `protobuf:"bytes,1,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// principal_arn is our intermediate role, which the trust policy must trust.
+	PrincipalArn string `protobuf:"bytes,2,opt,name=principal_arn,json=principalArn,proto3" json:"principal_arn,omitempty"`
+	// trust_policy is the role's trust relationship document (JSON text).
+	TrustPolicy string `protobuf:"bytes,3,opt,name=trust_policy,json=trustPolicy,proto3" json:"trust_policy,omitempty"`
+	// permission_policy lets us put objects under `{bucket}/{prefix/}segment-logs/` (JSON text).
+	PermissionPolicy string `protobuf:"bytes,4,opt,name=permission_policy,json=permissionPolicy,proto3" json:"permission_policy,omitempty"`
+	// kms_policy is needed only when the bucket is encrypted with a KMS key (JSON text).
+	KmsPolicy     string `protobuf:"bytes,5,opt,name=kms_policy,json=kmsPolicy,proto3" json:"kms_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IamSetup) Reset() {
+	*x = IamSetup{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IamSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IamSetup) ProtoMessage() {}
+
+func (x *IamSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IamSetup.ProtoReflect.Descriptor instead.
+func (*IamSetup) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *IamSetup) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *IamSetup) GetPrincipalArn() string {
+	if x != nil {
+		return x.PrincipalArn
+	}
+	return ""
+}
+
+func (x *IamSetup) GetTrustPolicy() string {
+	if x != nil {
+		return x.TrustPolicy
+	}
+	return ""
+}
+
+func (x *IamSetup) GetPermissionPolicy() string {
+	if x != nil {
+		return x.PermissionPolicy
+	}
+	return ""
+}
+
+func (x *IamSetup) GetKmsPolicy() string {
+	if x != nil {
+		return x.KmsPolicy
+	}
+	return ""
+}
+
+// GetWorkspaceResponse is `{"data":{"workspace":{...},"iamSetup":{...}}}`.
 type GetWorkspaceResponse struct {
 	state         protoimpl.MessageState     `protogen:"open.v1"`
 	Data          *GetWorkspaceResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -185,7 +296,7 @@ type GetWorkspaceResponse struct {
 
 func (x *GetWorkspaceResponse) Reset() {
 	*x = GetWorkspaceResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +308,7 @@ func (x *GetWorkspaceResponse) String() string {
 func (*GetWorkspaceResponse) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +321,7 @@ func (x *GetWorkspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkspaceResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkspaceResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetWorkspaceResponse) GetData() *GetWorkspaceResponse_Data {
@@ -234,7 +345,7 @@ type CreateSourceRequest struct {
 
 func (x *CreateSourceRequest) Reset() {
 	*x = CreateSourceRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +357,7 @@ func (x *CreateSourceRequest) String() string {
 func (*CreateSourceRequest) ProtoMessage() {}
 
 func (x *CreateSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +370,7 @@ func (x *CreateSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSourceRequest.ProtoReflect.Descriptor instead.
 func (*CreateSourceRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateSourceRequest) GetSlug() string {
@@ -300,7 +411,7 @@ type CreateSourceResponse struct {
 
 func (x *CreateSourceResponse) Reset() {
 	*x = CreateSourceResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +423,7 @@ func (x *CreateSourceResponse) String() string {
 func (*CreateSourceResponse) ProtoMessage() {}
 
 func (x *CreateSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +436,7 @@ func (x *CreateSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSourceResponse.ProtoReflect.Descriptor instead.
 func (*CreateSourceResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateSourceResponse) GetData() *CreateSourceResponse_Data {
@@ -345,7 +456,7 @@ type ListSourcesRequest struct {
 
 func (x *ListSourcesRequest) Reset() {
 	*x = ListSourcesRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +468,7 @@ func (x *ListSourcesRequest) String() string {
 func (*ListSourcesRequest) ProtoMessage() {}
 
 func (x *ListSourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +481,7 @@ func (x *ListSourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListSourcesRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSourcesRequest) GetPagination() *PaginationInput {
@@ -390,7 +501,7 @@ type ListSourcesResponse struct {
 
 func (x *ListSourcesResponse) Reset() {
 	*x = ListSourcesResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +513,7 @@ func (x *ListSourcesResponse) String() string {
 func (*ListSourcesResponse) ProtoMessage() {}
 
 func (x *ListSourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +526,7 @@ func (x *ListSourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListSourcesResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSourcesResponse) GetData() *ListSourcesResponse_Data {
@@ -435,7 +546,7 @@ type GetSourceRequest struct {
 
 func (x *GetSourceRequest) Reset() {
 	*x = GetSourceRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +558,7 @@ func (x *GetSourceRequest) String() string {
 func (*GetSourceRequest) ProtoMessage() {}
 
 func (x *GetSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +571,7 @@ func (x *GetSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSourceRequest.ProtoReflect.Descriptor instead.
 func (*GetSourceRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetSourceRequest) GetSourceId() string {
@@ -480,7 +591,7 @@ type GetSourceResponse struct {
 
 func (x *GetSourceResponse) Reset() {
 	*x = GetSourceResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +603,7 @@ func (x *GetSourceResponse) String() string {
 func (*GetSourceResponse) ProtoMessage() {}
 
 func (x *GetSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,10 +616,511 @@ func (x *GetSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSourceResponse.ProtoReflect.Descriptor instead.
 func (*GetSourceResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetSourceResponse) GetData() *GetSourceResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// UpdateSourceRequest changes what is set; absent fields stay as they are.
+type UpdateSourceRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	SourceId string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Name     *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Slug     *string                `protobuf:"bytes,3,opt,name=slug,proto3,oneof" json:"slug,omitempty"`
+	// enabled false makes ingest refuse the source's write keys (401) until it is enabled again.
+	Enabled       *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceRequest) Reset() {
+	*x = UpdateSourceRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceRequest) ProtoMessage() {}
+
+func (x *UpdateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetSlug() string {
+	if x != nil && x.Slug != nil {
+		return *x.Slug
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+// UpdateSourceResponse is `{"data":{"source":{...}}}`.
+type UpdateSourceResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Data          *UpdateSourceResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceResponse) Reset() {
+	*x = UpdateSourceResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceResponse) ProtoMessage() {}
+
+func (x *UpdateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateSourceResponse) GetData() *UpdateSourceResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// DeleteSourceRequest names a source.
+type DeleteSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourceId      string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceRequest) Reset() {
+	*x = DeleteSourceRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceRequest) ProtoMessage() {}
+
+func (x *DeleteSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSourceRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// DeleteSourceResponse is `{"data":{"status":"SUCCESS"}}`.
+type DeleteSourceResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Data          *DeleteSourceResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceResponse) Reset() {
+	*x = DeleteSourceResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceResponse) ProtoMessage() {}
+
+func (x *DeleteSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSourceResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteSourceResponse) GetData() *DeleteSourceResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CreateWriteKeyRequest names a source.
+type CreateWriteKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourceId      string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWriteKeyRequest) Reset() {
+	*x = CreateWriteKeyRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWriteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWriteKeyRequest) ProtoMessage() {}
+
+func (x *CreateWriteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWriteKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateWriteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateWriteKeyRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// CreateWriteKeyResponse is `{"data":{"source":{...},"writeKey":"..."}}`.
+type CreateWriteKeyResponse struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Data          *CreateWriteKeyResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWriteKeyResponse) Reset() {
+	*x = CreateWriteKeyResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWriteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWriteKeyResponse) ProtoMessage() {}
+
+func (x *CreateWriteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWriteKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateWriteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreateWriteKeyResponse) GetData() *CreateWriteKeyResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// RotateWriteKeyRequest names the key to retire.
+type RotateWriteKeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	SourceId string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	WriteKey string                 `protobuf:"bytes,2,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	// grace_period is how long the old key keeps working, such as "3600s"; absent means the server's
+	// default (--write-key-grace), zero revokes it at once. At most 30 days.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,3,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWriteKeyRequest) Reset() {
+	*x = RotateWriteKeyRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWriteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWriteKeyRequest) ProtoMessage() {}
+
+func (x *RotateWriteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWriteKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateWriteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RotateWriteKeyRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *RotateWriteKeyRequest) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+func (x *RotateWriteKeyRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+// RotateWriteKeyResponse is `{"data":{"source":{...},"writeKey":"..."}}`.
+type RotateWriteKeyResponse struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Data          *RotateWriteKeyResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWriteKeyResponse) Reset() {
+	*x = RotateWriteKeyResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWriteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWriteKeyResponse) ProtoMessage() {}
+
+func (x *RotateWriteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWriteKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateWriteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotateWriteKeyResponse) GetData() *RotateWriteKeyResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// RemoveWriteKeyRequest names the key to revoke.
+type RemoveWriteKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourceId      string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	WriteKey      string                 `protobuf:"bytes,2,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWriteKeyRequest) Reset() {
+	*x = RemoveWriteKeyRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWriteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWriteKeyRequest) ProtoMessage() {}
+
+func (x *RemoveWriteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWriteKeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveWriteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RemoveWriteKeyRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *RemoveWriteKeyRequest) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+// RemoveWriteKeyResponse is `{"data":{"source":{...}}}`.
+type RemoveWriteKeyResponse struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Data          *RemoveWriteKeyResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWriteKeyResponse) Reset() {
+	*x = RemoveWriteKeyResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWriteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWriteKeyResponse) ProtoMessage() {}
+
+func (x *RemoveWriteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWriteKeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveWriteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RemoveWriteKeyResponse) GetData() *RemoveWriteKeyResponse_Data {
 	if x != nil {
 		return x.Data
 	}
@@ -530,7 +1142,7 @@ type CreateDestinationRequest struct {
 
 func (x *CreateDestinationRequest) Reset() {
 	*x = CreateDestinationRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +1154,7 @@ func (x *CreateDestinationRequest) String() string {
 func (*CreateDestinationRequest) ProtoMessage() {}
 
 func (x *CreateDestinationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +1167,7 @@ func (x *CreateDestinationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDestinationRequest.ProtoReflect.Descriptor instead.
 func (*CreateDestinationRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateDestinationRequest) GetSourceId() string {
@@ -593,7 +1205,7 @@ func (x *CreateDestinationRequest) GetSettings() *v1.DestinationSettings {
 	return nil
 }
 
-// CreateDestinationResponse is `{"data":{"destination":{...}}}`.
+// CreateDestinationResponse is `{"data":{"destination":{...},"validation":{...}}}`.
 type CreateDestinationResponse struct {
 	state         protoimpl.MessageState          `protogen:"open.v1"`
 	Data          *CreateDestinationResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -603,7 +1215,7 @@ type CreateDestinationResponse struct {
 
 func (x *CreateDestinationResponse) Reset() {
 	*x = CreateDestinationResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +1227,7 @@ func (x *CreateDestinationResponse) String() string {
 func (*CreateDestinationResponse) ProtoMessage() {}
 
 func (x *CreateDestinationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +1240,7 @@ func (x *CreateDestinationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDestinationResponse.ProtoReflect.Descriptor instead.
 func (*CreateDestinationResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDestinationResponse) GetData() *CreateDestinationResponse_Data {
@@ -638,17 +1250,23 @@ func (x *CreateDestinationResponse) GetData() *CreateDestinationResponse_Data {
 	return nil
 }
 
-// ListDestinationsRequest pages through destinations.
+// ListDestinationsRequest pages through destinations, optionally filtered.
 type ListDestinationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pagination    *PaginationInput       `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pagination *PaginationInput       `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// metadata_id keeps only this kind, such as 54f418c3db31d978f14aa925 (Amazon S3).
+	MetadataId string `protobuf:"bytes,2,opt,name=metadata_id,json=metadataId,proto3" json:"metadata_id,omitempty"`
+	// slug keeps only this kind, such as `amazon-s3` or `aws-s3`.
+	Slug string `protobuf:"bytes,3,opt,name=slug,proto3" json:"slug,omitempty"`
+	// source_id keeps only the destinations of this source.
+	SourceId      string `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDestinationsRequest) Reset() {
 	*x = ListDestinationsRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +1278,7 @@ func (x *ListDestinationsRequest) String() string {
 func (*ListDestinationsRequest) ProtoMessage() {}
 
 func (x *ListDestinationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +1291,7 @@ func (x *ListDestinationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDestinationsRequest.ProtoReflect.Descriptor instead.
 func (*ListDestinationsRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDestinationsRequest) GetPagination() *PaginationInput {
@@ -681,6 +1299,27 @@ func (x *ListDestinationsRequest) GetPagination() *PaginationInput {
 		return x.Pagination
 	}
 	return nil
+}
+
+func (x *ListDestinationsRequest) GetMetadataId() string {
+	if x != nil {
+		return x.MetadataId
+	}
+	return ""
+}
+
+func (x *ListDestinationsRequest) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *ListDestinationsRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
 }
 
 // ListDestinationsResponse is `{"data":{"destinations":[...],"pagination":{...}}}`.
@@ -693,7 +1332,7 @@ type ListDestinationsResponse struct {
 
 func (x *ListDestinationsResponse) Reset() {
 	*x = ListDestinationsResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +1344,7 @@ func (x *ListDestinationsResponse) String() string {
 func (*ListDestinationsResponse) ProtoMessage() {}
 
 func (x *ListDestinationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +1357,7 @@ func (x *ListDestinationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDestinationsResponse.ProtoReflect.Descriptor instead.
 func (*ListDestinationsResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDestinationsResponse) GetData() *ListDestinationsResponse_Data {
@@ -738,7 +1377,7 @@ type GetDestinationRequest struct {
 
 func (x *GetDestinationRequest) Reset() {
 	*x = GetDestinationRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +1389,7 @@ func (x *GetDestinationRequest) String() string {
 func (*GetDestinationRequest) ProtoMessage() {}
 
 func (x *GetDestinationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +1402,7 @@ func (x *GetDestinationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationRequest.ProtoReflect.Descriptor instead.
 func (*GetDestinationRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetDestinationRequest) GetDestinationId() string {
@@ -773,7 +1412,7 @@ func (x *GetDestinationRequest) GetDestinationId() string {
 	return ""
 }
 
-// GetDestinationResponse is `{"data":{"destination":{...}}}`.
+// GetDestinationResponse is `{"data":{"destination":{...},"validation":{...}}}`.
 type GetDestinationResponse struct {
 	state         protoimpl.MessageState       `protogen:"open.v1"`
 	Data          *GetDestinationResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -783,7 +1422,7 @@ type GetDestinationResponse struct {
 
 func (x *GetDestinationResponse) Reset() {
 	*x = GetDestinationResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1434,7 @@ func (x *GetDestinationResponse) String() string {
 func (*GetDestinationResponse) ProtoMessage() {}
 
 func (x *GetDestinationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1447,7 @@ func (x *GetDestinationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationResponse.ProtoReflect.Descriptor instead.
 func (*GetDestinationResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetDestinationResponse) GetData() *GetDestinationResponse_Data {
@@ -832,7 +1471,7 @@ type UpdateDestinationRequest struct {
 
 func (x *UpdateDestinationRequest) Reset() {
 	*x = UpdateDestinationRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +1483,7 @@ func (x *UpdateDestinationRequest) String() string {
 func (*UpdateDestinationRequest) ProtoMessage() {}
 
 func (x *UpdateDestinationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1496,7 @@ func (x *UpdateDestinationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDestinationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDestinationRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateDestinationRequest) GetDestinationId() string {
@@ -888,7 +1527,7 @@ func (x *UpdateDestinationRequest) GetSettings() *v1.DestinationSettings {
 	return nil
 }
 
-// UpdateDestinationResponse is `{"data":{"destination":{...}}}`.
+// UpdateDestinationResponse is `{"data":{"destination":{...},"validation":{...}}}`.
 type UpdateDestinationResponse struct {
 	state         protoimpl.MessageState          `protogen:"open.v1"`
 	Data          *UpdateDestinationResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -898,7 +1537,7 @@ type UpdateDestinationResponse struct {
 
 func (x *UpdateDestinationResponse) Reset() {
 	*x = UpdateDestinationResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1549,7 @@ func (x *UpdateDestinationResponse) String() string {
 func (*UpdateDestinationResponse) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1562,7 @@ func (x *UpdateDestinationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDestinationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDestinationResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateDestinationResponse) GetData() *UpdateDestinationResponse_Data {
@@ -943,7 +1582,7 @@ type DeleteDestinationRequest struct {
 
 func (x *DeleteDestinationRequest) Reset() {
 	*x = DeleteDestinationRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1594,7 @@ func (x *DeleteDestinationRequest) String() string {
 func (*DeleteDestinationRequest) ProtoMessage() {}
 
 func (x *DeleteDestinationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1607,7 @@ func (x *DeleteDestinationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDestinationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDestinationRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteDestinationRequest) GetDestinationId() string {
@@ -988,7 +1627,7 @@ type DeleteDestinationResponse struct {
 
 func (x *DeleteDestinationResponse) Reset() {
 	*x = DeleteDestinationResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1639,7 @@ func (x *DeleteDestinationResponse) String() string {
 func (*DeleteDestinationResponse) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1652,7 @@ func (x *DeleteDestinationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDestinationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDestinationResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteDestinationResponse) GetData() *DeleteDestinationResponse_Data {
@@ -1033,7 +1672,7 @@ type ValidateDestinationRequest struct {
 
 func (x *ValidateDestinationRequest) Reset() {
 	*x = ValidateDestinationRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1684,7 @@ func (x *ValidateDestinationRequest) String() string {
 func (*ValidateDestinationRequest) ProtoMessage() {}
 
 func (x *ValidateDestinationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1697,7 @@ func (x *ValidateDestinationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateDestinationRequest.ProtoReflect.Descriptor instead.
 func (*ValidateDestinationRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ValidateDestinationRequest) GetDestinationId() string {
@@ -1078,7 +1717,7 @@ type ValidateDestinationResponse struct {
 
 func (x *ValidateDestinationResponse) Reset() {
 	*x = ValidateDestinationResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1729,7 @@ func (x *ValidateDestinationResponse) String() string {
 func (*ValidateDestinationResponse) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1742,7 @@ func (x *ValidateDestinationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateDestinationResponse.ProtoReflect.Descriptor instead.
 func (*ValidateDestinationResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ValidateDestinationResponse) GetData() *ValidateDestinationResponse_Data {
@@ -1123,7 +1762,7 @@ type GetDestinationStatusRequest struct {
 
 func (x *GetDestinationStatusRequest) Reset() {
 	*x = GetDestinationStatusRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1774,7 @@ func (x *GetDestinationStatusRequest) String() string {
 func (*GetDestinationStatusRequest) ProtoMessage() {}
 
 func (x *GetDestinationStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1787,7 @@ func (x *GetDestinationStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDestinationStatusRequest) GetDestinationId() string {
@@ -1177,7 +1816,7 @@ type DayStatus struct {
 
 func (x *DayStatus) Reset() {
 	*x = DayStatus{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1828,7 @@ func (x *DayStatus) String() string {
 func (*DayStatus) ProtoMessage() {}
 
 func (x *DayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1841,7 @@ func (x *DayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayStatus.ProtoReflect.Descriptor instead.
 func (*DayStatus) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DayStatus) GetReceivedDayMs() int64 {
@@ -1264,7 +1903,7 @@ type GetDestinationStatusResponse struct {
 
 func (x *GetDestinationStatusResponse) Reset() {
 	*x = GetDestinationStatusResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1915,7 @@ func (x *GetDestinationStatusResponse) String() string {
 func (*GetDestinationStatusResponse) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1928,7 @@ func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDestinationStatusResponse) GetData() *GetDestinationStatusResponse_Data {
@@ -1303,13 +1942,14 @@ func (x *GetDestinationStatusResponse) GetData() *GetDestinationStatusResponse_D
 type GetWorkspaceResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workspace     *v1.Workspace          `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	IamSetup      *IamSetup              `protobuf:"bytes,2,opt,name=iam_setup,json=iamSetup,proto3" json:"iam_setup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1961,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,12 +1974,19 @@ func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkspaceResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetWorkspaceResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{3, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *GetWorkspaceResponse_Data) GetWorkspace() *v1.Workspace {
 	if x != nil {
 		return x.Workspace
+	}
+	return nil
+}
+
+func (x *GetWorkspaceResponse_Data) GetIamSetup() *IamSetup {
+	if x != nil {
+		return x.IamSetup
 	}
 	return nil
 }
@@ -1354,7 +2001,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +2013,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +2026,7 @@ func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSourceResponse_Data.ProtoReflect.Descriptor instead.
 func (*CreateSourceResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{5, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{6, 0}
 }
 
 func (x *CreateSourceResponse_Data) GetSource() *v1.Source {
@@ -1400,7 +2047,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +2059,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +2072,7 @@ func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSourcesResponse_Data.ProtoReflect.Descriptor instead.
 func (*ListSourcesResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{7, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{8, 0}
 }
 
 func (x *ListSourcesResponse_Data) GetSources() []*v1.Source {
@@ -1452,7 +2099,7 @@ type GetSourceResponse_Data struct {
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +2111,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +2124,7 @@ func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSourceResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetSourceResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{9, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *GetSourceResponse_Data) GetSource() *v1.Source {
@@ -1487,17 +2134,260 @@ func (x *GetSourceResponse_Data) GetSource() *v1.Source {
 	return nil
 }
 
+// Data wraps the source.
+type UpdateSourceResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceResponse_Data) Reset() {
+	*x = UpdateSourceResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceResponse_Data) ProtoMessage() {}
+
+func (x *UpdateSourceResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceResponse_Data.ProtoReflect.Descriptor instead.
+func (*UpdateSourceResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{12, 0}
+}
+
+func (x *UpdateSourceResponse_Data) GetSource() *v1.Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// Data carries the status.
+type DeleteSourceResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceResponse_Data) Reset() {
+	*x = DeleteSourceResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceResponse_Data) ProtoMessage() {}
+
+func (x *DeleteSourceResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceResponse_Data.ProtoReflect.Descriptor instead.
+func (*DeleteSourceResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{14, 0}
+}
+
+func (x *DeleteSourceResponse_Data) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+// Data wraps the source and the new key.
+type CreateWriteKeyResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	WriteKey      string                 `protobuf:"bytes,2,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWriteKeyResponse_Data) Reset() {
+	*x = CreateWriteKeyResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWriteKeyResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWriteKeyResponse_Data) ProtoMessage() {}
+
+func (x *CreateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWriteKeyResponse_Data.ProtoReflect.Descriptor instead.
+func (*CreateWriteKeyResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{16, 0}
+}
+
+func (x *CreateWriteKeyResponse_Data) GetSource() *v1.Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *CreateWriteKeyResponse_Data) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+// Data wraps the source and the new key.
+type RotateWriteKeyResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	WriteKey      string                 `protobuf:"bytes,2,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWriteKeyResponse_Data) Reset() {
+	*x = RotateWriteKeyResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWriteKeyResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWriteKeyResponse_Data) ProtoMessage() {}
+
+func (x *RotateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWriteKeyResponse_Data.ProtoReflect.Descriptor instead.
+func (*RotateWriteKeyResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{18, 0}
+}
+
+func (x *RotateWriteKeyResponse_Data) GetSource() *v1.Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *RotateWriteKeyResponse_Data) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+// Data wraps the source.
+type RemoveWriteKeyResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWriteKeyResponse_Data) Reset() {
+	*x = RemoveWriteKeyResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWriteKeyResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWriteKeyResponse_Data) ProtoMessage() {}
+
+func (x *RemoveWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWriteKeyResponse_Data.ProtoReflect.Descriptor instead.
+func (*RemoveWriteKeyResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{20, 0}
+}
+
+func (x *RemoveWriteKeyResponse_Data) GetSource() *v1.Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 // Data wraps the destination.
 type CreateDestinationResponse_Data struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Destination   *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// validation is the latest result for the destination's current settings; absent until one ran.
+	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +2399,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,12 +2412,19 @@ func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDestinationResponse_Data.ProtoReflect.Descriptor instead.
 func (*CreateDestinationResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{11, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{22, 0}
 }
 
 func (x *CreateDestinationResponse_Data) GetDestination() *v1.Destination {
 	if x != nil {
 		return x.Destination
+	}
+	return nil
+}
+
+func (x *CreateDestinationResponse_Data) GetValidation() *v11.ValidationResult {
+	if x != nil {
+		return x.Validation
 	}
 	return nil
 }
@@ -1543,7 +2440,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +2452,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +2465,7 @@ func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDestinationsResponse_Data.ProtoReflect.Descriptor instead.
 func (*ListDestinationsResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{13, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24, 0}
 }
 
 func (x *ListDestinationsResponse_Data) GetDestinations() []*v1.Destination {
@@ -1587,15 +2484,17 @@ func (x *ListDestinationsResponse_Data) GetPagination() *PaginationOutput {
 
 // Data wraps the destination.
 type GetDestinationResponse_Data struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Destination   *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// validation is the latest result for the destination's current settings; absent until one ran.
+	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +2506,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +2519,7 @@ func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetDestinationResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{15, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{26, 0}
 }
 
 func (x *GetDestinationResponse_Data) GetDestination() *v1.Destination {
@@ -1630,17 +2529,26 @@ func (x *GetDestinationResponse_Data) GetDestination() *v1.Destination {
 	return nil
 }
 
+func (x *GetDestinationResponse_Data) GetValidation() *v11.ValidationResult {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
 // Data wraps the destination.
 type UpdateDestinationResponse_Data struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Destination   *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// validation is the latest result for the destination's current settings; absent until one ran.
+	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +2560,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,12 +2573,19 @@ func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDestinationResponse_Data.ProtoReflect.Descriptor instead.
 func (*UpdateDestinationResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{17, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{28, 0}
 }
 
 func (x *UpdateDestinationResponse_Data) GetDestination() *v1.Destination {
 	if x != nil {
 		return x.Destination
+	}
+	return nil
+}
+
+func (x *UpdateDestinationResponse_Data) GetValidation() *v11.ValidationResult {
+	if x != nil {
+		return x.Validation
 	}
 	return nil
 }
@@ -1685,7 +2600,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2612,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2625,7 @@ func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDestinationResponse_Data.ProtoReflect.Descriptor instead.
 func (*DeleteDestinationResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{19, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{30, 0}
 }
 
 func (x *DeleteDestinationResponse_Data) GetStatus() string {
@@ -1730,7 +2645,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +2657,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +2670,7 @@ func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateDestinationResponse_Data.ProtoReflect.Descriptor instead.
 func (*ValidateDestinationResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{21, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{32, 0}
 }
 
 func (x *ValidateDestinationResponse_Data) GetValidation() *v11.ValidationResult {
@@ -1771,14 +2686,16 @@ type GetDestinationStatusResponse_Status struct {
 	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
 	Enabled       bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// days, newest first.
-	Days          []*DayStatus `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
+	Days []*DayStatus `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
+	// validation is the latest validation of the current settings; absent until one ran.
+	Validation    *v11.ValidationResult `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDestinationStatusResponse_Status) Reset() {
 	*x = GetDestinationStatusResponse_Status{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2707,7 @@ func (x *GetDestinationStatusResponse_Status) String() string {
 func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2720,7 @@ func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use GetDestinationStatusResponse_Status.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Status) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35, 0}
 }
 
 func (x *GetDestinationStatusResponse_Status) GetDestinationId() string {
@@ -1827,6 +2744,13 @@ func (x *GetDestinationStatusResponse_Status) GetDays() []*DayStatus {
 	return nil
 }
 
+func (x *GetDestinationStatusResponse_Status) GetValidation() *v11.ValidationResult {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
 // Data wraps the status.
 type GetDestinationStatusResponse_Data struct {
 	state         protoimpl.MessageState               `protogen:"open.v1"`
@@ -1837,7 +2761,7 @@ type GetDestinationStatusResponse_Data struct {
 
 func (x *GetDestinationStatusResponse_Data) Reset() {
 	*x = GetDestinationStatusResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +2773,7 @@ func (x *GetDestinationStatusResponse_Data) String() string {
 func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +2786,7 @@ func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetDestinationStatusResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{24, 1}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35, 1}
 }
 
 func (x *GetDestinationStatusResponse_Data) GetStatus() *GetDestinationStatusResponse_Status {
@@ -1876,19 +2800,31 @@ var File_s3dest_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
+	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
 	"\x0fPaginationInput\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"e\n" +
 	"\x10PaginationOutput\x12\x18\n" +
 	"\acurrent\x18\x01 \x01(\tR\acurrent\x12\x12\n" +
 	"\x04next\x18\x02 \x01(\tR\x04next\x12#\n" +
-	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries\"\x15\n" +
-	"\x13GetWorkspaceRequest\"\x99\x01\n" +
+	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries\"e\n" +
+	"\x13GetWorkspaceRequest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1e\n" +
+	"\vkms_key_arn\x18\x03 \x01(\tR\tkmsKeyArn\"\xbf\x01\n" +
+	"\bIamSetup\x12\x1f\n" +
+	"\vexternal_id\x18\x01 \x01(\tR\n" +
+	"externalId\x12#\n" +
+	"\rprincipal_arn\x18\x02 \x01(\tR\fprincipalArn\x12!\n" +
+	"\ftrust_policy\x18\x03 \x01(\tR\vtrustPolicy\x12+\n" +
+	"\x11permission_policy\x18\x04 \x01(\tR\x10permissionPolicy\x12\x1d\n" +
+	"\n" +
+	"kms_policy\x18\x05 \x01(\tR\tkmsPolicy\"\xd1\x01\n" +
 	"\x14GetWorkspaceResponse\x12>\n" +
-	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.GetWorkspaceResponse.DataR\x04data\x1aA\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.GetWorkspaceResponse.DataR\x04data\x1ay\n" +
 	"\x04Data\x129\n" +
-	"\tworkspace\x18\x01 \x01(\v2\x1b.s3dest.config.v1.WorkspaceR\tworkspace\"\x89\x01\n" +
+	"\tworkspace\x18\x01 \x01(\v2\x1b.s3dest.config.v1.WorkspaceR\tworkspace\x126\n" +
+	"\tiam_setup\x18\x02 \x01(\v2\x19.s3dest.admin.v1.IamSetupR\biamSetup\"\x89\x01\n" +
 	"\x13CreateSourceRequest\x12\x12\n" +
 	"\x04slug\x18\x01 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -1917,6 +2853,48 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x11GetSourceResponse\x12;\n" +
 	"\x04data\x18\x01 \x01(\v2'.s3dest.admin.v1.GetSourceResponse.DataR\x04data\x1a8\n" +
 	"\x04Data\x120\n" +
+	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\"\xa1\x01\n" +
+	"\x13UpdateSourceRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x17\n" +
+	"\x04slug\x18\x03 \x01(\tH\x01R\x04slug\x88\x01\x01\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x02R\aenabled\x88\x01\x01B\a\n" +
+	"\x05_nameB\a\n" +
+	"\x05_slugB\n" +
+	"\n" +
+	"\b_enabled\"\x90\x01\n" +
+	"\x14UpdateSourceResponse\x12>\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.UpdateSourceResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
+	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\"2\n" +
+	"\x13DeleteSourceRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"v\n" +
+	"\x14DeleteSourceResponse\x12>\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.DeleteSourceResponse.DataR\x04data\x1a\x1e\n" +
+	"\x04Data\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"4\n" +
+	"\x15CreateWriteKeyRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"\xb1\x01\n" +
+	"\x16CreateWriteKeyResponse\x12@\n" +
+	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.CreateWriteKeyResponse.DataR\x04data\x1aU\n" +
+	"\x04Data\x120\n" +
+	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\x12\x1b\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"\x8f\x01\n" +
+	"\x15RotateWriteKeyRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1b\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\x12<\n" +
+	"\fgrace_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"\xb1\x01\n" +
+	"\x16RotateWriteKeyResponse\x12@\n" +
+	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.RotateWriteKeyResponse.DataR\x04data\x1aU\n" +
+	"\x04Data\x120\n" +
+	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\x12\x1b\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"Q\n" +
+	"\x15RemoveWriteKeyRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1b\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"\x94\x01\n" +
+	"\x16RemoveWriteKeyResponse\x12@\n" +
+	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.RemoveWriteKeyResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
 	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\"\xda\x01\n" +
 	"\x18CreateDestinationRequest\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1f\n" +
@@ -1926,15 +2904,22 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\aenabled\x18\x04 \x01(\bH\x00R\aenabled\x88\x01\x01\x12A\n" +
 	"\bsettings\x18\x05 \x01(\v2%.s3dest.config.v1.DestinationSettingsR\bsettingsB\n" +
 	"\n" +
-	"\b_enabled\"\xa9\x01\n" +
+	"\b_enabled\"\xf1\x01\n" +
 	"\x19CreateDestinationResponse\x12C\n" +
-	"\x04data\x18\x01 \x01(\v2/.s3dest.admin.v1.CreateDestinationResponse.DataR\x04data\x1aG\n" +
+	"\x04data\x18\x01 \x01(\v2/.s3dest.admin.v1.CreateDestinationResponse.DataR\x04data\x1a\x8e\x01\n" +
 	"\x04Data\x12?\n" +
-	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\"[\n" +
+	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\x12E\n" +
+	"\n" +
+	"validation\x18\x02 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
+	"validation\"\xad\x01\n" +
 	"\x17ListDestinationsRequest\x12@\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2 .s3dest.admin.v1.PaginationInputR\n" +
-	"pagination\"\xed\x01\n" +
+	"pagination\x12\x1f\n" +
+	"\vmetadata_id\x18\x02 \x01(\tR\n" +
+	"metadataId\x12\x12\n" +
+	"\x04slug\x18\x03 \x01(\tR\x04slug\x12\x1b\n" +
+	"\tsource_id\x18\x04 \x01(\tR\bsourceId\"\xed\x01\n" +
 	"\x18ListDestinationsResponse\x12B\n" +
 	"\x04data\x18\x01 \x01(\v2..s3dest.admin.v1.ListDestinationsResponse.DataR\x04data\x1a\x8c\x01\n" +
 	"\x04Data\x12A\n" +
@@ -1943,11 +2928,14 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"pagination\x18\x02 \x01(\v2!.s3dest.admin.v1.PaginationOutputR\n" +
 	"pagination\">\n" +
 	"\x15GetDestinationRequest\x12%\n" +
-	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\xa3\x01\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\xeb\x01\n" +
 	"\x16GetDestinationResponse\x12@\n" +
-	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.GetDestinationResponse.DataR\x04data\x1aG\n" +
+	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.GetDestinationResponse.DataR\x04data\x1a\x8e\x01\n" +
 	"\x04Data\x12?\n" +
-	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\"\xd1\x01\n" +
+	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\x12E\n" +
+	"\n" +
+	"validation\x18\x02 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
+	"validation\"\xd1\x01\n" +
 	"\x18UpdateDestinationRequest\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
@@ -1955,11 +2943,14 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\bsettings\x18\x04 \x01(\v2%.s3dest.config.v1.DestinationSettingsR\bsettingsB\a\n" +
 	"\x05_nameB\n" +
 	"\n" +
-	"\b_enabled\"\xa9\x01\n" +
+	"\b_enabled\"\xf1\x01\n" +
 	"\x19UpdateDestinationResponse\x12C\n" +
-	"\x04data\x18\x01 \x01(\v2/.s3dest.admin.v1.UpdateDestinationResponse.DataR\x04data\x1aG\n" +
+	"\x04data\x18\x01 \x01(\v2/.s3dest.admin.v1.UpdateDestinationResponse.DataR\x04data\x1a\x8e\x01\n" +
 	"\x04Data\x12?\n" +
-	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\"A\n" +
+	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\x12E\n" +
+	"\n" +
+	"validation\x18\x02 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
+	"validation\"A\n" +
 	"\x18DeleteDestinationRequest\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x80\x01\n" +
 	"\x19DeleteDestinationResponse\x12C\n" +
@@ -1984,20 +2975,28 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x10last_delivery_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastDeliveryAt\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12>\n" +
-	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xb7\x02\n" +
+	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xff\x02\n" +
 	"\x1cGetDestinationStatusResponse\x12F\n" +
-	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1ay\n" +
+	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1a\xc0\x01\n" +
 	"\x06Status\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12.\n" +
-	"\x04days\x18\x03 \x03(\v2\x1a.s3dest.admin.v1.DayStatusR\x04days\x1aT\n" +
+	"\x04days\x18\x03 \x03(\v2\x1a.s3dest.admin.v1.DayStatusR\x04days\x12E\n" +
+	"\n" +
+	"validation\x18\x04 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
+	"validation\x1aT\n" +
 	"\x04Data\x12L\n" +
-	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status2\xed\b\n" +
+	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status2\xd0\f\n" +
 	"\fAdminService\x12[\n" +
 	"\fGetWorkspace\x12$.s3dest.admin.v1.GetWorkspaceRequest\x1a%.s3dest.admin.v1.GetWorkspaceResponse\x12[\n" +
 	"\fCreateSource\x12$.s3dest.admin.v1.CreateSourceRequest\x1a%.s3dest.admin.v1.CreateSourceResponse\x12X\n" +
 	"\vListSources\x12#.s3dest.admin.v1.ListSourcesRequest\x1a$.s3dest.admin.v1.ListSourcesResponse\x12R\n" +
-	"\tGetSource\x12!.s3dest.admin.v1.GetSourceRequest\x1a\".s3dest.admin.v1.GetSourceResponse\x12j\n" +
+	"\tGetSource\x12!.s3dest.admin.v1.GetSourceRequest\x1a\".s3dest.admin.v1.GetSourceResponse\x12[\n" +
+	"\fUpdateSource\x12$.s3dest.admin.v1.UpdateSourceRequest\x1a%.s3dest.admin.v1.UpdateSourceResponse\x12[\n" +
+	"\fDeleteSource\x12$.s3dest.admin.v1.DeleteSourceRequest\x1a%.s3dest.admin.v1.DeleteSourceResponse\x12a\n" +
+	"\x0eCreateWriteKey\x12&.s3dest.admin.v1.CreateWriteKeyRequest\x1a'.s3dest.admin.v1.CreateWriteKeyResponse\x12a\n" +
+	"\x0eRotateWriteKey\x12&.s3dest.admin.v1.RotateWriteKeyRequest\x1a'.s3dest.admin.v1.RotateWriteKeyResponse\x12a\n" +
+	"\x0eRemoveWriteKey\x12&.s3dest.admin.v1.RemoveWriteKeyRequest\x1a'.s3dest.admin.v1.RemoveWriteKeyResponse\x12j\n" +
 	"\x11CreateDestination\x12).s3dest.admin.v1.CreateDestinationRequest\x1a*.s3dest.admin.v1.CreateDestinationResponse\x12g\n" +
 	"\x10ListDestinations\x12(.s3dest.admin.v1.ListDestinationsRequest\x1a).s3dest.admin.v1.ListDestinationsResponse\x12a\n" +
 	"\x0eGetDestination\x12&.s3dest.admin.v1.GetDestinationRequest\x1a'.s3dest.admin.v1.GetDestinationResponse\x12j\n" +
@@ -2020,110 +3019,152 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*PaginationInput)(nil),                     // 0: s3dest.admin.v1.PaginationInput
 	(*PaginationOutput)(nil),                    // 1: s3dest.admin.v1.PaginationOutput
 	(*GetWorkspaceRequest)(nil),                 // 2: s3dest.admin.v1.GetWorkspaceRequest
-	(*GetWorkspaceResponse)(nil),                // 3: s3dest.admin.v1.GetWorkspaceResponse
-	(*CreateSourceRequest)(nil),                 // 4: s3dest.admin.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),                // 5: s3dest.admin.v1.CreateSourceResponse
-	(*ListSourcesRequest)(nil),                  // 6: s3dest.admin.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),                 // 7: s3dest.admin.v1.ListSourcesResponse
-	(*GetSourceRequest)(nil),                    // 8: s3dest.admin.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),                   // 9: s3dest.admin.v1.GetSourceResponse
-	(*CreateDestinationRequest)(nil),            // 10: s3dest.admin.v1.CreateDestinationRequest
-	(*CreateDestinationResponse)(nil),           // 11: s3dest.admin.v1.CreateDestinationResponse
-	(*ListDestinationsRequest)(nil),             // 12: s3dest.admin.v1.ListDestinationsRequest
-	(*ListDestinationsResponse)(nil),            // 13: s3dest.admin.v1.ListDestinationsResponse
-	(*GetDestinationRequest)(nil),               // 14: s3dest.admin.v1.GetDestinationRequest
-	(*GetDestinationResponse)(nil),              // 15: s3dest.admin.v1.GetDestinationResponse
-	(*UpdateDestinationRequest)(nil),            // 16: s3dest.admin.v1.UpdateDestinationRequest
-	(*UpdateDestinationResponse)(nil),           // 17: s3dest.admin.v1.UpdateDestinationResponse
-	(*DeleteDestinationRequest)(nil),            // 18: s3dest.admin.v1.DeleteDestinationRequest
-	(*DeleteDestinationResponse)(nil),           // 19: s3dest.admin.v1.DeleteDestinationResponse
-	(*ValidateDestinationRequest)(nil),          // 20: s3dest.admin.v1.ValidateDestinationRequest
-	(*ValidateDestinationResponse)(nil),         // 21: s3dest.admin.v1.ValidateDestinationResponse
-	(*GetDestinationStatusRequest)(nil),         // 22: s3dest.admin.v1.GetDestinationStatusRequest
-	(*DayStatus)(nil),                           // 23: s3dest.admin.v1.DayStatus
-	(*GetDestinationStatusResponse)(nil),        // 24: s3dest.admin.v1.GetDestinationStatusResponse
-	(*GetWorkspaceResponse_Data)(nil),           // 25: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),           // 26: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),            // 27: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),              // 28: s3dest.admin.v1.GetSourceResponse.Data
-	(*CreateDestinationResponse_Data)(nil),      // 29: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),       // 30: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),         // 31: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),      // 32: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),      // 33: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil),    // 34: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*GetDestinationStatusResponse_Status)(nil), // 35: s3dest.admin.v1.GetDestinationStatusResponse.Status
-	(*GetDestinationStatusResponse_Data)(nil),   // 36: s3dest.admin.v1.GetDestinationStatusResponse.Data
-	(*v1.DestinationSettings)(nil),              // 37: s3dest.config.v1.DestinationSettings
-	(*timestamppb.Timestamp)(nil),               // 38: google.protobuf.Timestamp
-	(*v1.Workspace)(nil),                        // 39: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                           // 40: s3dest.config.v1.Source
-	(*v1.Destination)(nil),                      // 41: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),                // 42: s3dest.validator.v1.ValidationResult
+	(*IamSetup)(nil),                            // 3: s3dest.admin.v1.IamSetup
+	(*GetWorkspaceResponse)(nil),                // 4: s3dest.admin.v1.GetWorkspaceResponse
+	(*CreateSourceRequest)(nil),                 // 5: s3dest.admin.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),                // 6: s3dest.admin.v1.CreateSourceResponse
+	(*ListSourcesRequest)(nil),                  // 7: s3dest.admin.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),                 // 8: s3dest.admin.v1.ListSourcesResponse
+	(*GetSourceRequest)(nil),                    // 9: s3dest.admin.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),                   // 10: s3dest.admin.v1.GetSourceResponse
+	(*UpdateSourceRequest)(nil),                 // 11: s3dest.admin.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),                // 12: s3dest.admin.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),                 // 13: s3dest.admin.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),                // 14: s3dest.admin.v1.DeleteSourceResponse
+	(*CreateWriteKeyRequest)(nil),               // 15: s3dest.admin.v1.CreateWriteKeyRequest
+	(*CreateWriteKeyResponse)(nil),              // 16: s3dest.admin.v1.CreateWriteKeyResponse
+	(*RotateWriteKeyRequest)(nil),               // 17: s3dest.admin.v1.RotateWriteKeyRequest
+	(*RotateWriteKeyResponse)(nil),              // 18: s3dest.admin.v1.RotateWriteKeyResponse
+	(*RemoveWriteKeyRequest)(nil),               // 19: s3dest.admin.v1.RemoveWriteKeyRequest
+	(*RemoveWriteKeyResponse)(nil),              // 20: s3dest.admin.v1.RemoveWriteKeyResponse
+	(*CreateDestinationRequest)(nil),            // 21: s3dest.admin.v1.CreateDestinationRequest
+	(*CreateDestinationResponse)(nil),           // 22: s3dest.admin.v1.CreateDestinationResponse
+	(*ListDestinationsRequest)(nil),             // 23: s3dest.admin.v1.ListDestinationsRequest
+	(*ListDestinationsResponse)(nil),            // 24: s3dest.admin.v1.ListDestinationsResponse
+	(*GetDestinationRequest)(nil),               // 25: s3dest.admin.v1.GetDestinationRequest
+	(*GetDestinationResponse)(nil),              // 26: s3dest.admin.v1.GetDestinationResponse
+	(*UpdateDestinationRequest)(nil),            // 27: s3dest.admin.v1.UpdateDestinationRequest
+	(*UpdateDestinationResponse)(nil),           // 28: s3dest.admin.v1.UpdateDestinationResponse
+	(*DeleteDestinationRequest)(nil),            // 29: s3dest.admin.v1.DeleteDestinationRequest
+	(*DeleteDestinationResponse)(nil),           // 30: s3dest.admin.v1.DeleteDestinationResponse
+	(*ValidateDestinationRequest)(nil),          // 31: s3dest.admin.v1.ValidateDestinationRequest
+	(*ValidateDestinationResponse)(nil),         // 32: s3dest.admin.v1.ValidateDestinationResponse
+	(*GetDestinationStatusRequest)(nil),         // 33: s3dest.admin.v1.GetDestinationStatusRequest
+	(*DayStatus)(nil),                           // 34: s3dest.admin.v1.DayStatus
+	(*GetDestinationStatusResponse)(nil),        // 35: s3dest.admin.v1.GetDestinationStatusResponse
+	(*GetWorkspaceResponse_Data)(nil),           // 36: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),           // 37: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),            // 38: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),              // 39: s3dest.admin.v1.GetSourceResponse.Data
+	(*UpdateSourceResponse_Data)(nil),           // 40: s3dest.admin.v1.UpdateSourceResponse.Data
+	(*DeleteSourceResponse_Data)(nil),           // 41: s3dest.admin.v1.DeleteSourceResponse.Data
+	(*CreateWriteKeyResponse_Data)(nil),         // 42: s3dest.admin.v1.CreateWriteKeyResponse.Data
+	(*RotateWriteKeyResponse_Data)(nil),         // 43: s3dest.admin.v1.RotateWriteKeyResponse.Data
+	(*RemoveWriteKeyResponse_Data)(nil),         // 44: s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	(*CreateDestinationResponse_Data)(nil),      // 45: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),       // 46: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),         // 47: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),      // 48: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),      // 49: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),    // 50: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil), // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),   // 52: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*durationpb.Duration)(nil),                 // 53: google.protobuf.Duration
+	(*v1.DestinationSettings)(nil),              // 54: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),               // 55: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                        // 56: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                           // 57: s3dest.config.v1.Source
+	(*v1.Destination)(nil),                      // 58: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                // 59: s3dest.validator.v1.ValidationResult
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	25, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	26, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	36, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	37, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	27, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	28, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	37, // 5: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	29, // 6: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
-	0,  // 7: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	30, // 8: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	31, // 9: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	37, // 10: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	32, // 11: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	33, // 12: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	34, // 13: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	38, // 14: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
-	38, // 15: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	36, // 16: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
-	39, // 17: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	40, // 18: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	40, // 19: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 20: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	40, // 21: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	41, // 22: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	41, // 23: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 24: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	41, // 25: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	41, // 26: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	42, // 27: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	23, // 28: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
-	35, // 29: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
-	2,  // 30: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	4,  // 31: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	6,  // 32: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	8,  // 33: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	10, // 34: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	12, // 35: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	14, // 36: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	16, // 37: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	18, // 38: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	20, // 39: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	22, // 40: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
-	3,  // 41: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	5,  // 42: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	7,  // 43: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	9,  // 44: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	11, // 45: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	13, // 46: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	15, // 47: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	17, // 48: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	19, // 49: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	21, // 50: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	24, // 51: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
-	41, // [41:52] is the sub-list for method output_type
-	30, // [30:41] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	38, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	39, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	40, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
+	41, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
+	42, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
+	53, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	43, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
+	44, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	54, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	45, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	0,  // 13: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
+	46, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	47, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	54, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	48, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	49, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	50, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	55, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	55, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	52, // 22: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	56, // 23: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	3,  // 24: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
+	57, // 25: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	57, // 26: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 27: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	57, // 28: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	57, // 29: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	57, // 30: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	57, // 31: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	57, // 32: s3dest.admin.v1.RemoveWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	58, // 33: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	59, // 34: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	58, // 35: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 36: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	58, // 37: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	59, // 38: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	58, // 39: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	59, // 40: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	59, // 41: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	34, // 42: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	59, // 43: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
+	51, // 44: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	2,  // 45: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	5,  // 46: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	7,  // 47: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	9,  // 48: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	11, // 49: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
+	13, // 50: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
+	15, // 51: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
+	17, // 52: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
+	19, // 53: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
+	21, // 54: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	23, // 55: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	25, // 56: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	27, // 57: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	29, // 58: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	31, // 59: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	33, // 60: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	4,  // 61: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	6,  // 62: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	8,  // 63: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	10, // 64: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	12, // 65: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
+	14, // 66: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
+	16, // 67: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
+	18, // 68: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
+	20, // 69: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
+	22, // 70: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	24, // 71: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	26, // 72: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	28, // 73: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	30, // 74: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	32, // 75: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	35, // 76: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -2131,16 +3172,17 @@ func file_s3dest_admin_v1_admin_proto_init() {
 	if File_s3dest_admin_v1_admin_proto != nil {
 		return
 	}
-	file_s3dest_admin_v1_admin_proto_msgTypes[4].OneofWrappers = []any{}
-	file_s3dest_admin_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
-	file_s3dest_admin_v1_admin_proto_msgTypes[16].OneofWrappers = []any{}
+	file_s3dest_admin_v1_admin_proto_msgTypes[5].OneofWrappers = []any{}
+	file_s3dest_admin_v1_admin_proto_msgTypes[11].OneofWrappers = []any{}
+	file_s3dest_admin_v1_admin_proto_msgTypes[21].OneofWrappers = []any{}
+	file_s3dest_admin_v1_admin_proto_msgTypes[27].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,11 @@ const (
 	AdminService_CreateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/CreateSource"
 	AdminService_ListSources_FullMethodName          = "/s3dest.admin.v1.AdminService/ListSources"
 	AdminService_GetSource_FullMethodName            = "/s3dest.admin.v1.AdminService/GetSource"
+	AdminService_UpdateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/UpdateSource"
+	AdminService_DeleteSource_FullMethodName         = "/s3dest.admin.v1.AdminService/DeleteSource"
+	AdminService_CreateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/CreateWriteKey"
+	AdminService_RotateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RotateWriteKey"
+	AdminService_RemoveWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RemoveWriteKey"
 	AdminService_CreateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/CreateDestination"
 	AdminService_ListDestinations_FullMethodName     = "/s3dest.admin.v1.AdminService/ListDestinations"
 	AdminService_GetDestination_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestination"
@@ -48,6 +53,17 @@ type AdminServiceClient interface {
 	ListSources(ctx context.Context, in *ListSourcesRequest, opts ...grpc.CallOption) (*ListSourcesResponse, error)
 	// GetSource returns one source.
 	GetSource(ctx context.Context, in *GetSourceRequest, opts ...grpc.CallOption) (*GetSourceResponse, error)
+	// UpdateSource changes the name, slug or enabled flag of a source.
+	UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error)
+	// DeleteSource removes a source that has no destinations left; its write keys stop working at once.
+	DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error)
+	// CreateWriteKey adds a write key to a source.
+	CreateWriteKey(ctx context.Context, in *CreateWriteKeyRequest, opts ...grpc.CallOption) (*CreateWriteKeyResponse, error)
+	// RotateWriteKey adds a new write key and retires the given one: it keeps working for the grace period,
+	// then stops (a grace of zero revokes it at once).
+	RotateWriteKey(ctx context.Context, in *RotateWriteKeyRequest, opts ...grpc.CallOption) (*RotateWriteKeyResponse, error)
+	// RemoveWriteKey revokes a write key at once, whether current or retiring.
+	RemoveWriteKey(ctx context.Context, in *RemoveWriteKeyRequest, opts ...grpc.CallOption) (*RemoveWriteKeyResponse, error)
 	// CreateDestination creates a destination for a source.
 	CreateDestination(ctx context.Context, in *CreateDestinationRequest, opts ...grpc.CallOption) (*CreateDestinationResponse, error)
 	// ListDestinations lists destinations in ID order.
@@ -106,6 +122,56 @@ func (c *adminServiceClient) GetSource(ctx context.Context, in *GetSourceRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetSourceResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSourceResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSourceResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateWriteKey(ctx context.Context, in *CreateWriteKeyRequest, opts ...grpc.CallOption) (*CreateWriteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWriteKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateWriteKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateWriteKey(ctx context.Context, in *RotateWriteKeyRequest, opts ...grpc.CallOption) (*RotateWriteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateWriteKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateWriteKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveWriteKey(ctx context.Context, in *RemoveWriteKeyRequest, opts ...grpc.CallOption) (*RemoveWriteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveWriteKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_RemoveWriteKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +264,17 @@ type AdminServiceServer interface {
 	ListSources(context.Context, *ListSourcesRequest) (*ListSourcesResponse, error)
 	// GetSource returns one source.
 	GetSource(context.Context, *GetSourceRequest) (*GetSourceResponse, error)
+	// UpdateSource changes the name, slug or enabled flag of a source.
+	UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error)
+	// DeleteSource removes a source that has no destinations left; its write keys stop working at once.
+	DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error)
+	// CreateWriteKey adds a write key to a source.
+	CreateWriteKey(context.Context, *CreateWriteKeyRequest) (*CreateWriteKeyResponse, error)
+	// RotateWriteKey adds a new write key and retires the given one: it keeps working for the grace period,
+	// then stops (a grace of zero revokes it at once).
+	RotateWriteKey(context.Context, *RotateWriteKeyRequest) (*RotateWriteKeyResponse, error)
+	// RemoveWriteKey revokes a write key at once, whether current or retiring.
+	RemoveWriteKey(context.Context, *RemoveWriteKeyRequest) (*RemoveWriteKeyResponse, error)
 	// CreateDestination creates a destination for a source.
 	CreateDestination(context.Context, *CreateDestinationRequest) (*CreateDestinationResponse, error)
 	// ListDestinations lists destinations in ID order.
@@ -233,6 +310,21 @@ func (UnimplementedAdminServiceServer) ListSources(context.Context, *ListSources
 }
 func (UnimplementedAdminServiceServer) GetSource(context.Context, *GetSourceRequest) (*GetSourceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSource not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSource not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSource not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateWriteKey(context.Context, *CreateWriteKeyRequest) (*CreateWriteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWriteKey not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateWriteKey(context.Context, *RotateWriteKeyRequest) (*RotateWriteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWriteKey not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveWriteKey(context.Context, *RemoveWriteKeyRequest) (*RemoveWriteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveWriteKey not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateDestination(context.Context, *CreateDestinationRequest) (*CreateDestinationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateDestination not implemented")
@@ -344,6 +436,96 @@ func _AdminService_GetSource_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).GetSource(ctx, req.(*GetSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UpdateSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateSource(ctx, req.(*UpdateSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteSource(ctx, req.(*DeleteSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateWriteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWriteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateWriteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateWriteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateWriteKey(ctx, req.(*CreateWriteKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateWriteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWriteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateWriteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateWriteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateWriteKey(ctx, req.(*RotateWriteKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveWriteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveWriteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveWriteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveWriteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveWriteKey(ctx, req.(*RemoveWriteKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -496,6 +678,26 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSource",
 			Handler:    _AdminService_GetSource_Handler,
+		},
+		{
+			MethodName: "UpdateSource",
+			Handler:    _AdminService_UpdateSource_Handler,
+		},
+		{
+			MethodName: "DeleteSource",
+			Handler:    _AdminService_DeleteSource_Handler,
+		},
+		{
+			MethodName: "CreateWriteKey",
+			Handler:    _AdminService_CreateWriteKey_Handler,
+		},
+		{
+			MethodName: "RotateWriteKey",
+			Handler:    _AdminService_RotateWriteKey_Handler,
+		},
+		{
+			MethodName: "RemoveWriteKey",
+			Handler:    _AdminService_RemoveWriteKey_Handler,
 		},
 		{
 			MethodName: "CreateDestination",

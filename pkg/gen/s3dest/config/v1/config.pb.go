@@ -91,11 +91,13 @@ type Source struct {
 	Slug    string                 `protobuf:"bytes,3,opt,name=slug,proto3" json:"slug,omitempty"`
 	Enabled bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// write_keys that authenticate this source; revoking one removes it from this list.
-	WriteKeys     []string               `protobuf:"bytes,5,rep,name=write_keys,json=writeKeys,proto3" json:"write_keys,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WriteKeys []string               `protobuf:"bytes,5,rep,name=write_keys,json=writeKeys,proto3" json:"write_keys,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// retiring_write_keys were rotated out: each still authenticates this source until it expires.
+	RetiringWriteKeys []*RetiringWriteKey `protobuf:"bytes,8,rep,name=retiring_write_keys,json=retiringWriteKeys,proto3" json:"retiring_write_keys,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Source) Reset() {
@@ -177,6 +179,67 @@ func (x *Source) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Source) GetRetiringWriteKeys() []*RetiringWriteKey {
+	if x != nil {
+		return x.RetiringWriteKeys
+	}
+	return nil
+}
+
+// RetiringWriteKey is a rotated write key in its grace period.
+type RetiringWriteKey struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WriteKey string                 `protobuf:"bytes,1,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	// expires_at is when the key stops working (ingest answers 401 from then on, without a restart).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetiringWriteKey) Reset() {
+	*x = RetiringWriteKey{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetiringWriteKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetiringWriteKey) ProtoMessage() {}
+
+func (x *RetiringWriteKey) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetiringWriteKey.ProtoReflect.Descriptor instead.
+func (*RetiringWriteKey) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetiringWriteKey) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+func (x *RetiringWriteKey) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // DestinationMetadata names the kind of destination, as in Segment's catalog.
 type DestinationMetadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -192,7 +255,7 @@ type DestinationMetadata struct {
 
 func (x *DestinationMetadata) Reset() {
 	*x = DestinationMetadata{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +267,7 @@ func (x *DestinationMetadata) String() string {
 func (*DestinationMetadata) ProtoMessage() {}
 
 func (x *DestinationMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +280,7 @@ func (x *DestinationMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationMetadata.ProtoReflect.Descriptor instead.
 func (*DestinationMetadata) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DestinationMetadata) GetId() string {
@@ -256,7 +319,7 @@ type DestinationSettings struct {
 
 func (x *DestinationSettings) Reset() {
 	*x = DestinationSettings{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +331,7 @@ func (x *DestinationSettings) String() string {
 func (*DestinationSettings) ProtoMessage() {}
 
 func (x *DestinationSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +344,7 @@ func (x *DestinationSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationSettings.ProtoReflect.Descriptor instead.
 func (*DestinationSettings) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DestinationSettings) GetRegion() string {
@@ -322,7 +385,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +397,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +410,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Destination) GetId() string {
@@ -415,7 +478,7 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xef\x01\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc3\x02\n" +
 	"\x06Source\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -426,7 +489,12 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"M\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12R\n" +
+	"\x13retiring_write_keys\x18\b \x03(\v2\".s3dest.config.v1.RetiringWriteKeyR\x11retiringWriteKeys\"j\n" +
+	"\x10RetiringWriteKey\x12\x1b\n" +
+	"\twrite_key\x18\x01 \x01(\tR\bwriteKey\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"M\n" +
 	"\x13DestinationMetadata\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
@@ -461,28 +529,31 @@ func file_s3dest_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_s3dest_config_v1_config_proto_rawDescData
 }
 
-var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_s3dest_config_v1_config_proto_goTypes = []any{
 	(*Workspace)(nil),             // 0: s3dest.config.v1.Workspace
 	(*Source)(nil),                // 1: s3dest.config.v1.Source
-	(*DestinationMetadata)(nil),   // 2: s3dest.config.v1.DestinationMetadata
-	(*DestinationSettings)(nil),   // 3: s3dest.config.v1.DestinationSettings
-	(*Destination)(nil),           // 4: s3dest.config.v1.Destination
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*RetiringWriteKey)(nil),      // 2: s3dest.config.v1.RetiringWriteKey
+	(*DestinationMetadata)(nil),   // 3: s3dest.config.v1.DestinationMetadata
+	(*DestinationSettings)(nil),   // 4: s3dest.config.v1.DestinationSettings
+	(*Destination)(nil),           // 5: s3dest.config.v1.Destination
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_s3dest_config_v1_config_proto_depIdxs = []int32{
-	5, // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
-	5, // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
-	5, // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
-	2, // 3: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
-	3, // 4: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
-	5, // 5: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
-	5, // 6: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	6, // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
+	6, // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
+	6, // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
+	2, // 3: s3dest.config.v1.Source.retiring_write_keys:type_name -> s3dest.config.v1.RetiringWriteKey
+	6, // 4: s3dest.config.v1.RetiringWriteKey.expires_at:type_name -> google.protobuf.Timestamp
+	3, // 5: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	4, // 6: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
+	6, // 7: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
+	6, // 8: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_config_v1_config_proto_init() }
@@ -496,7 +567,7 @@ func file_s3dest_config_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_config_v1_config_proto_rawDesc), len(file_s3dest_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,60 @@
+package configstore
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/testenv"
+)
+
+func TestARetiringWriteKeyStopsAtItsExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server: skipped under -short")
+	}
+	_, _, js := testenv.NATS(t)
+	ctx := context.Background()
+	store, err := Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Now().Add(time.Hour)
+	src := &configv1.Source{Id: "src1", Enabled: true, WriteKeys: []string{"current"},
+		RetiringWriteKeys: []*configv1.RetiringWriteKey{{WriteKey: "retiring", ExpiresAt: timestamppb.New(expiry)}}}
+	if err := store.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	view, err := store.Watch(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := expiry.Add(-time.Second)
+	view.now = func() time.Time { return now }
+	for key, want := range map[string]bool{"current": true, "retiring": true, "unknown": false} {
+		if _, ok := view.SourceByWriteKey(key); ok != want {
+			t.Errorf("a second before expiry, key %q works = %v, want %v", key, ok, want)
+		}
+	}
+	now = expiry
+	for key, want := range map[string]bool{"current": true, "retiring": false} {
+		if _, ok := view.SourceByWriteKey(key); ok != want {
+			t.Errorf("at expiry, key %q works = %v, want %v", key, ok, want)
+		}
+	}
+
+	// Removing the keys from the source (a revocation) takes effect through the watch.
+	src.WriteKeys, src.RetiringWriteKeys = nil, nil
+	now = expiry.Add(-time.Second)
+	if err := store.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the revocation to reach the view", func() bool {
+		_, a := view.SourceByWriteKey("current")
+		_, b := view.SourceByWriteKey("retiring")
+		return !a && !b
+	})
+}

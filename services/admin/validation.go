@@ -1,0 +1,96 @@
+package admin
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3dest/s3dest/pkg/configstore"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+)
+
+// Validation results are kept in the config store (validations.<destinationId>), one per destination,
+// always for the destination's current settings: a settings change deletes the old result before the
+// new settings are stored, and a result is stored only if the settings it checked are still current
+// (checked under s.mu, which every destination write holds). So what GET /destinations/{id} shows never
+// describes settings the destination no longer has.
+
+// ValidateDestination implements AdminService: it runs the validator on the destination's settings,
+// stores the result and returns it.
+func (s *Server) ValidateDestination(ctx context.Context, req *adminv1.ValidateDestinationRequest) (*adminv1.ValidateDestinationResponse, error) {
+	if s.validator == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no validator is configured (validator-addr)")
+	}
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	if d.GetMetadata().GetId() != layout.AWSS3MetadataID {
+		return nil, status.Errorf(codes.FailedPrecondition, "destinationId: %s is an Amazon S3 (legacy) destination, which has no IAM role to validate", d.GetId())
+	}
+	res, err := s.runValidation(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ValidateDestinationResponse{Data: &adminv1.ValidateDestinationResponse_Data{Validation: res}}, nil
+}
+
+// autoValidate validates a destination that was just created or whose settings just changed. The change
+// is already stored: a validator that fails or is missing only leaves the validation absent (logged).
+func (s *Server) autoValidate(ctx context.Context, d *configv1.Destination) *validatorv1.ValidationResult {
+	if s.validator == nil || d.GetMetadata().GetId() != layout.AWSS3MetadataID {
+		return nil
+	}
+	res, err := s.runValidation(ctx, d)
+	if err != nil {
+		s.log.WarnContext(ctx, "automatic validation did not run", "destination", d.GetId(), "error", err)
+		return nil
+	}
+	return res
+}
+
+// runValidation asks the validator about d's settings and stores the result if they are still current.
+func (s *Server) runValidation(ctx context.Context, d *configv1.Destination) (*validatorv1.ValidationResult, error) {
+	ws, err := s.store.Workspace(ctx)
+	if err != nil {
+		return nil, internal(err)
+	}
+	out, err := s.validator.Validate(ctx, &validatorv1.ValidateRequest{DestinationId: d.GetId(), Settings: d.GetSettings(), WorkspaceId: ws.GetId()})
+	if err != nil {
+		return nil, err
+	}
+	res := out.GetResult()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.store.Destination(ctx, d.GetId())
+	switch {
+	case errors.Is(err, configstore.ErrNotFound):
+		return res, nil // deleted meanwhile
+	case err != nil:
+		return nil, internal(err)
+	case !proto.Equal(cur.GetSettings(), d.GetSettings()):
+		return res, nil // changed meanwhile: that change runs its own validation
+	}
+	if err := s.store.PutValidation(ctx, d.GetId(), res); err != nil {
+		return nil, internal(err)
+	}
+	return res, nil
+}
+
+// validation returns the stored validation of a destination, nil when none ran for its settings.
+func (s *Server) validation(ctx context.Context, destinationID string) (*validatorv1.ValidationResult, error) {
+	v, err := s.store.Validation(ctx, destinationID)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	return v, nil
+}
