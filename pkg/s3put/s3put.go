@@ -1,19 +1,28 @@
-// Package s3put streams an object of unknown length into S3 with bounded memory: a small object is one
-// PutObject, a large one a multipart upload of PartSize parts, one buffered at a time. Every request
-// carries a SHA-256 checksum the store verifies, and a conditional write (If-None-Match: *) that finds
-// the object already there counts as done, which is what makes retries idempotent.
+// Package s3put streams an object into S3 with bounded memory. An object whose length and SHA-256 are
+// known and that fits in one part goes straight from the reader into one PutObject, with that SHA-256
+// as its checksum and its SigV4 payload hash (nothing buffered, the bytes hashed by nobody but the
+// store); otherwise a small object is one buffered PutObject and a large one a multipart upload of
+// PartSize parts, the next part read while the current one uploads (two buffers). Every request carries
+// a SHA-256 checksum the store verifies, and a conditional write (If-None-Match: *) that finds the object
+// already there counts as done, which is what makes retries idempotent.
 package s3put
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/failpoint"
@@ -35,6 +44,11 @@ type Options struct {
 	IfNoneMatch bool
 	// PartSize defaults to DefaultPartSize (minimum 5 MiB, S3's rule).
 	PartSize int64
+	// Size and SHA256 (hex), when both known, let an object of at most PartSize stream without a buffer.
+	// Such a PutObject cannot be retried by the SDK (a stream does not rewind): the caller retries it
+	// (see Retryable).
+	Size   int64
+	SHA256 string
 	// Limiter, when set, is waited on before each write request (PutObject, each part, the completion),
 	// so a caller can hold one bucket to a rate with small bursts.
 	Limiter Limiter
@@ -70,6 +84,9 @@ func Upload(ctx context.Context, c *s3.Client, r io.Reader, o Options) (Result, 
 	}
 	if size < 5<<20 {
 		return Result{}, fmt.Errorf("upload %s: part size must be at least 5 MiB", o.Key)
+	}
+	if o.Size > 0 && o.Size <= size && o.SHA256 != "" {
+		return putStreamed(ctx, c, r, o)
 	}
 	buf := make([]byte, size)
 	n, err := io.ReadFull(r, buf)
@@ -111,6 +128,65 @@ func putSingle(ctx context.Context, c *s3.Client, body []byte, o Options) (Resul
 	return Result{Size: int64(len(body))}, nil
 }
 
+func putStreamed(ctx context.Context, c *s3.Client, r io.Reader, o Options) (Result, error) {
+	sum, err := hex.DecodeString(o.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return Result{}, fmt.Errorf("upload %s: SHA256 must be 64 hex digits, got %q", o.Key, o.SHA256)
+	}
+	in := &s3.PutObjectInput{
+		Bucket:               aws.String(o.Bucket),
+		Key:                  aws.String(o.Key),
+		Body:                 io.LimitReader(r, o.Size),
+		ContentLength:        aws.Int64(o.Size),
+		ChecksumSHA256:       aws.String(base64.StdEncoding.EncodeToString(sum)),
+		ACL:                  o.ACL,
+		ServerSideEncryption: o.SSE,
+	}
+	if o.ContentType != "" {
+		in.ContentType = aws.String(o.ContentType)
+	}
+	if o.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if err := o.wait(ctx); err != nil {
+		return Result{}, err
+	}
+	_, err = c.PutObject(ctx, in, knownPayloadHash(o.SHA256), func(so *s3.Options) { so.Retryer = aws.NopRetryer{} })
+	if o.IfNoneMatch && isPreconditionFailed(err) {
+		return Result{Size: o.Size, Existed: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("put s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return Result{Size: o.Size}, nil
+}
+
+// knownPayloadHash signs a request with a SHA-256 we already have (hex) instead of letting the SDK read
+// the body once more to compute it.
+func knownPayloadHash(sum string) func(*s3.Options) {
+	return func(so *s3.Options) {
+		so.APIOptions = append(so.APIOptions, func(st *middleware.Stack) error {
+			return st.Build.Add(middleware.BuildMiddlewareFunc("s3put.KnownPayloadHash", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				return next.HandleBuild(v4.SetPayloadHash(ctx, sum), in)
+			}), middleware.After)
+		})
+	}
+}
+
+// retryables are the SDK's own: throttling (SlowDown, ...), 5xx, timeouts and broken connections.
+var retryables = retry.IsErrorRetryables(retry.DefaultRetryables)
+
+// Retryable reports an error worth another attempt (what the SDK's standard retryer would retry).
+func Retryable(err error) bool {
+	return err != nil && !errors.Is(err, context.Canceled) && retryables.IsErrorRetryable(err) == aws.TrueTernary
+}
+
+// chunk is one part read from the source.
+type chunk struct {
+	buf []byte
+	err error
+}
+
 func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o Options) (res Result, err error) {
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(o.Bucket),
@@ -138,36 +214,49 @@ func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o 
 		}
 	}()
 
+	// Two buffers: while one part uploads, a goroutine reads the next into the other. The reader
+	// goroutine owns the spare buffer until it sends it on next, which has room, so after an error it
+	// finishes on its own (its read ends when the caller closes r) instead of holding up the return.
 	var parts []types.CompletedPart
-	chunk := buf
+	cur, spare := buf, make([]byte, len(buf))
 	for part := int32(1); ; part++ {
+		next := make(chan chunk, 1)
+		go func(b []byte) {
+			n, rerr := io.ReadFull(r, b)
+			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				rerr = nil
+			}
+			next <- chunk{b[:n], rerr}
+		}(spare[:cap(spare)])
 		if err := o.wait(ctx); err != nil {
 			return Result{}, err
 		}
+		// One SHA-256 pass serves as the part's checksum and its SigV4 payload hash.
+		sum := sha256.Sum256(cur)
 		out, err := c.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket:            aws.String(o.Bucket),
-			Key:               aws.String(o.Key),
-			UploadId:          up.UploadId,
-			PartNumber:        aws.Int32(part),
-			Body:              bytes.NewReader(chunk),
-			ContentLength:     aws.Int64(int64(len(chunk))),
-			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-		})
+			Bucket:         aws.String(o.Bucket),
+			Key:            aws.String(o.Key),
+			UploadId:       up.UploadId,
+			PartNumber:     aws.Int32(part),
+			Body:           bytes.NewReader(cur),
+			ContentLength:  aws.Int64(int64(len(cur))),
+			ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		}, knownPayloadHash(hex.EncodeToString(sum[:])))
 		if err != nil {
 			return Result{}, fmt.Errorf("upload part %d of s3://%s/%s: %w", part, o.Bucket, o.Key, err)
 		}
 		failpoint.Hit("s3put.after-part") // crash tests: killed with parts uploaded, the upload incomplete
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(part), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
-		res.Size += int64(len(chunk))
+		res.Size += int64(len(cur))
 
-		n, rerr := io.ReadFull(r, buf)
-		if n == 0 && (errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)) {
+		got := <-next
+		if got.err != nil {
+			return Result{}, fmt.Errorf("read %s: %w", o.Key, got.err)
+		}
+		if len(got.buf) == 0 {
 			break
 		}
-		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-			return Result{}, fmt.Errorf("read %s: %w", o.Key, rerr)
-		}
-		chunk = buf[:n]
+		cur, spare = got.buf, cur
 	}
 	complete := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(o.Bucket),

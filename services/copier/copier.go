@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/nats-io/nats.go/jetstream"
@@ -156,16 +157,11 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return err
 	}
 
-	obj, err := c.staging.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(staged.GetStagingBucket()), Key: aws.String(staged.GetStagingKey())})
-	if awsclient.ErrorCode(err) == "NoSuchKey" {
-		// The staging retention ended before the destination accepted the file.
+	opts.Size, opts.SHA256 = b.GetSizeBytes(), b.GetSha256()
+	res, err := c.copyWithRetries(ctx, staged, c.clients.S3(creds, d.GetSettings().GetRegion()), opts)
+	if errors.Is(err, errStagingExpired) {
 		return c.deadLetter(ctx, staged, d, fmt.Sprintf("staged file %s expired (staging retention) before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
 	}
-	if err != nil {
-		return fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
-	}
-	defer obj.Body.Close()
-	res, err := s3put.Upload(ctx, c.clients.S3(creds, d.GetSettings().GetRegion()), failpoint.Reader("copier.mid-upload", obj.Body), opts)
 	if err != nil {
 		if creds != c.clients.Base() && (awsclient.IsForbidden(err) || awsclient.IsExpiredCredentials(err)) {
 			c.creds.drop(ctx, d, workspaceID)
@@ -189,6 +185,48 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
+}
+
+var errStagingExpired = errors.New("the staged file is gone")
+
+// copyWithRetries streams the staged file into the destination, trying again after a throttle, a 5xx,
+// a timeout or a broken connection with exponential backoff and full jitter: a streamed PutObject cannot
+// be retried inside the SDK, so each attempt reads the staged file again.
+func (c *Copier) copyWithRetries(ctx context.Context, staged *batchv1.BatchStaged, dst *s3.Client, opts s3put.Options) (s3put.Result, error) {
+	backoff := retry.NewExponentialJitterBackoff(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		res, err := c.copyOnce(ctx, staged, dst, opts)
+		if err == nil || !s3put.Retryable(err) || attempt == awsclient.MaxAttempts {
+			return res, err
+		}
+		delay, derr := backoff.BackoffDelay(attempt, err)
+		if derr != nil {
+			return res, err
+		}
+		c.log.DebugContext(ctx, "copy will retry", "key", opts.Key, "attempt", attempt, "in", delay, "error", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, err
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst *s3.Client, opts s3put.Options) (s3put.Result, error) {
+	obj, err := c.staging.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(staged.GetStagingBucket()), Key: aws.String(staged.GetStagingKey())})
+	if awsclient.ErrorCode(err) == "NoSuchKey" {
+		return s3put.Result{}, errStagingExpired
+	}
+	if err != nil {
+		return s3put.Result{}, fmt.Errorf("read staged %s: %w", staged.GetStagingKey(), err)
+	}
+	defer obj.Body.Close()
+	if n := aws.ToInt64(obj.ContentLength); n != opts.Size {
+		opts.Size = 0 // not the sealed size: stream nothing unchecked, buffer and hash it
+	}
+	return s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", obj.Body), opts)
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on; the admin

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -268,7 +269,8 @@ func (e *env) stageBytes(t testing.TB, source string, day int64, name string, ev
 	}
 	st := &batchv1.BatchStaged{
 		Batch: &batchv1.Batch{BatchId: name, SourceId: source, ReceivedDayMs: day, EventCount: events,
-			SizeBytes: int64(len(body)), FileName: name + ".gz", SealedAt: timestamppb.Now()},
+			SizeBytes: int64(len(body)), FileName: name + ".gz", SealedAt: timestamppb.Now(),
+			Sha256: fmt.Sprintf("%x", sha256.Sum256(body))},
 		StagingBucket: testStaging, StagingKey: key,
 	}
 	if _, err := bus.Publish(e.ctx, e.js, bus.StagedSubject(source), st, "staged."+source+"."+name); err != nil {
