@@ -90,7 +90,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	roles := map[string]string{ // role → bucket it may write
-		"arn:aws:iam::111111111111:role/ok":     "cust",
+		"arn:aws:iam::111111111111:role/ok":      "cust",
 		"arn:aws:iam::222222222222:role/nowrite": "elsewhere",
 	}
 	for arn, bucket := range roles {
