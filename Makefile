@@ -1,12 +1,12 @@
 # s3dest — see README.md. Every target works from a fresh clone; `make test` installs what the tests need.
 SHELL := /bin/bash
 SERVICES := ingest batcher stager copier validator admin
-MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone)
+MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone) bench
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOBIN := $(shell go env GOPATH)/bin
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test deps check generate lint vet check-generated build-isolated tidy bench-go smoke clean
+.PHONY: build test deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -43,11 +43,22 @@ vet:
 
 ## build-isolated: every module builds on its own (GOWORK=off), as a user vendoring one service would
 build-isolated:
-	@for m in pkg $(addprefix services/,$(SERVICES) allinone); do echo "GOWORK=off go build ./... in $$m"; (cd $$m && GOWORK=off go build ./...) || exit 1; done
+	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench; do echo "GOWORK=off go build ./... in $$m"; (cd $$m && GOWORK=off go build ./...) || exit 1; done
 
 ## tidy: go mod tidy in every module, as each builds on its own (GOWORK=off)
 tidy:
-	@for m in pkg $(addprefix services/,$(SERVICES) allinone); do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench; do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+
+## bench: s3dest end to end against real NATS (file storage), redis-server and MinIO behind the STS gate,
+## all-in-one and as separate processes, next to the raw limits; writes bench/results/ (report.md, latest.json, charts)
+bench: deps build
+	go build -o bin/bench ./bench
+	bin/bench
+
+## bench-quick: the same, all-in-one only with short phases (under 60 s after the build)
+bench-quick: deps build
+	go build -o bin/bench ./bench
+	bin/bench -quick
 
 ## bench-go: the Go benchmarks of every module (ingest vs raw JetStream, ...)
 bench-go:
