@@ -24,7 +24,7 @@ import (
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
-func runStager(t *testing.T, nc *nats.Conn, js jetstream.JetStream, m *testenv.MinIOServer) {
+func runStager(t testing.TB, nc *nats.Conn, js jetstream.JetStream, m *testenv.MinIOServer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tel, err := platform.NewTelemetry(ctx, "test")
