@@ -30,6 +30,7 @@ type Service struct {
 	gln  net.Listener
 	hln  net.Listener
 	conn *grpc.ClientConn
+	srv  *Server
 }
 
 // New validates cfg; it does no I/O.
@@ -73,6 +74,7 @@ func (s *Service) Start(ctx context.Context) error {
 		cursors = cursor.New(rdb, 35*24*time.Hour)
 	}
 	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace))
+	s.srv = srv
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(UnaryAuth(s.cfg.Token)),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
 	srv.Register(s.grpc)
@@ -104,6 +106,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	err := s.http.Shutdown(sctx)
 	s.grpc.GracefulStop()
+	s.srv.Close()
 	if s.conn != nil {
 		s.conn.Close()
 	}

@@ -38,6 +38,8 @@ type Server struct {
 	principal string
 	// writeKeyGrace is how long a rotated write key keeps working by default.
 	writeKeyGrace time.Duration
+	// bg counts automatic validations in flight (Close waits for them).
+	bg sync.WaitGroup
 	// mu serializes writes that check a rule across objects (one AWS S3 destination per source, a
 	// source's destinations before deleting it, a validation against the settings still current).
 	mu sync.Mutex
@@ -182,15 +184,16 @@ func metadataOf(id string) (*configv1.DestinationMetadata, bool) {
 	return nil, false
 }
 
-// CreateDestination implements AdminService. An AWS S3 destination is validated right after it is
-// stored; the answer carries the result (absent when no validator is reachable).
+// CreateDestination implements AdminService. An AWS S3 destination is validated in the background
+// once stored; GET /destinations/{id} shows the result.
 func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*adminv1.CreateDestinationResponse, error) {
 	d, err := s.createDestination(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "destination created", "destination", d.GetId(), "source", d.GetSourceId(), "kind", d.GetMetadata().GetSlug())
-	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d, Validation: s.autoValidate(ctx, d)}}, nil
+	s.autoValidate(ctx, d)
+	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d}}, nil
 }
 
 func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*configv1.Destination, error) {
@@ -267,8 +270,8 @@ func (s *Server) GetDestination(ctx context.Context, req *adminv1.GetDestination
 }
 
 // UpdateDestination implements AdminService: it changes what the request sets and re-checks the result.
-// A change of settings forgets the previous validation and validates the new settings; the answer
-// carries the destination's current validation.
+// A change of settings forgets the previous validation and validates the new settings in the
+// background; otherwise the answer carries the destination's current validation.
 func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (*adminv1.UpdateDestinationResponse, error) {
 	d, changed, err := s.updateDestination(ctx, req)
 	if err != nil {
@@ -277,7 +280,7 @@ func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDesti
 	s.log.InfoContext(ctx, "destination updated", "destination", d.GetId(), "enabled", d.GetEnabled(), "settingsChanged", changed)
 	var v *validatorv1.ValidationResult
 	if changed {
-		v = s.autoValidate(ctx, d)
+		s.autoValidate(ctx, d)
 	} else if v, err = s.validation(ctx, d.GetId()); err != nil {
 		return nil, err
 	}

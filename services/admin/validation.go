@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,6 +21,9 @@ import (
 // new settings are stored, and a result is stored only if the settings it checked are still current
 // (checked under s.mu, which every destination write holds). So what GET /destinations/{id} shows never
 // describes settings the destination no longer has.
+
+// autoValidateTimeout bounds an automatic validation, including reaching the validator.
+const autoValidateTimeout = time.Minute
 
 // ValidateDestination implements AdminService: it runs the validator on the destination's settings,
 // stores the result and returns it.
@@ -41,19 +45,27 @@ func (s *Server) ValidateDestination(ctx context.Context, req *adminv1.ValidateD
 	return &adminv1.ValidateDestinationResponse{Data: &adminv1.ValidateDestinationResponse_Data{Validation: res}}, nil
 }
 
-// autoValidate validates a destination that was just created or whose settings just changed. The change
-// is already stored: a validator that fails or is missing only leaves the validation absent (logged).
-func (s *Server) autoValidate(ctx context.Context, d *configv1.Destination) *validatorv1.ValidationResult {
+// autoValidate validates, in the background, a destination that was just created or whose settings
+// just changed, and stores the result (GET /destinations/{id} shows it, usually within a second). It
+// does not hold up the change, which is already stored: a slow, missing or failing validator only
+// leaves the validation absent (logged). Close waits for the validations in flight.
+func (s *Server) autoValidate(ctx context.Context, d *configv1.Destination) {
 	if s.validator == nil || d.GetMetadata().GetId() != layout.AWSS3MetadataID {
-		return nil
+		return
 	}
-	res, err := s.runValidation(ctx, d)
-	if err != nil {
-		s.log.WarnContext(ctx, "automatic validation did not run", "destination", d.GetId(), "error", err)
-		return nil
-	}
-	return res
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), autoValidateTimeout)
+		defer cancel()
+		if _, err := s.runValidation(vctx, d); err != nil {
+			s.log.WarnContext(vctx, "automatic validation did not run", "destination", d.GetId(), "error", err)
+		}
+	}()
 }
+
+// Close waits for the automatic validations in flight (each ends within autoValidateTimeout).
+func (s *Server) Close() { s.bg.Wait() }
 
 // runValidation asks the validator about d's settings and stores the result if they are still current.
 func (s *Server) runValidation(ctx context.Context, d *configv1.Destination) (*validatorv1.ValidationResult, error) {

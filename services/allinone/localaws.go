@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/services/admin"
 )
 
 // The demo customer: an account of its own, with the bucket and role a customer creates by following
@@ -115,31 +115,8 @@ func startLocalAWS(cfg DevConfig, sec secrets, workspaceID string, log *slog.Log
 
 // trustPolicy is the reference's trust relationship, with our intermediate role as the Principal.
 func trustPolicy(principal, workspaceID string) string {
-	return strings.NewReplacer("PRINCIPAL", principal, "WORKSPACE", workspaceID).Replace(`{
-  "Version": "2012-10-17",
-  "Statement": [
-    {
-      "Sid": "",
-      "Effect": "Allow",
-      "Principal": {"AWS": "PRINCIPAL"},
-      "Action": "sts:AssumeRole",
-      "Condition": {"StringEquals": {"sts:ExternalId": "WORKSPACE"}}
-    }
-  ]
-}`)
+	return admin.TrustPolicy(principal, workspaceID)
 }
 
 // permissionPolicy is the reference's permission policy for a bucket.
-func permissionPolicy(bucket string) string {
-	return strings.ReplaceAll(`{
-  "Version": "2012-10-17",
-  "Statement": [
-    {
-      "Sid": "PutObjectsInBucket",
-      "Effect": "Allow",
-      "Action": ["s3:PutObject", "s3:PutObjectAcl"],
-      "Resource": "arn:aws:s3:::BUCKET/segment-logs/*"
-    }
-  ]
-}`, "BUCKET", bucket)
-}
+func permissionPolicy(bucket string) string { return admin.PermissionPolicy("aws", bucket, "") }

@@ -119,7 +119,8 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log)
+	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log,
+		admin.WithPrincipal(cfg.IntermediateRoleARN))
 	adm.Register(gs)
 	val.Register(gs)
 	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)

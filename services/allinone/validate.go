@@ -2,20 +2,13 @@ package allinone
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 )
-
-// ValidateConfig is what `s3dest validate <destinationId>` needs to reach the admin API.
-type ValidateConfig struct {
-	AdminURL string `flag:"admin-url" env:"S3DEST_ADMIN_URL" default:"http://127.0.0.1:8081" help:"the admin REST API"`
-	Token    string `flag:"token" env:"S3DEST_ADMIN_TOKEN" help:"the admin bearer token"`
-}
 
 // stepNames say what each validation step checks, as a customer reads it.
 var stepNames = map[string]string{
@@ -25,51 +18,54 @@ var stepNames = map[string]string{
 	"VALIDATION_STEP_PUT_DUMMY_OBJECT":                "upload segment-logs/dummy-object.txt",
 }
 
-// Validate runs the validator on a destination through the admin API and prints each step with its
-// outcome, so a customer sees how far it got. It returns an error when the destination is not valid.
-func Validate(ctx context.Context, cfg ValidateConfig, destinationID string, out io.Writer) error {
-	if cfg.Token == "" {
-		return errors.New("token: the admin bearer token is required (--token or S3DEST_ADMIN_TOKEN)")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(cfg.AdminURL, "/")+"/destinations/"+destinationID+"/validate", nil)
+// errNotValid is returned when a destination's validation fails.
+var errNotValid = errors.New("the destination is not valid")
+
+// validateCommand runs `s3dest validate <destinationId>` (and `s3dest destinations validate`).
+func validateCommand(ctx context.Context, args []string, out io.Writer) error {
+	c, err := newCommand("validate")
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Token)
-	resp, err := http.DefaultClient.Do(req)
+	if _, err := c.parse(args, 1, "s3dest validate [--admin-url URL] [--token TOKEN] <destinationId>"); err != nil {
+		return err
+	}
+	return Validate(ctx, c.conn, c.arg(0), out)
+}
+
+// Validate runs the validator on a destination through the admin API and prints each step with its
+// outcome, so a customer sees how far it got. It returns an error when the destination is not valid.
+func Validate(ctx context.Context, cfg ValidateConfig, destinationID string, out io.Writer) error {
+	api, err := newAPIClient(cfg)
 	if err != nil {
-		return fmt.Errorf("reach the admin API: %w", err)
+		return err
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct {
-			Validation struct {
-				Ok      bool   `json:"ok"`
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Steps   []struct {
-					Step   string `json:"step"`
-					Ok     bool   `json:"ok"`
-					Detail string `json:"detail"`
-				} `json:"steps"`
-			} `json:"validation"`
-		} `json:"data"`
-		Errors []struct {
-			Message string `json:"message"`
-		} `json:"errors"`
+	v, err := api.validate(ctx, destinationID)
+	if err != nil {
+		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return fmt.Errorf("admin API answered %d with no JSON: %w", resp.StatusCode, err)
+	printValidation(out, v)
+	if !v.Ok {
+		return errNotValid
 	}
-	if resp.StatusCode != http.StatusOK {
-		if len(body.Errors) > 0 {
-			return fmt.Errorf("admin API: %s", body.Errors[0].Message)
-		}
-		return fmt.Errorf("admin API answered %d", resp.StatusCode)
+	return nil
+}
+
+// validate is POST /destinations/{id}/validate.
+func (c *apiClient) validate(ctx context.Context, destinationID string) (*apiValidation, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var got struct {
+		Validation apiValidation `json:"validation"`
 	}
-	v := body.Data.Validation
+	if _, err := c.call(ctx, http.MethodPost, "/destinations/"+url.PathEscape(destinationID)+"/validate", nil, &got); err != nil {
+		return nil, err
+	}
+	return &got.Validation, nil
+}
+
+// printValidation prints each step with its outcome, then the code and message.
+func printValidation(out io.Writer, v *apiValidation) {
 	for i, s := range v.Steps {
 		mark := "ok  "
 		if !s.Ok {
@@ -86,8 +82,4 @@ func Validate(ctx context.Context, cfg ValidateConfig, destinationID string, out
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintf(out, "%s: %s\n", v.Code, v.Message)
-	if !v.Ok {
-		return errors.New("the destination is not valid")
-	}
-	return nil
 }

@@ -19,6 +19,11 @@ const usage = `usage: s3dest <command> [flags]
 commands:
   dev                        run every service in one process with embedded NATS, Redis, S3 and STS
   validate <destinationId>   check a destination's IAM setup, step by step (the reference's "Validate")
+  sources …                  list, get, create, update, delete sources; create, rotate, revoke write keys
+  destinations …             list, get, create, update, delete, validate destinations
+  status [destinationId…]    validation and deliveries per received day
+  workspace [--bucket B]     the External ID and the IAM policies your role needs
+  migrate --source ID …      move a source from Amazon S3 to AWS S3, step by step (the reference's migration)
 
 Run "s3dest <command> -h" for its flags.
 `
@@ -52,22 +57,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return allinone.Dev(ctx, cfg, os.Stdout)
-	case "validate":
-		var cfg allinone.ValidateConfig
-		fs := flag.NewFlagSet("s3dest validate", flag.ContinueOnError)
-		if err := platform.Bind(fs, &cfg); err != nil {
-			return err
-		}
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-		if fs.NArg() != 1 {
-			return errors.New("usage: s3dest validate [--admin-url URL] [--token TOKEN] <destinationId>")
-		}
-		return allinone.Validate(ctx, cfg, fs.Arg(0), os.Stdout)
+	case "validate", "sources", "destinations", "status", "workspace", "migrate":
+		return allinone.RunCLI(ctx, args, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -2379,7 +2379,8 @@ func (x *RemoveWriteKeyResponse_Data) GetSource() *v1.Source {
 type CreateDestinationResponse_Data struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
-	// validation is the latest result for the destination's current settings; absent until one ran.
+	// validation is the latest result for the destination's current settings; absent until one ran
+	// (creating a destination or changing its settings validates it in the background, in about a second).
 	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2486,7 +2487,8 @@ func (x *ListDestinationsResponse_Data) GetPagination() *PaginationOutput {
 type GetDestinationResponse_Data struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
-	// validation is the latest result for the destination's current settings; absent until one ran.
+	// validation is the latest result for the destination's current settings; absent until one ran
+	// (creating a destination or changing its settings validates it in the background, in about a second).
 	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2540,7 +2542,8 @@ func (x *GetDestinationResponse_Data) GetValidation() *v11.ValidationResult {
 type UpdateDestinationResponse_Data struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Destination *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
-	// validation is the latest result for the destination's current settings; absent until one ran.
+	// validation is the latest result for the destination's current settings; absent until one ran
+	// (creating a destination or changing its settings validates it in the background, in about a second).
 	Validation    *v11.ValidationResult `protobuf:"bytes,2,opt,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
