@@ -94,7 +94,7 @@ func (b *tailBuffer) String() string {
 // waitFor polls cond until it holds, p dies, or timeout passes: a wait on a condition, never a sleep.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool, procs ...*proc) error {
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		for _, p := range procs {

@@ -21,6 +21,7 @@ import (
 type limits struct {
 	JetStreamPublishEventsPerS float64 `json:"jetstream_publish_events_per_s"`
 	JetStreamPublishMBPerS     float64 `json:"jetstream_publish_mb_per_s"`
+	GzipLevel                  int     `json:"gzip_level"`
 	GzipMBPerS                 float64 `json:"gzip_mb_per_s"`
 	GzipEventsPerS             float64 `json:"gzip_events_per_s"`
 	GzipRatio                  float64 `json:"gzip_compression_ratio"`

@@ -14,8 +14,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -160,8 +163,17 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 
-	step("limit: gzip (level %d, klauspost/compress as the batcher) of %.0f MB of the delivered NDJSON", batcherGzipLevel, float64(len(ndjson))/1e6)
-	if res.Limits.GzipMBPerS, res.Limits.GzipRatio, err = gzipSpeed(ndjson, batcherGzipLevel, cfg.limitsFor); err != nil {
+	if !cfg.quick {
+		if res.BatcherRSS, err = batcherRSSByFileSize(ctx, cfg, in, p, step); err != nil {
+			res.Passed = false
+			writeOutputs(cfg, res, step)
+			return fmt.Errorf("batcher RSS: %w", err)
+		}
+	}
+
+	res.Limits.GzipLevel = batcherGzipLevel(cfg.binDir)
+	step("limit: gzip (level %d, klauspost/compress as the batcher) of %.0f MB of the delivered NDJSON", res.Limits.GzipLevel, float64(len(ndjson))/1e6)
+	if res.Limits.GzipMBPerS, res.Limits.GzipRatio, err = gzipSpeed(ndjson, res.Limits.GzipLevel, cfg.limitsFor); err != nil {
 		return fmt.Errorf("gzip limit: %w", err)
 	}
 	res.Limits.GzipEventsPerS = res.Limits.GzipMBPerS * 1e6 / avgLine(ndjson)
@@ -175,8 +187,21 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// batcherGzipLevel is the batcher's default --gzip-level.
-const batcherGzipLevel = 3
+// batcherGzipLevel is the default --gzip-level of the batcher binary, read from its -h so the gzip
+// limit follows the batcher (1 when it cannot be read: the fastest level, the most generous limit).
+func batcherGzipLevel(binDir string) int {
+	out, _ := exec.Command(filepath.Join(binDir, "batcher"), "-h").CombinedOutput()
+	_, rest, ok := strings.Cut(string(out), "-gzip-level int")
+	if !ok {
+		return 1
+	}
+	m := regexp.MustCompile(`\(default (\d)\)`).FindStringSubmatch(strings.SplitN(rest, "\n  -", 2)[0])
+	if m == nil {
+		return 1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
 
 func avgLine(ndjson []byte) float64 {
 	n := strings.Count(string(ndjson), "\n")

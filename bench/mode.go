@@ -84,6 +84,7 @@ func runMode(ctx context.Context, cfg config, mode string, in *infra, p *payload
 	if err != nil {
 		return nil, nil, err
 	}
+	step("%s: s3dest ready", mode)
 	pids := in.processes()
 	for name, pid := range dep.pids() {
 		pids[name] = pid
@@ -341,4 +342,77 @@ func latency(ctx context.Context, cfg config, mode, phase string, dep *deploymen
 func quantile(sorted []float64, q float64) float64 {
 	i := int(q*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// rssPoint is the batcher's peak RSS at one file size.
+type rssPoint struct {
+	FlushIntervalS  float64 `json:"flush_interval_s"`
+	RateEventsPerS  int     `json:"rate_events_per_s"`
+	Files           int     `json:"files"`
+	LargestFileMB   float64 `json:"largest_file_mb"`
+	BatcherPeakRSS  float64 `json:"batcher_peak_rss_mb"`
+	DeliveredEvents int64   `json:"delivered_events"`
+	AcceptedEvents  int64   `json:"accepted_events"`
+}
+
+// batcherRSSByFileSize runs the separate processes at the same fixed rate with a short and a long flush
+// interval, so only the file size changes, and reads the batcher's peak RSS in each.
+func batcherRSSByFileSize(ctx context.Context, cfg config, in *infra, p *payloads, step func(string, ...any)) ([]rssPoint, error) {
+	const rate = 5000
+	var out []rssPoint
+	for i, flush := range []time.Duration{2 * time.Second, 20 * time.Second} {
+		step("batcher RSS: separate processes, %d events/s for 20s, flush interval %s", rate, flush)
+		dep, err := startSeparate(ctx, cfg.binDir, in, flush)
+		if err != nil {
+			if dep != nil {
+				dep.stop()
+			}
+			return out, err
+		}
+		pt, err := func() (rssPoint, error) {
+			defer dep.stop()
+			src, err := dep.createSource(ctx, fmt.Sprintf("bench-rss-%d", i))
+			if err != nil {
+				return rssPoint{}, err
+			}
+			phase := fmt.Sprintf("rss%d", i)
+			log, err := newSender(dep.trackingURL, src.writeKey, 16, p).steady(ctx, phase, rate, 20*time.Second)
+			if err != nil {
+				return rssPoint{}, err
+			}
+			accepted, _ := log.accepted()
+			if err := waitFor(ctx, cfg.deliverTimeout+flush, "the batcher RSS pass to be delivered", func() bool {
+				got, err := dep.deliveredEvents(ctx, src.destinationID)
+				return err == nil && got >= accepted
+			}, dep.procs...); err != nil {
+				return rssPoint{}, err
+			}
+			pt := rssPoint{FlushIntervalS: flush.Seconds(), RateEventsPerS: rate, AcceptedEvents: accepted}
+			if pt.BatcherPeakRSS, err = peakRSSMB(dep.pids()["batcher"]); err != nil {
+				return pt, err
+			}
+			objs, err := listObjects(ctx, in.minio.s3(), src.id)
+			if err != nil {
+				return pt, err
+			}
+			t := newTally(log, phase, 0)
+			if err := readObjects(ctx, in.minio.s3(), objs, t, nil); err != nil {
+				return pt, err
+			}
+			pt.Files, pt.DeliveredEvents = len(objs), t.delivered()
+			for _, o := range objs {
+				pt.LargestFileMB = max(pt.LargestFileMB, float64(o.size)/1e6)
+			}
+			if t.lines != accepted || t.missing() != 0 {
+				return pt, fmt.Errorf("batcher RSS pass: delivered %d lines for %d accepted events", t.lines, accepted)
+			}
+			return pt, nil
+		}()
+		if err != nil {
+			return out, err
+		}
+		step("batcher RSS: files up to %.1f MB, batcher peak RSS %.0f MB", pt.LargestFileMB, pt.BatcherPeakRSS)
+		out = append(out, pt)
+	}
+	return out, nil
 }
