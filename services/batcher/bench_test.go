@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/testenv"
@@ -40,7 +41,8 @@ func cpuSeconds(b *testing.B) float64 {
 }
 
 // BenchmarkBatcherFile measures the batcher's hot path: NDJSON lines through gzip into the JetStream
-// object store (file storage) until the file is sealed, 20 MB of input per operation. CPU is this
+// object store (file storage) until the file is sealed, ~20 MB of input per operation, for very regular
+// NDJSON and for NDJSON that compresses like real payloads, at the default level. CPU is this
 // process's (compression, the embedded NATS server storing the object) from getrusage, around the
 // timed part only.
 func BenchmarkBatcherFile(b *testing.B) {
@@ -53,19 +55,27 @@ func BenchmarkBatcherFile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	lines := benchLines(20_000)
+	for _, data := range []struct {
+		name  string
+		lines [][]byte
+	}{{"regular", benchLines(20_000)}, {"mixed", mixedLines(20_000)}} {
+		b.Run(data.name, func(b *testing.B) { benchFile(b, obs, data.lines) })
+	}
+}
+
+func benchFile(b *testing.B, obs jetstream.ObjectStore, lines [][]byte) {
+	ctx := context.Background()
 	var size int64
 	for _, l := range lines {
 		size += int64(len(l) + 1)
 	}
 	b.SetBytes(size)
 	b.ReportAllocs()
-	b.ResetTimer()
 	var compressed int64
 	cpu := 0.0
 	for i := range b.N {
 		start := cpuSeconds(b)
-		f, err := openFile(ctx, obs, partition{source: "src1", dayMs: int64(i)}, 1, 3, time.Now())
+		f, err := openFile(ctx, obs, partition{source: "src1", dayMs: int64(i)}, 1, 2, time.Now()) // the default level
 		if err != nil {
 			b.Fatal(err)
 		}

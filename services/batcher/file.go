@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -86,11 +87,25 @@ func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, fi
 	}
 	f.zw = zw
 	go func() {
-		_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, pr)
+		_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, fullReader{pr})
 		pr.CloseWithError(err) // unblocks the writer if Put gave up early
 		f.putDone <- err
 	}()
 	return f, nil
+}
+
+// fullReader fills every read it can. The object store publishes one chunk message per Read, and the
+// pipe hands over one compressor write (often a few hundred bytes) per Read: without this a file became
+// thousands of tiny messages, costing CPU and stalling the object store's async publishes under load.
+// The object store's own 128 KiB chunk buffer is what gets filled, so memory does not grow.
+type fullReader struct{ r io.Reader }
+
+func (f fullReader) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // fits reports whether n more uncompressed bytes surely keep the file under max. When unsure it flushes
