@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
-
-	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
+	"unicode/utf8"
 )
 
 // InputError is a request or event that breaks a rule of the Tracking API. Field names the JSON path
@@ -43,10 +43,23 @@ var callTypes = map[string]string{
 	"alias":    "previousId",
 }
 
-// payload is a parsed request: the write key it names in its body (if any) and its events.
+// payload is a parsed request: the write key it names in its body (if any) and its events. The events
+// point into the body and into pooled memory that release hands back.
 type payload struct {
 	writeKey string
 	events   []rawEvent
+	scratch  *[]member
+}
+
+// memberPool recycles the member arrays of parsed requests: a 500 KB batch has thousands of members.
+var memberPool = sync.Pool{New: func() any { return new([]member) }}
+
+func (p *payload) release() {
+	if p.scratch != nil {
+		clear(*p.scratch) // drop references into the body
+		memberPool.Put(p.scratch)
+		p.scratch = nil
+	}
 }
 
 // parsePayload parses a request body. callType is the type implied by the path, or "" for /v1/batch and
@@ -54,104 +67,144 @@ type payload struct {
 // A batch is accepted or refused whole: one bad event refuses the request, naming the event, so a
 // client never believes an event was stored when it was not.
 func parsePayload(body []byte, callType string) (payload, *InputError) {
-	if !json.Valid(body) {
-		var v any
-		return payload{}, badInput("", "the body must be a JSON object: %v", jsonError(json.Unmarshal(body, &v)))
+	scratch := memberPool.Get().(*[]member)
+	s := scanner{b: body, all: (*scratch)[:0]}
+	topMembers, items, err := s.request()
+	*scratch = s.all
+	p := payload{scratch: scratch}
+	fail := func(e *InputError) (payload, *InputError) {
+		p.release()
+		return payload{}, e
 	}
-	topMembers, ok := members(body, nil)
-	if !ok {
-		return payload{}, badInput("", "the body must be a JSON object")
+	switch {
+	case err == errNotObject:
+		return fail(badInput("", "the body must be a JSON object"))
+	case err != nil:
+		return fail(badInput("", "the body must be a JSON object: %v", err))
 	}
 	top := rawEvent{members: topMembers}
-	var p payload
 	if raw := top.get("writeKey"); raw != nil {
 		if !isString(raw) {
-			return payload{}, badInput("writeKey", "must be a string")
+			return fail(badInput("writeKey", "must be a string"))
 		}
 		p.writeKey = str(raw)
 	}
 	rawBatch := top.get("batch")
 	if callType != "" || rawBatch == nil {
 		if callType != "" {
-			top.set("type", quote(callType))
+			top.set(fType, quote(callType))
 		}
 		top.del("writeKey")
-		if ierr := checkEvent(&top, ""); ierr != nil {
-			return payload{}, ierr
+		if ierr := checkEvent(&top); ierr != nil {
+			return fail(ierr)
 		}
 		p.events = []rawEvent{top}
 		return p, nil
 	}
 
-	items, ok := elements(rawBatch)
-	if !ok {
-		return payload{}, badInput("batch", "must be an array of events")
+	if rawBatch[0] != '[' {
+		return fail(badInput("batch", "must be an array of events"))
 	}
 	if len(items) == 0 {
-		return payload{}, badInput("batch", "must hold at least one event")
+		return fail(badInput("batch", "must hold at least one event"))
 	}
 	sentAt, context := top.get("sentAt"), top.get("context")
 	p.events = make([]rawEvent, 0, len(items))
 	for i, item := range items {
-		field := "batch[" + strconv.Itoa(i) + "]"
-		if len(item) > MaxEventBytes {
-			return payload{}, badInput(field, "an event must be at most %d bytes, this one is %d", MaxEventBytes, len(item))
+		field := func() string { return "batch[" + strconv.Itoa(i) + "]" }
+		if len(item.raw) > MaxEventBytes {
+			return fail(badInput(field(), "an event must be at most %d bytes, this one is %d", MaxEventBytes, len(item.raw)))
 		}
-		ms, ok := members(item, make([]member, 0, 16))
-		if !ok {
-			return payload{}, badInput(field, "must be a JSON object")
+		if !item.isObject {
+			return fail(badInput(field(), "must be a JSON object"))
 		}
-		ev := rawEvent{members: ms}
+		ev := rawEvent{members: item.members}
 		// The batch's sentAt and context apply to events that lack their own, as in Segment's clients.
 		if sentAt != nil && !ev.has("sentAt") {
-			ev.set("sentAt", sentAt)
+			ev.set(fSentAt, sentAt)
 		}
 		if context != nil && !ev.has("context") {
-			ev.set("context", context)
+			ev.set(fContext, context)
 		}
 		ev.del("writeKey")
-		if ierr := checkEvent(&ev, field+"."); ierr != nil {
-			return payload{}, ierr
+		if ierr := checkEvent(&ev); ierr != nil {
+			ierr.Field = field() + "." + ierr.Field
+			return fail(ierr)
 		}
 		p.events = append(p.events, ev)
 	}
 	return p, nil
 }
 
-// checkEvent applies the spec's rules to one event; prefix is prepended to field names.
-func checkEvent(ev *rawEvent, prefix string) *InputError {
-	typ := str(ev.get("type"))
-	required, known := callTypes[typ]
+// checkEvent applies the spec's rules to one event.
+func checkEvent(ev *rawEvent) *InputError {
+	typ := strBytes(ev.get("type"))
+	required, known := callTypes[string(typ)]
 	if !known {
-		return badInput(prefix+"type", "must be one of track, identify, page, screen, group, alias; got %s", shorten(ev.get("type")))
+		return badInput("type", "must be one of track, identify, page, screen, group, alias; got %s", shorten(ev.get("type")))
 	}
-	if typ == "alias" {
+	if string(typ) == "alias" {
 		if !present(ev.get("userId")) {
-			return badInput(prefix+"userId", "is required for alias calls")
+			return badInput("userId", "is required for alias calls")
 		}
 	} else if !present(ev.get("userId")) && !present(ev.get("anonymousId")) {
-		return badInput(prefix+"userId", "userId or anonymousId is required")
+		return badInput("userId", "userId or anonymousId is required")
 	}
 	if required != "" && !present(ev.get(required)) {
-		return badInput(prefix+required, "is required for %s calls", typ)
+		return badInput(required, "is required for %s calls", typ)
 	}
-	if raw := ev.get("messageId"); raw != nil && str(raw) == "" && !isNull(raw) {
-		return badInput(prefix+"messageId", "must be a non-empty string")
+	if raw := ev.get("messageId"); raw != nil && !isNull(raw) {
+		switch id := strBytes(raw); {
+		case len(id) == 0:
+			return badInput("messageId", "must be a non-empty string")
+		case !utf8.Valid(id):
+			return badInput("messageId", "must be valid UTF-8")
+		}
 	}
 	for _, k := range []string{"timestamp", "sentAt", "originalTimestamp"} {
 		if raw := ev.get(k); raw != nil && !isNull(raw) {
-			if _, err := parseTime(str(raw)); err != nil {
-				return badInput(prefix+k, "must be an ISO-8601 date-time, got %s", shorten(raw))
+			if _, err := parseTime(strBytes(raw)); err != nil {
+				return badInput(k, "must be an ISO-8601 date-time, got %s", shorten(raw))
 			}
 		}
 	}
 	if raw := ev.get("context"); raw != nil && !isNull(raw) && !isObject(raw) {
-		return badInput(prefix+"context", "must be an object")
+		return badInput("context", "must be an object")
 	}
 	return nil
 }
 
-// enrich adds what Segment adds and returns the event as one JSON line (without the newline):
+// The fields ingest writes.
+var (
+	fType              = newField("type")
+	fSentAt            = newField("sentAt")
+	fContext           = newField("context")
+	fReceivedAt        = newField("receivedAt")
+	fMessageID         = newField("messageId")
+	fProjectID         = newField("projectId")
+	fTimestamp         = newField("timestamp")
+	fOriginalTimestamp = newField("originalTimestamp")
+	fIP                = newField("ip")
+)
+
+// receipt is what ingest adds to every event of one request, encoded once.
+type receipt struct {
+	at       time.Time
+	received json.RawMessage // receivedAt, quoted
+	sourceID string
+	source   json.RawMessage // the source ID, quoted
+	ip       json.RawMessage // the client's IP, quoted; nil when unknown
+}
+
+func newReceipt(sourceID, ip string, at time.Time) *receipt {
+	rc := &receipt{at: at.UTC(), received: quote(formatTime(at)), sourceID: sourceID, source: quote(sourceID)}
+	if ip != "" {
+		rc.ip = quote(ip)
+	}
+	return rc
+}
+
+// enrich adds what Segment adds to an event, in place, and returns its messageId and type:
 //   - receivedAt: the server's time of receipt (UTC, milliseconds);
 //   - messageId when the producer sent none;
 //   - timestamp corrected for the client's clock skew: receivedAt − (sentAt − timestamp), with the
@@ -160,54 +213,71 @@ func checkEvent(ev *rawEvent, prefix string) *InputError {
 //   - projectId: the source ID.
 //
 // The integrations object is kept as sent; it never filters this destination.
-func enrich(ev rawEvent, sourceID, ip string, receivedAt time.Time) (*eventsv1.Event, error) {
-	received := quote(formatTime(receivedAt))
-	ev.set("receivedAt", received)
-	id := str(ev.get("messageId"))
-	if id == "" {
-		id = newMessageID()
-		ev.set("messageId", quote(id))
+func enrich(ev *rawEvent, rc *receipt) (id []byte, typ string, err error) {
+	ev.set(fReceivedAt, rc.received)
+	if id = strBytes(ev.get("messageId")); len(id) == 0 {
+		id = []byte(newMessageID())
+		ev.set(fMessageID, quote(string(id)))
 	}
-	ev.set("projectId", quote(sourceID))
+	ev.set(fProjectID, rc.source)
+	typ = canonicalType(strBytes(ev.get("type")))
 
-	sentAt, sentErr := parseTime(str(ev.get("sentAt")))
+	sentAt, sentErr := parseTime(strBytes(ev.get("sentAt")))
 	clientTS := ev.get("timestamp")
-	ts, tsErr := parseTime(str(clientTS))
+	ts, tsErr := parseTime(strBytes(clientTS))
 	switch {
 	case tsErr == nil && sentErr == nil:
-		ev.set("originalTimestamp", clientTS)
-		ev.set("timestamp", quote(formatTime(receivedAt.Add(-sentAt.Sub(ts)))))
+		ev.set(fOriginalTimestamp, clientTS)
+		ev.set(fTimestamp, quote(formatTime(rc.at.Add(-sentAt.Sub(ts)))))
 	case tsErr != nil:
-		if ot, err := parseTime(str(ev.get("originalTimestamp"))); err == nil && sentErr == nil {
-			ev.set("timestamp", quote(formatTime(receivedAt.Add(-sentAt.Sub(ot)))))
+		if ot, err := parseTime(strBytes(ev.get("originalTimestamp"))); err == nil && sentErr == nil {
+			ev.set(fTimestamp, quote(formatTime(rc.at.Add(-sentAt.Sub(ot)))))
 		} else {
-			ev.set("timestamp", received)
+			ev.set(fTimestamp, rc.received)
 		}
 	}
 
-	if ip != "" {
+	if rc.ip != nil {
 		ctx := ev.get("context")
 		switch {
 		case ctx == nil || isNull(ctx):
-			ev.set("context", append(append([]byte(`{"ip":`), quote(ip)...), '}'))
+			ev.set(fContext, append(append([]byte(`{"ip":`), rc.ip...), '}'))
+		case !isObject(ctx):
+			return nil, "", badInput("context", "must be an object")
 		default:
-			cm, ok := members(ctx, nil)
-			if !ok {
-				return nil, badInput("context", "must be an object")
-			}
-			c := rawEvent{members: cm}
-			if !present(c.get("ip")) {
-				c.set("ip", quote(ip))
-				ev.set("context", c.appendTo(nil))
+			switch ip, found := lookup(ctx, "ip"); {
+			case !found:
+				ev.set(fContext, appendMember(ctx, fIP, rc.ip))
+			case !present(ip):
+				c := rawEvent{members: splitObject(ctx)}
+				c.set(fIP, rc.ip)
+				ev.set(fContext, c.appendTo(make([]byte, 0, len(ctx)+len(rc.ip)+8)))
 			}
 		}
 	}
-	return &eventsv1.Event{MessageId: id, Type: str(ev.get("type")), Json: ev.appendTo(make([]byte, 0, 1024))}, nil
+	return id, typ, nil
+}
+
+// canonicalType returns the call type as a constant string, so that naming it allocates nothing.
+func canonicalType(t []byte) string {
+	for name := range callTypes {
+		if string(t) == name {
+			return name
+		}
+	}
+	return string(t)
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func parseTime(s string) (time.Time, error) {
+// errNoTime is an absent or empty date-time.
+var errNoTime = errors.New("no date-time")
+
+func parseTime(b []byte) (time.Time, error) {
+	if len(b) == 0 {
+		return time.Time{}, errNoTime
+	}
+	s := string(b)
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
@@ -226,26 +296,31 @@ func newMessageID() string {
 	return "s3dest-" + hex.EncodeToString(b[:])
 }
 
+// quote encodes s as a JSON string.
 func quote(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
+	b, _ := json.Marshal(s) // a string always encodes
 	return b
 }
 
 func isString(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '"' }
 
 // str returns a JSON string's value, or "" for anything else.
-func str(raw json.RawMessage) string {
+func str(raw json.RawMessage) string { return string(strBytes(raw)) }
+
+// strBytes returns a JSON string's value, or nil for anything else. Without escapes, the value is a
+// slice of raw.
+func strBytes(raw json.RawMessage) []byte {
 	if len(raw) == 0 || raw[0] != '"' {
-		return ""
+		return nil
 	}
 	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1])
+		return raw[1 : len(raw)-1]
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
-		return ""
+		return nil
 	}
-	return s
+	return []byte(s)
 }
 
 // present reports a non-empty string or a number (Segment accepts numeric IDs).
@@ -256,7 +331,7 @@ func present(raw json.RawMessage) bool {
 	}
 	switch raw[0] {
 	case '"':
-		return strings.TrimSpace(str(raw)) != ""
+		return len(bytes.TrimSpace(strBytes(raw))) > 0
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return true
 	}

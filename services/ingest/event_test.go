@@ -1,11 +1,19 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 )
 
 func TestParsePayloadRefusesEachBrokenRuleNamingTheField(t *testing.T) {
@@ -23,6 +31,8 @@ func TestParsePayloadRefusesEachBrokenRuleNamingTheField(t *testing.T) {
 		{"bad timestamp", "track", `{"userId":"u","event":"E","timestamp":"yesterday"}`, "timestamp"},
 		{"context not an object", "identify", `{"userId":"u","context":"x"}`, "context"},
 		{"empty messageId", "track", `{"userId":"u","event":"E","messageId":""}`, "messageId"},
+		{"messageId not UTF-8", "track", "{\"userId\":\"u\",\"event\":\"E\",\"messageId\":\"\xff\"}", "messageId"},
+		{"trailing garbage", "track", `{"userId":"u","event":"E"} x`, ""},
 		{"batch not an array", "", `{"batch":{}}`, "batch"},
 		{"empty batch", "", `{"batch":[]}`, "batch"},
 		{"batch event of unknown type", "", `{"batch":[{"type":"click","userId":"u"}]}`, "batch[0].type"},
@@ -88,7 +98,7 @@ func TestEnrichAddsWhatSegmentAddsAndCorrectsClockSkew(t *testing.T) {
 	if ierr != nil {
 		t.Fatal(ierr)
 	}
-	e, err := enrich(p.events[0], "src1", "203.0.113.9", received)
+	e, err := enrichOne(p.events[0], "src1", "203.0.113.9", received)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +134,80 @@ func TestEnrichAddsWhatSegmentAddsAndCorrectsClockSkew(t *testing.T) {
 
 func TestEnrichKeepsTheProducersMessageIdAndIP(t *testing.T) {
 	p, _ := parsePayload([]byte(`{"userId":"u","event":"E","messageId":"m-1","context":{"ip":"10.0.0.1"}}`), "track")
-	e, err := enrich(p.events[0], "s", "203.0.113.9", time.Now())
+	e, err := enrichOne(p.events[0], "s", "203.0.113.9", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.GetMessageId() != "m-1" || !strings.Contains(string(e.GetJson()), `"ip":"10.0.0.1"`) {
 		t.Fatalf("got %s", e.GetJson())
 	}
+}
+
+// enrichOne enriches one event and returns it as the batcher will read it: encoded into an EventBatch
+// and decoded with protobuf.
+func enrichOne(ev rawEvent, sourceID, ip string, at time.Time) (*eventsv1.Event, error) {
+	rc := newReceipt(sourceID, ip, at)
+	id, typ, err := enrich(&ev, rc)
+	if err != nil {
+		return nil, err
+	}
+	data := appendEvent(appendBatchHeader(nil, sourceID, rc.at), id, typ, &ev)
+	var batch eventsv1.EventBatch
+	if err := proto.Unmarshal(data, &batch); err != nil {
+		return nil, fmt.Errorf("decode the encoded batch: %w", err)
+	}
+	return batch.GetEvents()[0], nil
+}
+
+func TestBatchEncodingMatchesProtoMarshal(t *testing.T) {
+	p, ierr := parsePayload([]byte(`{"batch":[{"type":"track","userId":"u","event":"E","messageId":"m1"},`+
+		`{"type":"identify","anonymousId":"a","traits":{"x":"`+strings.Repeat("y", 300)+`"}}]}`), "")
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	for _, at := range []time.Time{time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC), time.Unix(1800000000, 0), time.Unix(0, 0)} {
+		rc := newReceipt("src-1", "203.0.113.9", at)
+		want := &eventsv1.EventBatch{SourceId: "src-1", ReceivedAt: timestamppb.New(rc.at)}
+		got := appendBatchHeader(nil, "src-1", rc.at)
+		for i := range p.events {
+			ev := rawEvent{members: slices.Clone(p.events[i].members)}
+			id, typ, err := enrich(&ev, rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Events = append(want.Events, &eventsv1.Event{MessageId: string(id), Type: typ, Json: ev.appendTo(nil)})
+			got = appendEvent(got, id, typ, &ev)
+		}
+		wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, wantBytes) {
+			t.Fatalf("at %v: encoded batch differs from proto.Marshal\n got %x\nwant %x", at, got, wantBytes)
+		}
+	}
+}
+
+// FuzzScannerAgreesWithJSONValid holds the single-pass scanner to encoding/json's notion of valid JSON.
+func FuzzScannerAgreesWithJSONValid(f *testing.F) {
+	for _, s := range []string{
+		`{"a":[1,-2.5e+3,true,false,null,"x\u00e9\n"],"b":{}}`, `[]`, `""`, `-0`, `01`, `1.`, `1e`, `"\x"`,
+		`{"a" 1}`, `{"a":1,}`, `[1,]`, "\"\x01\"", `  {"batch":[{"type":"track"},1,"s",[]]}  `, `tru`, `{"a":1}x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := scanner{b: data}
+		err := s.document()
+		if (err == nil) != json.Valid(data) {
+			t.Fatalf("scanner says %v, json.Valid says %v, for %q", err, json.Valid(data), data)
+		}
+		s = scanner{b: data}
+		_, _, rerr := s.request()
+		if isObj := json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")); (rerr == nil) != isObj {
+			t.Fatalf("request() says %v for %q (valid object: %v)", rerr, data, isObj)
+		}
+	})
 }
 
 func FuzzParsePayload(f *testing.F) {
@@ -156,7 +233,7 @@ func FuzzParsePayload(f *testing.F) {
 			return
 		}
 		for _, ev := range p.events {
-			e, err := enrich(ev, "src", "127.0.0.1", time.Now())
+			e, err := enrichOne(ev, "src", "127.0.0.1", time.Now())
 			if err != nil {
 				if _, ok := err.(*InputError); !ok {
 					t.Fatalf("enrich failed with a non-input error: %v", err)

@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"io"
 	"net"
@@ -46,7 +48,9 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if callType != "" {
 		limit = MaxEventBytes
 	}
-	body, ierr := readBody(r, limit)
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(buf)
+	body, ierr := readBody(r, limit, buf)
 	if ierr != nil {
 		s.metrics.rejected(r.Context(), ierr.Status)
 		writeError(w, ierr)
@@ -58,6 +62,7 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ierr)
 		return
 	}
+	defer p.release()
 	key, _, basic := r.BasicAuth()
 	if !basic || key == "" {
 		key = p.writeKey
@@ -95,8 +100,11 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"success":true}`)
 }
 
-// readBody reads at most limit bytes of the (possibly gzipped) body.
-func readBody(r *http.Request, limit int64) ([]byte, *InputError) {
+// bodyPool recycles request bodies; nothing of a body outlives its request.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads at most limit bytes of the (possibly gzipped) body into buf.
+func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, *InputError) {
 	var rd io.Reader = r.Body
 	switch strings.ToLower(r.Header.Get("Content-Encoding")) {
 	case "", "identity":
@@ -110,10 +118,14 @@ func readBody(r *http.Request, limit int64) ([]byte, *InputError) {
 	default:
 		return nil, badInput("Content-Encoding", "must be gzip or absent, got %q", r.Header.Get("Content-Encoding"))
 	}
-	body, err := io.ReadAll(io.LimitReader(rd, limit+1))
-	if err != nil {
+	buf.Reset()
+	if r.ContentLength > 0 && rd == r.Body {
+		buf.Grow(int(min(r.ContentLength, limit+1)) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see EOF
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(rd, limit+1)); err != nil {
 		return nil, badInput("body", "could not be read: %v", err)
 	}
+	body := buf.Bytes()
 	if int64(len(body)) > limit {
 		what := "a batch request"
 		if limit == MaxEventBytes {

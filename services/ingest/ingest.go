@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -125,27 +126,30 @@ func (s *Ingest) Run(ctx context.Context) error {
 	return <-errc
 }
 
+// batchPool recycles the encoded batches: NATS copies a message into its write buffer before
+// PublishMsg returns, so the buffer is free once the publish is acknowledged or has failed.
+var batchPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // accept enriches events and publishes them as one EventBatch. msgID deduplicates the publish; "" derives
 // it from the events' messageIds, so a client's retry of the same request is stored once.
 func (s *Ingest) accept(ctx context.Context, sourceID, ip string, events []rawEvent, msgID string) error {
-	now := s.now().UTC()
-	batch := &eventsv1.EventBatch{SourceId: sourceID, ReceivedAt: timestamppb.New(now), Events: make([]*eventsv1.Event, 0, len(events))}
+	rc := newReceipt(sourceID, ip, s.now())
+	buf := batchPool.Get().(*[]byte)
+	defer batchPool.Put(buf)
+	data := appendBatchHeader((*buf)[:0], sourceID, rc.at)
 	h := sha256.New()
-	for _, ev := range events {
-		e, err := enrich(ev, sourceID, ip, now)
+	for i := range events {
+		id, typ, err := enrich(&events[i], rc)
 		if err != nil {
 			return err
 		}
-		h.Write([]byte(e.GetMessageId()))
+		h.Write(id)
 		h.Write([]byte{0})
-		batch.Events = append(batch.Events, e)
+		data = appendEvent(data, id, typ, &events[i])
 	}
+	*buf = data
 	if msgID == "" {
 		msgID = sourceID + "." + hex.EncodeToString(h.Sum(nil)[:16])
-	}
-	data, err := proto.Marshal(batch)
-	if err != nil {
-		return fmt.Errorf("encode batch: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
@@ -170,6 +174,7 @@ func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 	if ierr != nil {
 		return s.deadLetter(ctx, msg, sourceID, ierr.Error())
 	}
+	defer p.release()
 	md, err := msg.Metadata()
 	if err != nil {
 		return fmt.Errorf("message metadata: %w", err)

@@ -1,13 +1,18 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 )
 
-// Events are kept as the producer's bytes: a top-level object is split into members without decoding
-// values, fields are added or replaced by splicing, and nothing the producer sent is re-encoded. The
-// scanners below assume input that json.Valid accepted.
+// Events are kept as the producer's bytes: objects are split into members without decoding values,
+// fields are added or replaced by splicing, and nothing the producer sent is re-encoded.
+//
+// The scanner checks the syntax exactly as json.Valid does (FuzzScannerAgreesWithJSONValid holds it to
+// that) while it splits, so a request body is read once.
 
 // member is one member of a JSON object: its key, its key as written (quoted), and its raw value.
 type member struct {
@@ -16,107 +21,437 @@ type member struct {
 	val    json.RawMessage
 }
 
+// element is one element of a batch array: its bytes and, when it is an object, its members.
+type element struct {
+	raw      []byte
+	members  []member
+	isObject bool
+}
+
+// enrichSlack is the room left after each batch event's members for what enrich adds (receivedAt,
+// messageId, projectId, timestamp, originalTimestamp, context, sentAt), so adding them allocates nothing.
+const enrichSlack = 8
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// syntaxError is malformed JSON, at a byte offset of the input.
+type syntaxError struct {
+	msg string
+	off int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
+
+type scanner struct {
+	b     []byte
+	depth int
+	all   []member // backing array of every captured member
+}
+
+// fail describes what is wrong at b[i].
+func (s *scanner) fail(i int, context string) error {
+	if i >= len(s.b) {
+		return &syntaxError{"unexpected end of JSON input", i}
+	}
+	return &syntaxError{fmt.Sprintf("invalid character %q %s", s.b[i], context), i}
+}
+
+// strSafe marks the bytes that need no attention inside a string.
+var strSafe = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+func (s *scanner) space(i int) int {
+	for i < len(s.b) && isSpace(s.b[i]) {
 		i++
 	}
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] == '"', and whether it has escapes.
-func skipString(b []byte, i int) (int, bool) {
+// document checks that b is exactly one JSON value, with optional surrounding whitespace.
+func (s *scanner) document() error {
+	end, err := s.value(s.space(0))
+	if err != nil {
+		return err
+	}
+	return s.end(end)
+}
+
+// end checks that only whitespace follows a top-level value ending at i.
+func (s *scanner) end(i int) error {
+	if i = s.space(i); i < len(s.b) {
+		return s.fail(i, "after top-level value")
+	}
+	return nil
+}
+
+// value checks the value starting at b[i] and returns the index after it.
+func (s *scanner) value(i int) (int, error) {
+	if i >= len(s.b) {
+		return i, s.fail(i, "")
+	}
+	switch c := s.b[i]; {
+	case c == '"':
+		end, _, err := s.str(i)
+		return end, err
+	case c == '{':
+		_, end, err := s.object(i, false)
+		return end, err
+	case c == '[':
+		return s.array(i)
+	case c == 't':
+		return s.literal(i, "true")
+	case c == 'f':
+		return s.literal(i, "false")
+	case c == 'n':
+		return s.literal(i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number(i)
+	}
+	return i, s.fail(i, "looking for beginning of value")
+}
+
+// str checks the string starting at b[i] == '"' and returns the index after it and whether it has escapes.
+func (s *scanner) str(i int) (int, bool, error) {
 	escaped := false
-	for i++; i < len(b); i++ {
-		switch b[i] {
+	for i++; ; i++ {
+		for i < len(s.b) && strSafe[s.b[i]] {
+			i++
+		}
+		if i >= len(s.b) {
+			return i, escaped, s.fail(i, "")
+		}
+		switch c := s.b[i]; c {
+		case '"':
+			return i + 1, escaped, nil
 		case '\\':
 			escaped = true
 			i++
-		case '"':
-			return i + 1, escaped
+			if i >= len(s.b) {
+				return i, escaped, s.fail(i, "")
+			}
+			switch s.b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				for range 4 {
+					i++
+					if i >= len(s.b) {
+						return i, escaped, s.fail(i, "")
+					}
+					if !isHex(s.b[i]) {
+						return i, escaped, s.fail(i, "in \\u hexadecimal character escape")
+					}
+				}
+			default:
+				return i, escaped, s.fail(i, "in string escape code")
+			}
+		default: // a control character
+			return i, escaped, s.fail(i, "in string literal")
 		}
 	}
-	return len(b), escaped
 }
 
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		end, _ := skipString(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i, _ = skipString(b, i)
-				i--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// number checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i].
+func (s *scanner) number(i int) (int, error) {
+	b := s.b
+	if b[i] == '-' {
 		i++
 	}
-	return i
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && isDigit(b[i]):
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return i, s.fail(i, "in numeric literal")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, s.fail(i, "after decimal point in numeric literal")
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, s.fail(i, "in exponent of numeric literal")
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i, nil
 }
 
-// members splits a valid JSON object; ok is false if b is not an object.
-func members(b []byte, dst []member) ([]member, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
+func (s *scanner) literal(i int, lit string) (int, error) {
+	for j := range len(lit) {
+		if i+j >= len(s.b) || s.b[i+j] != lit[j] {
+			return i + j, s.fail(i+j, "in literal "+lit)
+		}
 	}
-	i = skipSpace(b, i+1)
-	for i < len(b) && b[i] != '}' {
-		end, escaped := skipString(b, i)
-		m := member{rawKey: b[i:end]}
+	return i + len(lit), nil
+}
+
+func (s *scanner) enter(i int) error {
+	if s.depth++; s.depth > maxDepth {
+		return &syntaxError{"exceeded max depth", i}
+	}
+	return nil
+}
+
+// array checks the array starting at b[i] == '['.
+func (s *scanner) array(i int) (int, error) {
+	if err := s.enter(i); err != nil {
+		return i, err
+	}
+	defer func() { s.depth-- }()
+	if i = s.space(i + 1); i < len(s.b) && s.b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		end, err := s.value(i)
+		if err != nil {
+			return end, err
+		}
+		if i = s.space(end); i >= len(s.b) {
+			return i, s.fail(i, "")
+		}
+		switch s.b[i] {
+		case ',':
+			i = s.space(i + 1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, s.fail(i, "after array element")
+		}
+	}
+}
+
+// object checks the object starting at b[i] == '{'. With capture, its members are appended to s.all and
+// returned, followed by enrichSlack spare slots that only this object's slice can reach.
+func (s *scanner) object(i int, capture bool) ([]member, int, error) {
+	if err := s.enter(i); err != nil {
+		return nil, i, err
+	}
+	defer func() { s.depth-- }()
+	start := len(s.all)
+	done := func(end int) ([]member, int, error) {
+		if !capture {
+			return nil, end, nil
+		}
+		n := len(s.all)
+		s.all = slices.Grow(s.all, enrichSlack)[:n+enrichSlack]
+		return s.all[start : n : n+enrichSlack], end, nil
+	}
+	if i = s.space(i + 1); i < len(s.b) && s.b[i] == '}' {
+		return done(i + 1)
+	}
+	for {
+		if i >= len(s.b) || s.b[i] != '"' {
+			return nil, i, s.fail(i, "looking for beginning of object key string")
+		}
+		kend, escaped, err := s.str(i)
+		if err != nil {
+			return nil, kend, err
+		}
+		m := member{rawKey: s.b[i:kend], key: s.b[i+1 : kend-1]}
+		if escaped {
+			var k string
+			_ = json.Unmarshal(m.rawKey, &k) // checked above
+			m.key = []byte(k)
+		}
+		if i = s.space(kend); i >= len(s.b) || s.b[i] != ':' {
+			return nil, i, s.fail(i, "after object key")
+		}
+		i = s.space(i + 1)
+		vend, err := s.value(i)
+		if err != nil {
+			return nil, vend, err
+		}
+		if capture {
+			m.val = s.b[i:vend]
+			s.all = append(s.all, m)
+		}
+		if i = s.space(vend); i >= len(s.b) {
+			return nil, i, s.fail(i, "")
+		}
+		switch s.b[i] {
+		case ',':
+			i = s.space(i + 1)
+		case '}':
+			return done(i + 1)
+		default:
+			return nil, i, s.fail(i, "after object key:value pair")
+		}
+	}
+}
+
+// request splits a request body that must be an object: its members and, if a member named "batch"
+// holds an array, that array's elements with each object split too (the last "batch" wins, as with
+// encoding/json). The body is read once.
+func (s *scanner) request() (top []member, batch []element, err error) {
+	i := s.space(0)
+	if i >= len(s.b) || s.b[i] != '{' {
+		if err := s.document(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, errNotObject
+	}
+	if err := s.enter(i); err != nil {
+		return nil, nil, err
+	}
+	if i = s.space(i + 1); i < len(s.b) && s.b[i] == '}' {
+		return nil, nil, s.end(i + 1)
+	}
+	for {
+		if i >= len(s.b) || s.b[i] != '"' {
+			return nil, nil, s.fail(i, "looking for beginning of object key string")
+		}
+		kend, escaped, err := s.str(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		m := member{rawKey: s.b[i:kend], key: s.b[i+1 : kend-1]}
 		if escaped {
 			var k string
 			_ = json.Unmarshal(m.rawKey, &k)
 			m.key = []byte(k)
-		} else {
-			m.key = b[i+1 : end-1]
 		}
-		i = skipSpace(b, end)
-		i = skipSpace(b, i+1) // ':'
-		vend := skipValue(b, i)
-		m.val = b[i:vend]
-		dst = append(dst, m)
-		i = skipSpace(b, vend)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
+		if i = s.space(kend); i >= len(s.b) || s.b[i] != ':' {
+			return nil, nil, s.fail(i, "after object key")
+		}
+		i = s.space(i + 1)
+		var vend int
+		if string(m.key) == "batch" && i < len(s.b) && s.b[i] == '[' {
+			batch, vend, err = s.elements(i)
+		} else {
+			vend, err = s.value(i)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		m.val = s.b[i:vend]
+		top = append(top, m)
+		if i = s.space(vend); i >= len(s.b) {
+			return nil, nil, s.fail(i, "")
+		}
+		switch s.b[i] {
+		case ',':
+			i = s.space(i + 1)
+		case '}':
+			return top, batch, s.end(i + 1)
+		default:
+			return nil, nil, s.fail(i, "after object key:value pair")
 		}
 	}
-	return dst, true
 }
 
-// elements splits a valid JSON array; ok is false if b is not an array.
-func elements(b []byte) ([]json.RawMessage, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return nil, false
+// errNotObject is valid JSON that is not an object.
+var errNotObject = fmt.Errorf("not an object")
+
+// elements checks the array at b[i] == '[' and splits its object elements.
+func (s *scanner) elements(i int) ([]element, int, error) {
+	if err := s.enter(i); err != nil {
+		return nil, i, err
 	}
-	var out []json.RawMessage
-	i = skipSpace(b, i+1)
-	for i < len(b) && b[i] != ']' {
-		end := skipValue(b, i)
-		out = append(out, b[i:end])
-		i = skipSpace(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
+	defer func() { s.depth-- }()
+	var out []element
+	if i = s.space(i + 1); i < len(s.b) && s.b[i] == ']' {
+		return out, i + 1, nil
+	}
+	for {
+		var (
+			el  element
+			end int
+			err error
+		)
+		if i < len(s.b) && s.b[i] == '{' {
+			el.members, end, err = s.object(i, true)
+			el.isObject = true
+		} else {
+			end, err = s.value(i)
+		}
+		if err != nil {
+			return nil, end, err
+		}
+		el.raw = s.b[i:end]
+		out = append(out, el)
+		if i = s.space(end); i >= len(s.b) {
+			return nil, i, s.fail(i, "")
+		}
+		switch s.b[i] {
+		case ',':
+			i = s.space(i + 1)
+		case ']':
+			return out, i + 1, nil
+		default:
+			return nil, i, s.fail(i, "after array element")
 		}
 	}
-	return out, true
+}
+
+// splitObject splits raw, an object already checked, into members.
+func splitObject(raw []byte) []member {
+	s := scanner{b: raw}
+	ms, _, _ := s.object(s.space(0), true)
+	return ms
+}
+
+// lookup returns the value of key in raw, an object already checked, without splitting it.
+func lookup(raw []byte, key string) (val json.RawMessage, found bool) {
+	s := scanner{b: raw}
+	for i := s.space(s.space(0) + 1); i < len(raw) && raw[i] == '"'; {
+		kend, escaped, _ := s.str(i)
+		k := raw[i+1 : kend-1]
+		if escaped {
+			var u string
+			_ = json.Unmarshal(raw[i:kend], &u)
+			k = []byte(u)
+		}
+		i = s.space(s.space(kend) + 1) // past ':'
+		vend, _ := s.value(i)
+		if string(k) == key {
+			val, found = raw[i:vend], true // the last one wins, as with get
+		}
+		if i = s.space(vend); i < len(raw) && raw[i] == ',' {
+			i = s.space(i + 1)
+		}
+	}
+	return val, found
+}
+
+// appendMember returns a copy of obj, an object already checked, with the member f: val added last.
+func appendMember(obj []byte, f field, val []byte) []byte {
+	end := len(obj) - 1
+	for obj[end] != '}' {
+		end--
+	}
+	body := bytes.TrimSpace(obj[bytes.IndexByte(obj, '{')+1 : end])
+	out := make([]byte, 0, len(obj)+len(f.rawKey)+len(val)+2)
+	out = append(out, '{')
+	if len(body) > 0 {
+		out = append(append(out, body...), ',')
+	}
+	out = append(append(append(out, f.rawKey...), ':'), val...)
+	return append(out, '}')
 }
 
 // rawEvent is an event as its members, in the order received.
@@ -136,10 +471,18 @@ func (e *rawEvent) get(key string) json.RawMessage {
 
 func (e *rawEvent) has(key string) bool { return e.get(key) != nil }
 
-// set replaces every member named key with one holding val, or appends it.
-func (e *rawEvent) set(key string, val []byte) {
-	e.del(key)
-	e.members = append(e.members, member{key: []byte(key), rawKey: strconv.AppendQuote(nil, key), val: val})
+// field is a key that ingest writes, quoted once.
+type field struct {
+	key    string
+	rawKey []byte
+}
+
+func newField(key string) field { return field{key, strconv.AppendQuote(nil, key)} }
+
+// set replaces every member named f with one holding val, or appends it.
+func (e *rawEvent) set(f field, val []byte) {
+	e.del(f.key)
+	e.members = append(e.members, member{key: f.rawKey[1 : len(f.rawKey)-1], rawKey: f.rawKey, val: val})
 }
 
 func (e *rawEvent) del(key string) {
@@ -149,7 +492,17 @@ func (e *rawEvent) del(key string) {
 			out = append(out, m)
 		}
 	}
+	clear(e.members[len(out):])
 	e.members = out
+}
+
+// size is the length of appendTo's output.
+func (e *rawEvent) size() int {
+	n := 2 + max(len(e.members)-1, 0)
+	for _, m := range e.members {
+		n += len(m.rawKey) + 1 + len(m.val)
+	}
+	return n
 }
 
 // appendTo writes the event as one JSON object.
