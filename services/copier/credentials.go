@@ -45,6 +45,11 @@ type credCache struct {
 
 	mu           sync.Mutex
 	intermediate aws.Credentials
+
+	// mem keeps the credentials this process last used per cache key, so a copy does not read and
+	// decrypt Redis each time; drop clears it with Redis.
+	memMu sync.Mutex
+	mem   map[string]aws.Credentials
 }
 
 func newCredCache(rdb *redis.Client, keyB64 string, clients *awsclient.Clients, log *slog.Logger) (*credCache, error) {
@@ -60,7 +65,7 @@ func newCredCache(rdb *redis.Client, keyB64 string, clients *awsclient.Clients, 
 	if err != nil {
 		return nil, err
 	}
-	c := &credCache{rdb: rdb, aead: aead, clients: clients, log: log, refresh: refreshBefore}
+	c := &credCache{rdb: rdb, aead: aead, clients: clients, log: log, refresh: refreshBefore, mem: map[string]aws.Credentials{}}
 	c.setClock(time.Now)
 	return c, nil
 }
@@ -81,18 +86,35 @@ func cacheKey(d *configv1.Destination, workspaceID string) string {
 	return "s3dest:creds:" + d.GetId() + ":" + hex.EncodeToString(h[:8])
 }
 
-// get returns credentials for the destination's role.
+// get returns credentials for the destination's role: from this process's memory, else Redis, else STS.
 func (c *credCache) get(ctx context.Context, d *configv1.Destination, workspaceID string) (aws.CredentialsProvider, error) {
 	key := cacheKey(d, workspaceID)
+	c.memMu.Lock()
+	creds, ok := c.mem[key]
+	c.memMu.Unlock()
+	if ok && creds.Expires.Sub(c.now()) > c.refresh {
+		return credentials.StaticCredentialsProvider{Value: creds}, nil
+	}
 	v, err, _ := c.flight.Do(key, func() (any, error) { return c.load(ctx, key, d, workspaceID) })
 	if err != nil {
 		return nil, err
 	}
-	return credentials.StaticCredentialsProvider{Value: v.(aws.Credentials)}, nil
+	creds = v.(aws.Credentials)
+	c.remember(key, creds)
+	return credentials.StaticCredentialsProvider{Value: creds}, nil
+}
+
+func (c *credCache) remember(key string, creds aws.Credentials) {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	c.mem[key] = creds
 }
 
 // drop forgets a destination's cached credentials, after a 403 or a settings change.
 func (c *credCache) drop(ctx context.Context, d *configv1.Destination, workspaceID string) {
+	c.memMu.Lock()
+	delete(c.mem, cacheKey(d, workspaceID))
+	c.memMu.Unlock()
 	if err := c.rdb.Del(ctx, cacheKey(d, workspaceID)).Err(); err != nil {
 		c.log.Warn("drop cached credentials", "destination", d.GetId(), "error", err)
 	}
@@ -199,6 +221,7 @@ func (c *credCache) write(ctx context.Context, key string, creds aws.Credentials
 	nonce := make([]byte, c.aead.NonceSize())
 	_, _ = rand.Read(nonce)
 	blob := c.aead.Seal(nonce, nonce, plain, []byte(key))
+	c.remember(key, creds)
 	if err := c.rdb.Set(ctx, key, blob, ttl).Err(); err != nil {
 		c.log.Warn("cache credentials", "error", err)
 	}
