@@ -40,6 +40,15 @@ func cliJSON(t *testing.T, sum Summary, out any, args ...string) {
 // send posts one track event with a write key (and messageId, unless empty) and returns the status code.
 func send(t *testing.T, sum Summary, writeKey, messageID string) int {
 	t.Helper()
+	code, err := post(sum, writeKey, messageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// post is send for goroutines other than the test's.
+func post(sum Summary, writeKey, messageID string) (int, error) {
 	body := `{"userId":"u1","event":"Live"}`
 	if messageID != "" {
 		body = `{"userId":"u1","event":"Live","messageId":"` + messageID + `"}`
@@ -49,10 +58,10 @@ func send(t *testing.T, sum Summary, writeKey, messageID string) int {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 func TestCreatingRepointingAndDisablingADestinationTakeEffectWithinSecondsWithoutARestart(t *testing.T) {

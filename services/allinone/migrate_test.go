@@ -1,0 +1,116 @@
+package allinone
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3dest/s3dest/services/admin"
+)
+
+func TestMigrateMovesASourceFromAmazonS3ToAWSS3StepByStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole dev stack: skipped under -short")
+	}
+	const ws = "ws-migrate"
+	cfg := devConfig(t, t.TempDir())
+	cfg.WorkspaceID = ws
+	cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
+		"buckets": []any{map[string]any{"name": "acme-logs", "account": rowsAccount,
+			// The legacy Amazon S3 destination writes as s3dest's own principal, which the bucket policy allows.
+			"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+				"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
+				"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::acme-logs/*"}}}}},
+		"roles": []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
+	})
+	sum, _ := runDev(t, cfg)
+	api := testClient(t, sum)
+	s3c := rootS3(sum)
+	src := createSource(t, api, "shop")
+	var legacy destAndValidation
+	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": src.ID, "metadataId": "54f418c3db31d978f14aa925",
+		"name": "Amazon S3", "settings": apiSettings{Region: "us-east-1", S3Bucket: "acme-logs"}}, &legacy)
+
+	// The source keeps sending while the migration runs.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_, _ = post(sum, src.WriteKeys[0], fmt.Sprintf("migrate-%d", i)) // a failure shows as missing data
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	waitForObjects(t, s3c, "acme-logs", "segment-logs/"+src.ID+"/", 1) // the legacy destination delivers
+
+	mc := MigrateConfig{ClientConfig: ClientConfig{AdminURL: sum.AdminURL, Token: sum.AdminToken}, SourceID: src.ID,
+		RoleARN: roleARN("acme"), Wait: 30 * time.Second, Poll: 100 * time.Millisecond}
+
+	// Answering no stops before the switch: data flows to the test folder, the legacy destination still runs.
+	var out strings.Builder
+	err := Migrate(context.Background(), mc, strings.NewReader("n\n"), &out)
+	if err == nil || !strings.Contains(err.Error(), "stopped before the switch") {
+		t.Fatalf("answering no: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Step 1. Find the Amazon S3 destinations", legacy.Destination.ID,
+		"Step 2. Create the AWS S3 destination with bucket acme-logs/segment-logs/test", "Step 3. Validate",
+		"[ok  ] upload segment-logs/dummy-object.txt", "VALIDATION_CODE_OK", "Step 4. Wait for data at s3://acme-logs/segment-logs/test/segment-logs/",
+		"data arrived", "Switch ", "to bucket acme-logs and disable the Amazon S3 destination(s) " + legacy.Destination.ID + "? [y/N]"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("migrate printed no %q:\n%s", want, out.String())
+		}
+	}
+	if keys := listKeys(t, s3c, "acme-logs", "segment-logs/test/segment-logs/"+src.ID+"/"); len(keys) == 0 {
+		t.Fatal("nothing arrived in the test folder")
+	}
+	var got destAndValidation
+	must(t, api, http.MethodGet, "/destinations/"+legacy.Destination.ID, nil, &got)
+	if !got.Destination.Enabled {
+		t.Fatal("answering no disabled the legacy destination")
+	}
+
+	// Rerun and answer yes: it reuses the new destination, switches, disables the legacy one.
+	out.Reset()
+	if err := Migrate(context.Background(), mc, strings.NewReader("y\n"), &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Reuse the AWS S3 destination", "Switch the bucket of", "Disable the Amazon S3 destination " + legacy.Destination.ID,
+		"Wait for data at s3://acme-logs/segment-logs/ from", "Remove the test folder s3://acme-logs/segment-logs/test/", "Migration done."} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("migrate printed no %q:\n%s", want, out.String())
+		}
+	}
+	must(t, api, http.MethodGet, "/destinations/"+legacy.Destination.ID, nil, &got)
+	if got.Destination.Enabled {
+		t.Fatal("the legacy destination is still enabled")
+	}
+	aws, err := api.listDestinations(context.Background(), map[string][]string{"sourceId": {src.ID}, "slug": {"aws-s3"}})
+	if err != nil || len(aws) != 1 || aws[0].Settings.S3Bucket != "acme-logs" || !aws[0].Enabled {
+		t.Fatalf("AWS S3 destination after the migration: %+v (%v)", aws, err)
+	}
+	// The new destination delivered to the bucket's root location after the switch (migrate waited for it).
+	var st struct {
+		Status apiStatus `json:"status"`
+	}
+	must(t, api, http.MethodGet, "/destinations/"+aws[0].ID+"/status", nil, &st)
+	if len(st.Status.Days) == 0 || st.Status.Validation == nil || !st.Status.Validation.Ok {
+		t.Fatalf("status of the new destination: %+v", st.Status)
+	}
+	// Migrating again finds the switch done and has nothing left to do but say so.
+	out.Reset()
+	if err := Migrate(context.Background(), mc, strings.NewReader(""), &out); err != nil || !strings.Contains(out.String(), "the switch is done") {
+		t.Fatalf("rerun after the migration: %v\n%s", err, out.String())
+	}
+}
