@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -245,4 +246,17 @@ func FuzzParsePayload(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHasSpecialFindsEveryByteThatNeedsAttention(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			word := []byte("abcdefgh")
+			word[pos] = byte(c)
+			want := c < 0x20 || c == '"' || c == '\\'
+			if got := hasSpecial(binary.LittleEndian.Uint64(word)); got != want {
+				t.Fatalf("byte %#x at %d: hasSpecial = %v, want %v", c, pos, got, want)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -65,6 +66,16 @@ var strSafe = func() (t [256]bool) {
 	return t
 }()
 
+// hasSpecial reports whether any of the 8 bytes of x needs attention in a string: '"', '\\' or a
+// control character. It is the has-zero-byte bit trick applied three times; it lets the scanner skip
+// the long plain runs of string values 8 bytes at a time.
+func hasSpecial(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	b := x ^ (lo * '\\')
+	return ((x-lo*0x20)&^x|(q-lo)&^q|(b-lo)&^b)&hi != 0
+}
+
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (s *scanner) space(i int) int {
@@ -121,6 +132,9 @@ func (s *scanner) value(i int) (int, error) {
 func (s *scanner) str(i int) (int, bool, error) {
 	escaped := false
 	for i++; ; i++ {
+		for i+8 <= len(s.b) && !hasSpecial(binary.LittleEndian.Uint64(s.b[i:])) {
+			i += 8
+		}
 		for i < len(s.b) && strSafe[s.b[i]] {
 			i++
 		}
