@@ -174,6 +174,11 @@ func TestEveryValidatorRowSetUpWithDevAWSConfigYieldsItsMessageThroughREST(t *te
 	if !strings.Contains(out.String(), "VALIDATION_CODE_OK: "+validator.MsgOK) {
 		t.Fatalf("destinations get printed:\n%s", out.String())
 	}
+	// `s3dest workspace --bucket` prints the documents the healthy role was given.
+	if got := cli(t, sum, "workspace", "--bucket", "rows-bucket"); !strings.Contains(got, "Workspace ID (External ID): "+ws) ||
+		!strings.Contains(got, admin.TrustPolicy(testIntermediate, ws)) || !strings.Contains(got, admin.PermissionPolicy("aws", "rows-bucket", "")) {
+		t.Fatalf("workspace printed:\n%s", got)
+	}
 }
 
 func TestAnIntermediateRoleWeCannotAssumeYieldsTryAgainThroughREST(t *testing.T) {
