@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/s3dest/s3dest/pkg/configstore"
+	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
@@ -27,6 +28,13 @@ type api struct {
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
+	a, _ := newAPIWith(t, nil)
+	return a
+}
+
+// newAPIWith serves the REST API of a Server that asks val (nil: no validator) for validations.
+func newAPIWith(t *testing.T, val validatorv1.ValidatorServiceClient) (*api, *Server) {
+	t.Helper()
 	_, _, js := testenv.NATS(t)
 	ctx := context.Background()
 	store, err := configstore.Open(ctx, js, 1)
@@ -40,13 +48,14 @@ func newAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := RESTHandler(ctx, NewServer(store, view, nil, nil, slog.New(slog.DiscardHandler), WithPrincipal(principal)), token)
+	srv := NewServer(store, view, val, nil, slog.New(slog.DiscardHandler), WithPrincipal(principal))
+	h, err := RESTHandler(ctx, srv, token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL, view: viewOf{view}}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return &api{t: t, url: hs.URL, view: viewOf{view}}, srv
 }
 
 // call sends a request the way the reference's curl commands do and decodes the JSON answer.
