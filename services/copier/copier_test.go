@@ -13,7 +13,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/cursor"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
@@ -283,4 +289,82 @@ func sorted(s []string) []string {
 
 func awsCredentials(id, secret, token string, expires time.Time) aws.Credentials {
 	return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: token, CanExpire: true, Expires: expires}
+}
+
+// The legacy Amazon S3 destination writes as our own principal (no AssumeRole) and asks for SSE-S3; during
+// a migration it and the AWS S3 destination point at the same place, and the file is there once.
+func TestTheLegacyAmazonS3DestinationWritesAsUsWithSSES3AndCanShareALocation(t *testing.T) {
+	e := newEnv(t)
+	e.g.CreateBucket(t, "legacy")
+	e.g.CreateBucket(t, "shared")
+	const role = "arn:aws:iam::111111111111:role/shared"
+	e.customerRole(t, role, "shared", "")
+	legacy := func(id, source, bucket string) {
+		d := e.destination(t, id, source, bucket, "", "us-east-1")
+		d.Metadata = &configv1.DestinationMetadata{Id: layout.AmazonS3MetadataID, Slug: "amazon-s3"}
+		e.putDestination(t, d)
+	}
+	legacy("dest-legacy", "src-legacy", "legacy")
+	legacy("dest-old", "src-migrating", "shared")
+	e.destination(t, "dest-new", "src-migrating", "shared", role, "us-east-1")
+	e.start(t, e.config())
+
+	e.stage(t, "src-legacy", day1, "old1", `{"messageId":"old-1"}`)
+	keys := e.waitKeys(t, "legacy", 1)
+	head, err := e.g.RootS3().HeadObject(e.ctx, &s3.HeadObjectInput{Bucket: aws.String("legacy"), Key: aws.String(keys[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.ServerSideEncryption != types.ServerSideEncryptionAes256 {
+		t.Errorf("the legacy destination's file has server-side encryption %q, want AES256", head.ServerSideEncryption)
+	}
+
+	e.stage(t, "src-migrating", day1, "mig1", `{"messageId":"mig-1"}`)
+	keys = e.waitKeys(t, "shared", 1)
+	cur := cursor.New(e.rdb, time.Hour)
+	testenv.Eventually(t, 30*time.Second, "both destinations to count the file", func() bool {
+		a, _, _ := cur.Get(e.ctx, cursor.Delivered, "dest-old", day1)
+		b, _, _ := cur.Get(e.ctx, cursor.Delivered, "dest-new", day1)
+		return a.Files == 1 && b.Files == 1
+	})
+	if keys = e.keys(t, "shared"); len(keys) != 1 || keys[0] != fmt.Sprintf("segment-logs/src-migrating/%d/mig1.gz", day1) {
+		t.Fatalf("shared holds %v, want mig1.gz once", keys)
+	}
+	if n := e.assumeCalls(testIntermediate); n != 1 {
+		t.Errorf("%d AssumeRole calls of our intermediate role, want 1: the role-based destination's, none for the legacy ones", n)
+	}
+}
+
+// A file whose staged object is gone (the staging retention ended while its destination was failing) is
+// dead-lettered with the reason, and the destination's status says a file was dropped.
+func TestAFileWhoseStagingRetentionEndedIsDeadLetteredWithTheReason(t *testing.T) {
+	e := newEnv(t)
+	e.g.CreateBucket(t, "late")
+	const role = "arn:aws:iam::111111111111:role/late"
+	e.customerRole(t, role, "late", "")
+	e.destination(t, "dest-late", "src-late", "late", role, "us-east-1")
+	st := e.stage(t, "src-late", day1, "gone", `{"messageId":"gone-1"}`)
+	if _, err := e.g.RootS3().DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(testStaging), Key: aws.String(st.GetStagingKey())}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, e.config())
+
+	dl, err := e.js.Stream(e.ctx, "DEADLETTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg *jetstream.RawStreamMsg
+	testenv.Eventually(t, 30*time.Second, "the dead letter", func() bool {
+		msg, err = dl.GetLastMsgForSubject(e.ctx, "deadletter.copier.src-late")
+		return err == nil
+	})
+	if r := msg.Header.Get(bus.HeaderReason); !strings.Contains(r, st.GetStagingKey()) || !strings.Contains(r, "dest-late") {
+		t.Errorf("dead letter reason %q does not name the staged file and the destination", r)
+	}
+	testenv.Eventually(t, 10*time.Second, "the status to say a file was dropped", func() bool {
+		return strings.HasPrefix(e.lastError(t, "dest-late", day1), "A file was dropped: ")
+	})
+	if keys := e.keys(t, "late"); len(keys) != 0 {
+		t.Errorf("late holds %v", keys)
+	}
 }
