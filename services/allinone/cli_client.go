@@ -19,7 +19,8 @@ import (
 
 // The CLI (`s3dest sources|destinations|status|workspace|validate|migrate`) is a thin client of the
 // admin REST API: every command is one or a few documented calls, so what the CLI does a script can do
-// with curl. Tables for people, --json for programs (the API's "data" object, unchanged).
+// with curl. Tables for people, --json for programs: the API's "data" object unchanged, and for lists
+// every page's items as one {"sources": [...]} or {"destinations": [...]}.
 
 // ClientConfig says how to reach the admin API.
 type ClientConfig struct {
@@ -153,9 +154,14 @@ type (
 	}
 )
 
-// listDestinations pages through GET /destinations with the given filter query (without pagination).
+// listDestinations pages through GET /destinations with the given filter query (without pagination). raw
+// holds each destination as the API sent it.
 func (c *apiClient) listDestinations(ctx context.Context, query url.Values) ([]apiDestination, error) {
-	var all []apiDestination
+	all, _, err := c.listDestinationsRaw(ctx, query)
+	return all, err
+}
+
+func (c *apiClient) listDestinationsRaw(ctx context.Context, query url.Values) (all []apiDestination, raw []json.RawMessage, err error) {
 	cursor := ""
 	for {
 		q := url.Values{}
@@ -167,15 +173,21 @@ func (c *apiClient) listDestinations(ctx context.Context, query url.Values) ([]a
 			q.Set("pagination.cursor", cursor)
 		}
 		var page struct {
-			Destinations []apiDestination `json:"destinations"`
-			Pagination   apiPagination    `json:"pagination"`
+			Destinations []json.RawMessage `json:"destinations"`
+			Pagination   apiPagination     `json:"pagination"`
 		}
 		if _, err := c.call(ctx, http.MethodGet, "/destinations?"+q.Encode(), nil, &page); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		all = append(all, page.Destinations...)
+		for _, r := range page.Destinations {
+			var d apiDestination
+			if err := json.Unmarshal(r, &d); err != nil {
+				return nil, nil, err
+			}
+			all, raw = append(all, d), append(raw, r)
+		}
 		if cursor = page.Pagination.Next; cursor == "" {
-			return all, nil
+			return all, raw, nil
 		}
 	}
 }

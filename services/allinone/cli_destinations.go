@@ -58,12 +58,12 @@ func Destinations(ctx context.Context, args []string, out io.Writer) error {
 		if *slug != "" {
 			q.Set("slug", *slug)
 		}
-		all, err := api.listDestinations(ctx, q)
+		all, raws, err := api.listDestinationsRaw(ctx, q)
 		if err != nil {
 			return err
 		}
 		if *c.json {
-			b, _ := json.Marshal(map[string]any{"destinations": all})
+			b, _ := json.Marshal(map[string]any{"destinations": raws})
 			return printJSON(out, b)
 		}
 		rows := make([][]string, 0, len(all))

@@ -211,4 +211,18 @@ func TestRotatedAndRevokedWriteKeysAreRefusedByIngestWithoutARestart(t *testing.
 	if out := cli(t, sum, "sources", "list"); !strings.Contains(out, sum.SourceID) || !strings.Contains(out, "WRITE KEYS") {
 		t.Fatalf("sources list printed:\n%s", out)
 	}
+	var list struct {
+		Sources []apiSource `json:"sources"`
+	}
+	cliJSON(t, sum, &list, "sources", "list")
+	if len(list.Sources) != 1 || list.Sources[0].ID != sum.SourceID || len(list.Sources[0].WriteKeys) != 1 || list.Sources[0].WriteKeys[0] != third {
+		t.Fatalf("sources list --json = %+v", list)
+	}
+	var dests struct {
+		Destinations []apiDestination `json:"destinations"`
+	}
+	cliJSON(t, sum, &dests, "destinations", "list")
+	if len(dests.Destinations) != 1 || dests.Destinations[0].ID != sum.DestinationID {
+		t.Fatalf("destinations list --json = %+v", dests)
+	}
 }

@@ -49,27 +49,33 @@ func Sources(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		var all []apiSource
-		var pages []json.RawMessage
+		var raws []json.RawMessage
 		for cursor := ""; ; {
 			q := url.Values{"pagination.count": {"200"}}
 			if cursor != "" {
 				q.Set("pagination.cursor", cursor)
 			}
 			var page struct {
-				Sources    []apiSource   `json:"sources"`
-				Pagination apiPagination `json:"pagination"`
+				Sources    []json.RawMessage `json:"sources"`
+				Pagination apiPagination     `json:"pagination"`
 			}
-			r, err := api.call(ctx, http.MethodGet, "/sources?"+q.Encode(), nil, &page)
-			if err != nil {
+			if _, err := api.call(ctx, http.MethodGet, "/sources?"+q.Encode(), nil, &page); err != nil {
 				return err
 			}
-			all, pages = append(all, page.Sources...), append(pages, r)
+			for _, r := range page.Sources {
+				var s apiSource
+				if err := json.Unmarshal(r, &s); err != nil {
+					return err
+				}
+				all, raws = append(all, s), append(raws, r)
+			}
 			if cursor = page.Pagination.Next; cursor == "" {
 				break
 			}
 		}
 		if *c.json {
-			return printJSON(out, pages[0])
+			b, _ := json.Marshal(map[string]any{"sources": raws})
+			return printJSON(out, b)
 		}
 		rows := make([][]string, 0, len(all))
 		for _, s := range all {
