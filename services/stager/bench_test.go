@@ -33,7 +33,7 @@ func cpuSeconds(b *testing.B) float64 {
 }
 
 // benchFile is a sealed file as the batcher writes it: gzip (level 3) NDJSON of ~1 KB track events, each
-// with 128 random bytes in hex so that it compresses about 4:1 like real payloads rather than 20:1.
+// with 128 random bytes in hex so that it compresses about 6:1 like real payloads rather than 20:1.
 func benchFile(events int) (gz []byte, ndjson int64) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var buf bytes.Buffer
@@ -55,7 +55,7 @@ func benchFile(events int) (gz []byte, ndjson int64) {
 }
 
 const (
-	benchEvents       = 20_000 // per file: ~20 MB of NDJSON, ~5 MB of gzip
+	benchEvents       = 20_000 // per file: ~31 MB of NDJSON, ~5 MB of gzip
 	benchFilesPerOp   = 4      // two stager workers, two files each
 	benchStagerBucket = "staging-test"
 )

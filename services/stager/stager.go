@@ -151,9 +151,14 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	defer obj.Close()
 
+	// The sealed size and SHA-256 go with the upload: a file of up to one part streams from the object
+	// store into one PutObject that the store accepts only if the bytes hash to the sealed SHA-256 (no
+	// buffer, no hashing by the SDK); a larger one is a multipart upload with per-part checksums. Either
+	// way the bytes are hashed here too and compared with the sealed file before batch.staged.
 	sum := sha256.New()
 	res, err := s3put.Upload(ctx, s.s3, io.TeeReader(failpoint.Reader("stager.mid-upload", obj), sum), s3put.Options{
 		Bucket: s.cfg.Bucket, Key: key, ContentType: "application/gzip", SSE: types.ServerSideEncryptionAes256,
+		Size: b.GetSizeBytes(), SHA256: b.GetSha256(),
 	})
 	if err != nil {
 		return fmt.Errorf("stage batch %s: %w", b.GetBatchId(), err)
