@@ -210,18 +210,28 @@ func (s *sender) flood(ctx context.Context, phase string, conns int, d time.Dura
 	return log, <-errs
 }
 
-// steady sends rate events/s (one request every eventsPerRequest/rate seconds, each on its own
-// goroutine so a slow answer does not slow the rate) for d.
+// steady sends rate events/s for d: request k is due at k·eventsPerRequest/rate seconds, each on its own
+// goroutine so a slow answer does not slow the rate, and a late schedule catches up rather than sending
+// fewer requests.
 func (s *sender) steady(ctx context.Context, phase string, rate int, d time.Duration) (*requestLog, error) {
 	log := newRequestLog(1)
 	every := time.Duration(float64(time.Second) * eventsPerRequest / float64(rate))
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	n := int(d / every)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	stopAt := log.start.Add(d)
-	for r := 0; time.Now().Before(stopAt); r++ {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for r := range n {
+		if wait := time.Until(log.start.Add(time.Duration(r) * every)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				wg.Wait()
+				return log, ctx.Err()
+			}
+		}
 		body := s.p.body(nil, phase, 0, r)
 		wg.Add(1)
 		go func() {
@@ -235,12 +245,6 @@ func (s *sender) steady(ctx context.Context, phase string, rate int, d time.Dura
 			}
 			log.record(0, r, at)
 		}()
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			wg.Wait()
-			return log, ctx.Err()
-		}
 	}
 	wg.Wait()
 	return log, firstErr

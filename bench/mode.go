@@ -137,7 +137,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	pctx, pcancel := context.WithCancel(ctx)
-	defer pcancel()
+	defer func() { pcancel(); wg.Wait() }() // on an early return, stop the profiles before m is read
 	seconds := int((cfg.duration + cfg.flush).Seconds()) + 2
 	for name, ops := range dep.opsAddr {
 		wg.Add(1)

@@ -293,7 +293,7 @@ func markdown(r *result, charts []string) string {
 	})
 	row("retried requests (non-200, retried with the same messageIds)", func(m *modeResult) string { return fmt.Sprint(m.RetriedRequests) })
 	row("latency p50 / p99 / max (s)", func(m *modeResult) string {
-		return fmt.Sprintf("%.2f / %.2f / %.2f at %d events/s", m.LatencyP50S, m.LatencyP99S, m.LatencyMaxS, m.LatencyRate)
+		return fmt.Sprintf("%.2f / %.2f / %.2f (%d events at %d/s)", m.LatencyP50S, m.LatencyP99S, m.LatencyMaxS, m.LatencyEvents, m.LatencyRate)
 	})
 	w("")
 	w("### CPU-seconds per million delivered events, peak RSS (MB), per process")
