@@ -3,6 +3,8 @@ package configstore
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,4 +59,33 @@ func TestARetiringWriteKeyStopsAtItsExpiry(t *testing.T) {
 		_, b := view.SourceByWriteKey("retiring")
 		return !a && !b
 	})
+}
+
+// BenchmarkAChangeReachesAWatchingView measures how long a config write (a destination disabled, a key
+// revoked) takes to reach every service's View: the "without a restart" latency.
+func BenchmarkAChangeReachesAWatchingView(b *testing.B) {
+	_, _, js := testenv.NATS(b)
+	ctx := context.Background()
+	store, err := Open(ctx, js, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	view, err := store.Watch(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &configv1.Destination{Id: "d1", SourceId: "s1"}
+	b.ResetTimer()
+	for i := range b.N {
+		d.Name = strconv.Itoa(i)
+		if err := store.PutDestination(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if got, ok := view.Destination("d1"); ok && got.GetName() == d.Name {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
 }
