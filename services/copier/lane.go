@@ -66,6 +66,11 @@ func (c *Copier) reconcile(ctx context.Context) {
 			<-l.done
 			delete(c.lanes, d.GetId())
 			ok = false
+			if l.sourceID != d.GetSourceId() { // the consumer filters on the old source: start over
+				if err := c.js.DeleteConsumer(ctx, bus.StreamBatches, consumerName(d.GetId())); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+					c.log.WarnContext(ctx, "delete the lane of a destination moved to another source", "destination", d.GetId(), "error", err)
+				}
+			}
 		}
 		if !ok {
 			nl, err := c.startLane(ctx, d)
