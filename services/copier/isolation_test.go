@@ -133,3 +133,38 @@ func TestASlowAndABrokenDestinationNeverDelayAnotherAndCatchUpOnceFixed(t *testi
 	}
 	e.scanForSecrets(t)
 }
+
+// A write that gets no response within --aws-response-timeout is a timeout: retried with backoff until
+// the bucket answers again, and the file is there once.
+func TestATimedOutWriteIsRetriedUntilTheBucketAnswers(t *testing.T) {
+	e := newEnv(t)
+	e.g.CreateBucket(t, "hang")
+	const role = "arn:aws:iam::111111111111:role/hang"
+	e.customerRole(t, role, "hang", "")
+	e.destination(t, "dest-hang", "src-hang", "hang", role, "us-east-1")
+	p := slowProxy(t, e)
+	if _, err := p.Toxics.AddToxicJson(strings.NewReader(`{"name":"hang","type":"latency","stream":"upstream","attributes":{"latency":3600000}}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.via["hang"] = p.Listen
+	e.mu.Unlock()
+	cfg := e.config()
+	cfg.ResponseTimeout = 500 * time.Millisecond
+	e.start(t, cfg)
+	e.stage(t, "src-hang", day1, "h1", `{"messageId":"h-1"}`)
+
+	testenv.Eventually(t, 30*time.Second, "two timed-out attempts", func() bool {
+		return strings.Count(e.logs.String(), "timeout awaiting response headers") >= 2
+	})
+	if keys := e.keys(t, "hang"); len(keys) != 0 {
+		t.Fatalf("hang holds %v while every request to it hangs", keys)
+	}
+	if err := p.Toxics.RemoveToxic(e.ctx, "hang"); err != nil {
+		t.Fatal(err)
+	}
+	keys := e.waitKeys(t, "hang", 1)
+	if len(keys) != 1 || !strings.HasSuffix(keys[0], "/h1.gz") {
+		t.Fatalf("hang holds %v, want h1.gz once", keys)
+	}
+}
