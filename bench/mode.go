@@ -184,7 +184,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	if err != nil {
 		return nil, err
 	}
-	t := newTally(log, phase, 48<<20)
+	t := newTally(log, phase)
 	var lastSeen time.Time
 	perObject := map[string]int64{}
 	if err := readObjects(ctx, cli, objs, t, func(o object, _ time.Time) { perObject[o.key]++ }); err != nil {
@@ -211,7 +211,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	}
 	m.Files = len(objs)
 	m.DeliveredEvents, m.DeliveredLines = t.delivered(), t.lines
-	m.MissingEvents, m.DuplicateEvents, m.UnknownLines = t.missing(), t.duplicates, t.unknown+t.noID
+	m.MissingEvents, m.DuplicateEvents, m.UnknownLines = t.missing(), t.duplicates, t.unknown
 	m.DeliverySeconds = lastSeen.Sub(log.start).Seconds()
 	if m.DeliverySeconds > 0 {
 		m.DeliveredEventsPerS = float64(m.DeliveredEvents) / m.DeliverySeconds
@@ -233,11 +233,15 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	step("%s: delivered %d of %d accepted events in %d files (%.0f/s end to end); %d missing, %d duplicates, %d unknown",
 		mode, m.DeliveredEvents, accepted, m.Files, m.DeliveredEventsPerS, m.MissingEvents, m.DuplicateEvents, m.UnknownLines)
 	wg.Wait()
+	sample, err := sampleNDJSON(ctx, cli, objs, 48<<20)
+	if err != nil {
+		return nil, err
+	}
 	if !m.ok() {
-		return t.ndjson, fmt.Errorf("delivered %d lines for %d accepted events (%d missing, %d duplicates, %d unknown)",
+		return sample, fmt.Errorf("delivered %d lines for %d accepted events (%d missing, %d duplicates, %d unknown)",
 			m.DeliveredLines, accepted, m.MissingEvents, m.DuplicateEvents, m.UnknownLines)
 	}
-	return t.ndjson, nil
+	return sample, nil
 }
 
 func (m *modeResult) ok() bool {
@@ -319,7 +323,7 @@ func latency(ctx context.Context, cfg config, mode, phase string, dep *deploymen
 	for i := range objs {
 		objs[i].seen = seen[objs[i].key]
 	}
-	t := newTally(log, phase, 0)
+	t := newTally(log, phase)
 	if err := readObjects(ctx, cli, objs, t, func(o object, acceptedAt time.Time) {
 		m.latencies = append(m.latencies, o.seen.Sub(acceptedAt).Seconds())
 	}); err != nil {
@@ -395,7 +399,7 @@ func batcherRSSByFileSize(ctx context.Context, cfg config, in *infra, p *payload
 			if err != nil {
 				return pt, err
 			}
-			t := newTally(log, phase, 0)
+			t := newTally(log, phase)
 			if err := readObjects(ctx, in.minio.s3(), objs, t, nil); err != nil {
 				return pt, err
 			}

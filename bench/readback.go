@@ -44,15 +44,12 @@ type tally struct {
 	phase      string
 	seen       [][]uint8 // [sender][request*eventsPerRequest+i]: times delivered
 	lines      int64
-	unknown    int64 // lines whose messageId no accepted request sent
+	unknown    int64 // lines without a messageId that an accepted request sent
 	duplicates int64
-	noID       int64
-	ndjson     []byte // the first lines read, for the raw gzip limit
-	ndjsonCap  int
 }
 
-func newTally(log *requestLog, phase string, keepNDJSON int) *tally {
-	t := &tally{log: log, phase: phase, ndjsonCap: keepNDJSON}
+func newTally(log *requestLog, phase string) *tally {
+	t := &tally{log: log, phase: phase}
 	for _, reqs := range log.at {
 		t.seen = append(t.seen, make([]uint8, len(reqs)*eventsPerRequest))
 	}
@@ -61,8 +58,13 @@ func newTally(log *requestLog, phase string, keepNDJSON int) *tally {
 
 var messageIDKey = []byte(`"messageId":"`)
 
-// add counts the lines of one object and calls each with the accept time of every line's request.
-func (t *tally) add(r io.Reader, each func(acceptedAt time.Time)) error {
+// hit is one line of an object: the event it carries, or -1 in sender when it carries none of ours.
+type hit struct{ sender, request, i int32 }
+
+// scan reads one object's NDJSON and returns its lines' events; it touches no shared state, so objects
+// are scanned concurrently and merged one at a time.
+func (t *tally) scan(r io.Reader) ([]hit, error) {
+	var hits []hit
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -70,37 +72,42 @@ func (t *tally) add(r io.Reader, each func(acceptedAt time.Time)) error {
 		if len(line) == 0 {
 			continue
 		}
-		t.lines++
-		if len(t.ndjson) < t.ndjsonCap {
-			t.ndjson = append(append(t.ndjson, line...), '\n')
-		}
+		h := hit{sender: -1}
 		// Our events carry messageId first; s3dest keeps the producer's bytes and the key once.
-		k := bytes.Index(line, messageIDKey)
-		if k < 0 {
-			t.noID++
-			continue
+		if k := bytes.Index(line, messageIDKey); k >= 0 {
+			rest := line[k+len(messageIDKey):]
+			if end := bytes.IndexByte(rest, '"'); end >= 0 {
+				if phase, s, req, i, ok := parseID(rest[:end]); ok && phase == t.phase && i < eventsPerRequest {
+					h = hit{int32(s), int32(req), int32(i)}
+				}
+			}
 		}
-		rest := line[k+len(messageIDKey):]
-		end := bytes.IndexByte(rest, '"')
-		if end < 0 {
-			t.noID++
-			continue
-		}
-		phase, s, req, i, ok := parseID(rest[:end])
-		at, accepted := t.log.acceptedAt(s, req)
-		if !ok || phase != t.phase || !accepted || i >= eventsPerRequest {
+		hits = append(hits, h)
+	}
+	return hits, sc.Err()
+}
+
+// merge counts one object's lines and calls each with the accept time of every accepted event in it.
+func (t *tally) merge(hits []hit, each func(acceptedAt time.Time)) {
+	for _, h := range hits {
+		t.lines++
+		if h.sender < 0 {
 			t.unknown++
 			continue
 		}
-		idx := req*eventsPerRequest + i
-		if t.seen[s][idx]++; t.seen[s][idx] > 1 {
+		at, accepted := t.log.acceptedAt(int(h.sender), int(h.request))
+		if !accepted {
+			t.unknown++
+			continue
+		}
+		idx := int(h.request)*eventsPerRequest + int(h.i)
+		if t.seen[h.sender][idx]++; t.seen[h.sender][idx] > 1 {
 			t.duplicates++
 		}
 		if each != nil {
 			each(at)
 		}
 	}
-	return sc.Err()
 }
 
 // missing is how many accepted events never arrived.
@@ -123,13 +130,29 @@ func (t *tally) missing() int64 {
 
 // delivered is the number of distinct accepted events that arrived.
 func (t *tally) delivered() int64 {
-	return t.lines - t.unknown - t.duplicates - t.noID
+	return t.lines - t.unknown - t.duplicates
 }
 
-// readObjects reads every object (4 at a time) into the tally; each gets the object and the accept
-// time of every line.
+func getObject(ctx context.Context, cli *s3.Client, key string) (io.ReadCloser, error) {
+	out, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(customerBucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	zr, err := gzip.NewReader(out.Body)
+	if err != nil {
+		out.Body.Close()
+		return nil, fmt.Errorf("gunzip %s: %w", key, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, out.Body}, nil
+}
+
+// readObjects streams every object (4 at a time) into the tally; each gets the object and the accept
+// time of every accepted line.
 func readObjects(ctx context.Context, cli *s3.Client, objs []object, t *tally, each func(o object, acceptedAt time.Time)) error {
-	var mu sync.Mutex // the tally is not safe for concurrent use
+	var mu sync.Mutex // the tally's counts are merged one object at a time
 	sem := make(chan struct{}, 4)
 	errs := make(chan error, len(objs))
 	var wg sync.WaitGroup
@@ -139,20 +162,15 @@ func readObjects(ctx context.Context, cli *s3.Client, objs []object, t *tally, e
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(customerBucket), Key: aws.String(o.key)})
+			body, err := getObject(ctx, cli, o.key)
 			if err != nil {
-				errs <- fmt.Errorf("get %s: %w", o.key, err)
+				errs <- err
 				return
 			}
-			defer out.Body.Close()
-			zr, err := gzip.NewReader(out.Body)
+			defer body.Close()
+			hits, err := t.scan(body)
 			if err != nil {
-				errs <- fmt.Errorf("gunzip %s: %w", o.key, err)
-				return
-			}
-			data, err := io.ReadAll(zr)
-			if err != nil {
-				errs <- fmt.Errorf("gunzip %s: %w", o.key, err)
+				errs <- fmt.Errorf("read %s: %w", o.key, err)
 				return
 			}
 			mu.Lock()
@@ -161,12 +179,34 @@ func readObjects(ctx context.Context, cli *s3.Client, objs []object, t *tally, e
 			if each != nil {
 				cb = func(at time.Time) { each(o, at) }
 			}
-			if err := t.add(bytes.NewReader(data), cb); err != nil {
-				errs <- fmt.Errorf("read %s: %w", o.key, err)
-			}
+			t.merge(hits, cb)
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// sampleNDJSON reads delivered lines, object after object, up to limit bytes: the input of the raw
+// gzip limit, exactly as s3dest wrote it.
+func sampleNDJSON(ctx context.Context, cli *s3.Client, objs []object, limit int) ([]byte, error) {
+	var out []byte
+	for _, o := range objs {
+		if len(out) >= limit {
+			break
+		}
+		body, err := getObject(ctx, cli, o.key)
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(io.LimitReader(body, int64(limit-len(out))))
+		body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			out = append(out, data[:i+1]...) // whole lines only
+		}
+	}
+	return out, nil
 }
