@@ -34,21 +34,29 @@ type devProcess struct {
 	sum    Summary
 }
 
-func startDevProcess(t *testing.T, exe, dataDir, failpoint string) *devProcess {
+// startDevProcess runs `s3dest dev` on free ports, with flags after the defaults (a later flag wins) and
+// env added to the environment, and waits for its summary. Its log is shown if the test fails.
+func startDevProcess(t *testing.T, exe, dataDir string, env []string, flags ...string) *devProcess {
 	t.Helper()
 	summary := filepath.Join(dataDir, "summary.json")
 	os.Remove(summary)
-	cmd := exec.Command(exe, "dev", "--data-dir", dataDir, "--summary-file", summary, "--flush-interval", "300ms", "--log-level", "warn",
+	args := append([]string{"dev", "--data-dir", dataDir, "--summary-file", summary, "--log-level", "warn",
 		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "S3DEST_FAILPOINT="+failpoint, "S3DEST_ACK_WAIT=2s")
+		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, flags...)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
 	p := &devProcess{cmd: cmd, out: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("s3dest dev log:\n%s", p.out.String())
+		}
+	})
 	testenv.Eventually(t, 60*time.Second, "the dev summary", func() bool {
 		select {
 		case err := <-p.exited:
@@ -94,7 +102,7 @@ func TestEveryEventArrivesOnceWhateverStepACrashHits(t *testing.T) {
 	for _, fp := range []string{"batcher.mid-file:2", "batcher.after-store", "batcher.after-sealed", "stager.mid-upload", "stager.after-upload", "copier.mid-upload"} {
 		t.Run(fp, func(t *testing.T) {
 			dataDir := t.TempDir()
-			first := startDevProcess(t, exe, dataDir, fp)
+			first := startDevProcess(t, exe, dataDir, []string{"S3DEST_FAILPOINT=" + fp, "S3DEST_ACK_WAIT=2s"}, "--flush-interval", "300ms")
 			accepted := sendBatches(t, first.sum, "e", 3, 100)
 			t.Cleanup(func() {
 				if t.Failed() {
@@ -110,7 +118,7 @@ func TestEveryEventArrivesOnceWhateverStepACrashHits(t *testing.T) {
 				t.Fatalf("failpoint %s never fired", fp)
 			}
 
-			second := startDevProcess(t, exe, dataDir, "")
+			second := startDevProcess(t, exe, dataDir, []string{"S3DEST_ACK_WAIT=2s"}, "--flush-interval", "300ms")
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("second run's log:\n%s", second.out.String())

@@ -8,9 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,39 +293,12 @@ func waitIdle(t *testing.T, natsURL string) {
 	})
 }
 
-// startLoadDev starts `s3dest dev` as a process with the check's --max-file-bytes and the given flush
-// interval; unlike startDevProcess it fixes the NATS port, so the test can watch the consumers.
+// startLoadDev starts `s3dest dev` with the check's --max-file-bytes and the given flush interval, on a
+// fixed NATS port so that the test can watch the consumers.
 func startLoadDev(t *testing.T, exe, dataDir, flush string, env ...string) (p *devProcess, natsURL string) {
 	t.Helper()
-	summary := filepath.Join(dataDir, "summary.json")
-	os.Remove(summary)
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cmd := exec.Command(exe, "dev", "--data-dir", dataDir, "--summary-file", summary, "--log-level", "warn",
-		"--max-file-bytes", strconv.Itoa(loadCap), "--flush-interval", flush, "--nats-addr", natsAddr,
-		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--sts-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), env...)
-	p = &devProcess{cmd: cmd, out: &lockedBuffer{}, exited: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("s3dest dev log:\n%s", p.out.String())
-		}
-	})
-	testenv.Eventually(t, 60*time.Second, "the dev summary", func() bool {
-		select {
-		case err := <-p.exited:
-			t.Fatalf("s3dest dev exited before it was ready: %v\n%s", err, p.out.String())
-		default:
-		}
-		data, err := os.ReadFile(summary)
-		return err == nil && json.Unmarshal(data, &p.sum) == nil
-	})
+	p = startDevProcess(t, exe, dataDir, env, "--max-file-bytes", strconv.Itoa(loadCap), "--flush-interval", flush, "--nats-addr", natsAddr)
 	return p, "nats://" + natsAddr
 }
 
