@@ -131,7 +131,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	grpcSrv := &grpcServer{ln: ln, srv: gs}
+	grpcSrv := &grpcServer{ln: ln, srv: gs, drain: adm.Close}
 	return &pipeline{
 		services: []service.Service{in, bt, st, cp, rest, grpcSrv},
 		ingest:   in, admin: adm, grpc: grpcSrv, rest: rest,

@@ -60,10 +60,12 @@ func (s *httpServer) serveBackground() (stop func()) {
 	}
 }
 
-// grpcServer is a gRPC listener run as a service.
+// grpcServer is a gRPC listener run as a service. drain, if set, runs before the server stops: the
+// admin's background validations call the validator through this server.
 type grpcServer struct {
-	ln  net.Listener
-	srv *grpc.Server
+	ln    net.Listener
+	srv   *grpc.Server
+	drain func()
 }
 
 func (s *grpcServer) Name() string                    { return "grpc" }
@@ -76,6 +78,9 @@ func (s *grpcServer) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("grpc: %w", err)
 	case <-ctx.Done():
+	}
+	if s.drain != nil {
+		s.drain()
 	}
 	done := make(chan struct{})
 	go func() { s.srv.GracefulStop(); close(done) }()
