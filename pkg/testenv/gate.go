@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 
@@ -65,4 +66,18 @@ func (g *Gate) CreateBucket(t testing.TB, name string) {
 	if _, err := g.RootS3().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
+}
+
+// PutIntermediateRole adds our intermediate role: trusted by our principal, allowed to assume any role.
+func (g *Gate) PutIntermediateRole(t testing.TB, arn string) {
+	t.Helper()
+	trust, err := localaws.ParsePolicy(fmt.Appendf(nil, `{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole"}]}`, g.PrincipalARN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perm, err := localaws.ParsePolicy([]byte(`{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Dir.PutRole(localaws.Role{ARN: arn, TrustPolicy: trust, PermissionPolicies: []localaws.Policy{perm}})
 }

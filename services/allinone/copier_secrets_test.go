@@ -78,9 +78,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 	t.Cleanup(s3proxy.Close)
 
 	const intermediate = "arn:aws:iam::000000000000:role/s3dest-intermediate"
-	g.Dir.PutRole(localaws.Role{ARN: intermediate,
-		TrustPolicy:        policyOf(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole"}]}`, g.PrincipalARN)),
-		PermissionPolicies: []localaws.Policy{policyOf(t, `{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}})
+	g.PutIntermediateRole(t, intermediate)
 	store, err := configstore.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)

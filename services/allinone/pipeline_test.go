@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -80,9 +79,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 
 	const intermediate = "arn:aws:iam::000000000000:role/s3dest-intermediate"
 	const customer = "arn:aws:iam::111111111111:role/acme-s3dest"
-	g.Dir.PutRole(localaws.Role{ARN: intermediate,
-		TrustPolicy:        policyOf(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole"}]}`, g.PrincipalARN)),
-		PermissionPolicies: []localaws.Policy{policyOf(t, `{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}})
+	g.PutIntermediateRole(t, intermediate)
 
 	store, err := configstore.Open(ctx, js, 1)
 	if err != nil {

@@ -97,9 +97,7 @@ func newEnv(t testing.TB) *env {
 	e := &env{ctx: ctx, natsURL: ns.URL(), js: js, g: g, redisURL: redisURL, rdb: rdb, store: store, logs: &lockedBuffer{},
 		assumes: map[string]int{}, acls: map[string]string{}, regions: map[string]string{}, via: map[string]string{}, requests: map[string]int{},
 		secrets: []string{g.MinIO.RootPassword, testCredsKey}}
-	g.Dir.PutRole(localaws.Role{ARN: testIntermediate,
-		TrustPolicy:        mustPolicy(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole"}]}`, g.PrincipalARN)),
-		PermissionPolicies: []localaws.Policy{mustPolicy(t, `{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)}})
+	g.PutIntermediateRole(t, testIntermediate)
 
 	sts := httptest.NewServer(e.stsHandler(g.URL))
 	t.Cleanup(sts.Close)
