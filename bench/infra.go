@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -154,7 +155,17 @@ func natsServerMain(args []string) error {
 		return err
 	}
 	defer ns.Stop()
-	if err := os.WriteFile(*urlFile+".tmp", []byte(ns.URL()), 0o600); err != nil {
+	// Profiles of the server, like s3dest's ops port with S3DEST_PPROF=true.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	if err := os.WriteFile(*urlFile+".tmp", []byte(ns.URL()+" "+ln.Addr().String()), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(*urlFile+".tmp", *urlFile); err != nil {
@@ -166,22 +177,24 @@ func natsServerMain(args []string) error {
 	return nil
 }
 
-func startNATS(ctx context.Context, dir string) (*proc, string, error) {
+// startNATS returns the process, its client URL and its pprof address.
+func startNATS(ctx context.Context, dir string) (*proc, string, string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	urlFile := filepath.Join(dir, "url")
 	p, err := startProc("nats-server", exec.Command(self, "nats-server", "-dir", filepath.Join(dir, "jetstream"), "-url-file", urlFile))
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	var url []byte
+	var data []byte
 	err = waitFor(ctx, 30*time.Second, "nats-server", func() bool {
-		url, err = os.ReadFile(urlFile)
+		data, err = os.ReadFile(urlFile)
 		return err == nil
 	}, p)
-	return p, string(url), err
+	url, ops, _ := strings.Cut(string(data), " ")
+	return p, url, ops, err
 }
 
 // startRedis runs redis-server on a unix socket in dir, without persistence (the cursors it holds are
@@ -329,6 +342,7 @@ type infra struct {
 	nats, redis *proc
 	minio       *minio
 	natsURL     string
+	natsOps     string // pprof of nats-server
 	redisURL    string
 	gateURL     string
 	stopGate    func()
@@ -342,7 +356,7 @@ func startInfra(ctx context.Context, dir string) (*infra, error) {
 			return in, err
 		}
 	}
-	if in.nats, in.natsURL, err = startNATS(ctx, filepath.Join(dir, "nats")); err != nil {
+	if in.nats, in.natsURL, in.natsOps, err = startNATS(ctx, filepath.Join(dir, "nats")); err != nil {
 		return in, err
 	}
 	if in.redis, in.redisURL, err = startRedis(ctx, filepath.Join(dir, "redis")); err != nil {

@@ -98,7 +98,7 @@ func runMode(ctx context.Context, cfg config, mode string, in *infra, p *payload
 	cli := in.minio.s3()
 	phase := map[string]string{"allinone": "aio", "separate": "sep"}[mode]
 
-	sample, err := throughput(ctx, cfg, mode, phase+"T", dep, cli, pids, p, m, step)
+	sample, err := throughput(ctx, cfg, mode, phase+"T", dep, in, pids, p, m, step)
 	if err != nil {
 		return m, sample, err
 	}
@@ -124,7 +124,8 @@ func mapValues(m map[string]int) []int {
 }
 
 // throughput floods s3dest, waits until everything is delivered, and reads the bucket back.
-func throughput(ctx context.Context, cfg config, mode, phase string, dep *deployment, cli *s3.Client, pids map[string]int, p *payloads, m *modeResult, step func(string, ...any)) ([]byte, error) {
+func throughput(ctx context.Context, cfg config, mode, phase string, dep *deployment, in *infra, pids map[string]int, p *payloads, m *modeResult, step func(string, ...any)) ([]byte, error) {
+	cli := in.minio.s3()
 	src, err := dep.createSource(ctx, "bench-"+mode+"-throughput")
 	if err != nil {
 		return nil, err
@@ -139,7 +140,11 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	pctx, pcancel := context.WithCancel(ctx)
 	defer func() { pcancel(); wg.Wait() }() // on an early return, stop the profiles before m is read
 	seconds := int((cfg.duration + cfg.flush).Seconds()) + 2
+	profiled := map[string]string{"nats-server": in.natsOps}
 	for name, ops := range dep.opsAddr {
+		profiled[name] = ops
+	}
+	for name, ops := range profiled {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

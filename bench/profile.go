@@ -76,12 +76,24 @@ func stageOf(s *profile.Sample) string {
 	if pkgFrame != "" {
 		return pkgFrame
 	}
+	server := false
 	for _, loc := range s.Location {
 		for _, l := range loc.Line {
-			if l.Function != nil && strings.HasPrefix(l.Function.Name, "github.com/nats-io/nats.go") {
+			if l.Function == nil {
+				continue
+			}
+			switch name := l.Function.Name; {
+			case strings.HasPrefix(name, "github.com/nats-io/nats.go"):
 				return "NATS client"
+			case strings.Contains(name, "nats-server/v2/server.(*fileStore)") || strings.Contains(name, "nats-server/v2/server.(*msgBlock)"):
+				return "nats-server: JetStream file store"
+			case strings.HasPrefix(name, "github.com/nats-io/nats-server/"):
+				server = true
 			}
 		}
+	}
+	if server {
+		return "nats-server: clients, routing, JetStream"
 	}
 	return "other (runtime, net, syscalls)"
 }

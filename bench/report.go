@@ -388,6 +388,9 @@ func bottleneck(r *result) string {
 	var top share
 	var proc string
 	for p, st := range h.ProfileStages {
+		if p == "nats-server" {
+			continue // the stages are s3dest's; the server's own profile is listed above
+		}
 		for _, s := range st {
 			if s.Seconds > top.Seconds && !strings.HasPrefix(s.Name, "other") && !strings.HasPrefix(s.Name, "GC") {
 				top, proc = s, p
