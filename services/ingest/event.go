@@ -54,9 +54,10 @@ type payload struct {
 // memberPool recycles the member arrays of parsed requests: a 500 KB batch has thousands of members.
 var memberPool = sync.Pool{New: func() any { return new([]member) }}
 
+// release hands the members back. They still point into the body until the next request overwrites
+// them; clearing them would cost more than the memory they hold.
 func (p *payload) release() {
 	if p.scratch != nil {
-		clear(*p.scratch) // drop references into the body
 		memberPool.Put(p.scratch)
 		p.scratch = nil
 	}

@@ -500,13 +500,16 @@ func (e *rawEvent) set(f field, val []byte) {
 }
 
 func (e *rawEvent) del(key string) {
-	out := e.members[:0]
-	for _, m := range e.members {
+	first := slices.IndexFunc(e.members, func(m member) bool { return string(m.key) == key })
+	if first < 0 {
+		return // the usual case: nothing moves
+	}
+	out := e.members[:first]
+	for _, m := range e.members[first+1:] {
 		if string(m.key) != key {
 			out = append(out, m)
 		}
 	}
-	clear(e.members[len(out):])
 	e.members = out
 }
 
