@@ -112,6 +112,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(plan.close)
 	var writeKeys []string
 	for i, d := range []struct{ bucket, role string }{
 		{"cust", "arn:aws:iam::111111111111:role/ok"},

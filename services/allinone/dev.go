@@ -127,6 +127,7 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer plan.close()
 	demo, err := bootstrap(ctx, plan.admin, cfg.Region)
 	if err != nil {
 		return fmt.Errorf("bootstrap demo: %w", err)

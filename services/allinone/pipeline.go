@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -36,10 +38,18 @@ type pipeline struct {
 	admin  *admin.Server
 	grpc   *grpcServer
 	rest   *httpServer
+	conns  []*nats.Conn // the services' own NATS connections
+}
+
+// close drains the services' NATS connections, once the services have stopped.
+func (p *pipeline) close() {
+	for _, nc := range p.conns {
+		_ = nc.Drain()
+	}
 }
 
 // newPipeline builds every service for one process. awsCfg says where S3 and STS are and who we are.
-func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Process, store *configstore.Store, awsCfg awsclient.Config, natsURL, redisURL string) (*pipeline, error) {
+func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Process, store *configstore.Store, awsCfg awsclient.Config, natsURL, redisURL string) (_ *pipeline, err error) {
 	// Each service config starts from its defaults and S3DEST_* environment, as the service's own binary
 	// would see them without flags: defaults live in one place, the config structs.
 	var bindErr error
@@ -66,27 +76,67 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	with := func(name string) *platform.Process {
 		return &platform.Process{Log: p.Log.With("service", name), Telemetry: p.Telemetry, NATS: p.NATS, JS: p.JS}
 	}
+	// The data-plane services get a NATS connection each, as separate binaries would: one connection's
+	// single read loop would otherwise carry every service's messages and acks in turn.
+	var conns []*nats.Conn
+	own := func(name string) (*platform.Process, error) {
+		nc, err := platform.ConnectNATS(natsURL, "s3dest-"+name, p.Log)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, nc)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		proc := with(name)
+		proc.NATS, proc.JS = nc, js
+		return proc, nil
+	}
+	defer func() {
+		if err != nil {
+			for _, nc := range conns {
+				nc.Close()
+			}
+		}
+	}()
 
 	ic.Common, ic.HTTPAddr = common, cfg.TrackingAddr
-	in, err := ingest.New(ic, with("ingest"))
+	proc, err := own("ingest")
+	if err != nil {
+		return nil, err
+	}
+	in, err := ingest.New(ic, proc)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 
 	bc.Common, bc.RedisURL, bc.FlushInterval, bc.MaxFileBytes = common, redisURL, cfg.FlushInterval, cfg.MaxFileBytes
-	bt, err := batcher.New(bc, with("batcher"))
+	proc, err = own("batcher")
+	if err != nil {
+		return nil, err
+	}
+	bt, err := batcher.New(bc, proc)
 	if err != nil {
 		return nil, fmt.Errorf("batcher: %w", err)
 	}
 
 	sc.Common, sc.Config, sc.Bucket = common, awsCfg, stagingBucket
-	st, err := stager.New(sc, with("stager"))
+	proc, err = own("stager")
+	if err != nil {
+		return nil, err
+	}
+	st, err := stager.New(sc, proc)
 	if err != nil {
 		return nil, fmt.Errorf("stager: %w", err)
 	}
 
 	cc.Common, cc.Config, cc.RedisURL, cc.StagingBucket, cc.CredentialsKey = common, awsCfg, redisURL, stagingBucket, sec.CredentialsKey
-	cp, err := copier.New(cc, with("copier"))
+	proc, err = own("copier")
+	if err != nil {
+		return nil, err
+	}
+	cp, err := copier.New(cc, proc)
 	if err != nil {
 		return nil, fmt.Errorf("copier: %w", err)
 	}
@@ -134,7 +184,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	grpcSrv := &grpcServer{ln: ln, srv: gs, drain: adm.Close}
 	return &pipeline{
 		services: []service.Service{in, bt, st, cp, rest, grpcSrv},
-		ingest:   in, admin: adm, grpc: grpcSrv, rest: rest,
+		ingest:   in, admin: adm, grpc: grpcSrv, rest: rest, conns: conns,
 	}, nil
 }
 

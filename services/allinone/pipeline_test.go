@@ -109,6 +109,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(plan.close)
 	src, err := plan.admin.CreateSource(ctx, &adminv1.CreateSourceRequest{Slug: "acme-web"})
 	if err != nil {
 		t.Fatal(err)
