@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +222,36 @@ func checkValidation(t *testing.T, where string, v *apiValidation, code, message
 	if v.Code != code || v.Message != message || v.CheckedAt == "" || v.Ok != (code == "VALIDATION_CODE_OK") {
 		t.Fatalf("%s: validation = %s %q (ok %v, checkedAt %q), want %s %q", where, v.Code, v.Message, v.Ok, v.CheckedAt, code, message)
 	}
+}
+
+func TestAHangingSTSYieldsTryAgainThroughRESTWithinTheValidatorsBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole dev stack: skipped under -short")
+	}
+	// s3dest dev with MinIO as its S3 and, as its STS, a server that never answers.
+	m := testenv.MinIO(t)
+	quit := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-quit: // the test is over: let the copier's STS calls fail so that dev stops
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(hang.Close)
+	cfg := devConfig(t, t.TempDir())
+	cfg.S3URL, cfg.STSURL = m.URL, hang.URL
+	cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey = m.RootUser, m.RootPassword
+	sum, _ := runDev(t, cfg)
+	t.Cleanup(func() { close(quit) }) // runs before dev's stop, registered by runDev
+
+	// The validator's bound is 10 s (S3DEST_VALIDATE_TIMEOUT); the call must end well inside the
+	// client's own 20 s with the reference's "try again" message.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	v, err := testClient(t, sum).validate(ctx, sum.DestinationID)
+	if err != nil {
+		t.Fatalf("validation did not end within its bound: %v", err)
+	}
+	checkValidation(t, "POST /destinations/{id}/validate", v, "VALIDATION_CODE_INTERMEDIATE_ROLE_FAILED", validator.MsgTryAgain)
 }
