@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/testenv"
 	"github.com/s3dest/s3dest/services/admin"
 )
 
@@ -17,19 +21,47 @@ func TestMigrateMovesASourceFromAmazonS3ToAWSS3StepByStep(t *testing.T) {
 		t.Skip("starts the whole dev stack: skipped under -short")
 	}
 	const ws = "ws-migrate"
-	cfg := devConfig(t, t.TempDir())
-	cfg.WorkspaceID = ws
-	cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
-		"buckets": []any{map[string]any{"name": "acme-logs", "account": rowsAccount,
-			// The legacy Amazon S3 destination writes as s3dest's own principal, which the bucket policy allows.
-			"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
-				"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
-				"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::acme-logs/*"}}}}},
-		"roles": []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
+	t.Run("local S3 and STS", func(t *testing.T) {
+		cfg := devConfig(t, t.TempDir())
+		cfg.WorkspaceID = ws
+		cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
+			"buckets": []any{map[string]any{"name": "acme-logs", "account": rowsAccount,
+				// The legacy Amazon S3 destination writes as s3dest's own principal, which the bucket policy allows.
+				"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+					"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
+					"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::acme-logs/*"}}}}},
+			"roles": []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
+		})
+		sum, _ := runDev(t, cfg)
+		migrateScenario(t, sum, rootS3(sum))
 	})
-	sum, _ := runDev(t, cfg)
+	t.Run("MinIO behind the STS gate", func(t *testing.T) {
+		g := testenv.StartGate(t)
+		g.CreateBucket(t, "acme-logs")
+		g.PutIntermediateRole(t, testIntermediate)
+		trust, err := localaws.ParsePolicy([]byte(admin.TrustPolicy(testIntermediate, ws)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perm, err := localaws.ParsePolicy([]byte(admin.PermissionPolicy("aws", "acme-logs", "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Dir.PutRole(localaws.Role{ARN: roleARN("acme"), TrustPolicy: trust, PermissionPolicies: []localaws.Policy{perm}})
+		cfg := devConfig(t, t.TempDir())
+		cfg.WorkspaceID = ws
+		// Our principal is MinIO's root user: the legacy destination writes as it.
+		cfg.S3URL, cfg.STSURL = g.MinIO.URL, g.URL
+		cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey = g.MinIO.RootUser, g.MinIO.RootPassword
+		sum, _ := runDev(t, cfg)
+		migrateScenario(t, sum, g.RootS3())
+	})
+}
+
+// migrateScenario runs the reference's migration on a source whose legacy Amazon S3 destination writes to
+// acme-logs, with the role acme ready for the AWS S3 destination; s3c reads the bucket.
+func migrateScenario(t *testing.T, sum Summary, s3c *s3.Client) {
 	api := testClient(t, sum)
-	s3c := rootS3(sum)
 	src := createSource(t, api, "shop")
 	var legacy destAndValidation
 	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": src.ID, "metadataId": "54f418c3db31d978f14aa925",
