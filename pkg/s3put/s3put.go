@@ -2,7 +2,7 @@
 // known and that fits in one part goes straight from the reader into one PutObject, with that SHA-256
 // as its checksum and its SigV4 payload hash (nothing buffered, the bytes hashed by nobody but the
 // store); otherwise a small object is one buffered PutObject and a large one a multipart upload of
-// PartSize parts, the next part read while the current one uploads (two buffers). Every request carries
+// PartSize parts, up to Concurrency of them in flight while the next is read (Concurrency buffers). Every request carries
 // a SHA-256 checksum the store verifies, and a conditional write (If-None-Match: *) that finds the object
 // already there counts as done, which is what makes retries idempotent.
 package s3put
@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -31,6 +33,9 @@ import (
 // DefaultPartSize is the part size of multipart uploads: large enough that a 100 MB file takes 13
 // requests, small enough to keep memory flat.
 const DefaultPartSize = 8 << 20
+
+// DefaultConcurrency parts in flight keep a store busy while one is acknowledged and the next read.
+const DefaultConcurrency = 3
 
 // Options describe the object to write.
 type Options struct {
@@ -49,6 +54,9 @@ type Options struct {
 	// (see Retryable).
 	Size   int64
 	SHA256 string
+	// Concurrency is how many parts of a multipart upload are sent at once (default
+	// DefaultConcurrency); each holds a PartSize buffer.
+	Concurrency int
 	// Limiter, when set, is waited on before each write request (PutObject, each part, the completion),
 	// so a caller can hold one bucket to a rate with small bursts.
 	Limiter Limiter
@@ -57,6 +65,13 @@ type Options struct {
 // Limiter paces requests; *rate.Limiter of golang.org/x/time/rate is one.
 type Limiter interface {
 	Wait(ctx context.Context) error
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency < 1 {
+		return DefaultConcurrency
+	}
+	return o.Concurrency
 }
 
 func (o Options) wait(ctx context.Context) error {
@@ -181,12 +196,6 @@ func Retryable(err error) bool {
 	return err != nil && !errors.Is(err, context.Canceled) && retryables.IsErrorRetryable(err) == aws.TrueTernary
 }
 
-// chunk is one part read from the source.
-type chunk struct {
-	buf []byte
-	err error
-}
-
 func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o Options) (res Result, err error) {
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(o.Bucket),
@@ -214,50 +223,73 @@ func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o 
 		}
 	}()
 
-	// Two buffers: while one part uploads, a goroutine reads the next into the other. The reader
-	// goroutine owns the spare buffer until it sends it on next, which has room, so after an error it
-	// finishes on its own (its read ends when the caller closes r) instead of holding up the return.
-	var parts []types.CompletedPart
-	cur, spare := buf, make([]byte, len(buf))
+	// Up to Concurrency parts upload at once, each from a buffer of its own, while this goroutine reads
+	// the next part into a free buffer: memory is Concurrency × PartSize whatever the object's size.
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		parts   []types.CompletedPart
+		failed  error
+		running sync.WaitGroup
+	)
+	fail := func(e error) {
+		mu.Lock()
+		if failed == nil {
+			failed = e
+		}
+		mu.Unlock()
+		cancel()
+	}
+	free := make(chan []byte, o.concurrency())
+	for range o.concurrency() - 1 {
+		free <- make([]byte, len(buf))
+	}
+	cur := buf
 	for part := int32(1); ; part++ {
-		next := make(chan chunk, 1)
-		go func(b []byte) {
-			n, rerr := io.ReadFull(r, b)
-			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-				rerr = nil
-			}
-			next <- chunk{b[:n], rerr}
-		}(spare[:cap(spare)])
-		if err := o.wait(ctx); err != nil {
-			return Result{}, err
-		}
-		// One SHA-256 pass serves as the part's checksum and its SigV4 payload hash.
-		sum := sha256.Sum256(cur)
-		out, err := c.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket:         aws.String(o.Bucket),
-			Key:            aws.String(o.Key),
-			UploadId:       up.UploadId,
-			PartNumber:     aws.Int32(part),
-			Body:           bytes.NewReader(cur),
-			ContentLength:  aws.Int64(int64(len(cur))),
-			ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		}, knownPayloadHash(hex.EncodeToString(sum[:])))
-		if err != nil {
-			return Result{}, fmt.Errorf("upload part %d of s3://%s/%s: %w", part, o.Bucket, o.Key, err)
-		}
-		failpoint.Hit("s3put.after-part") // crash tests: killed with parts uploaded, the upload incomplete
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(part), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
-		res.Size += int64(len(cur))
-
-		got := <-next
-		if got.err != nil {
-			return Result{}, fmt.Errorf("read %s: %w", o.Key, got.err)
-		}
-		if len(got.buf) == 0 {
+		if err := o.wait(uctx); err != nil {
+			fail(err)
 			break
 		}
-		cur, spare = got.buf, cur
+		running.Add(1)
+		go func(part int32, b []byte) {
+			defer running.Done()
+			defer func() { free <- b[:cap(b)] }()
+			out, err := uploadPart(uctx, c, o, up.UploadId, part, b)
+			if err != nil {
+				fail(err)
+				return
+			}
+			failpoint.Hit("s3put.after-part") // crash tests: killed with parts uploaded, the upload incomplete
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(part), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
+			res.Size += int64(len(b))
+			mu.Unlock()
+		}(part, cur)
+
+		var next []byte
+		select {
+		case next = <-free:
+		case <-uctx.Done():
+		}
+		if next == nil {
+			break
+		}
+		n, rerr := io.ReadFull(r, next)
+		if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			fail(fmt.Errorf("read %s: %w", o.Key, rerr))
+			break
+		}
+		if n == 0 {
+			break
+		}
+		cur = next[:n]
 	}
+	running.Wait()
+	if failed != nil {
+		return Result{}, failed
+	}
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	complete := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(o.Bucket),
 		Key:             aws.String(o.Key),
@@ -278,6 +310,24 @@ func putMultipart(ctx context.Context, c *s3.Client, r io.Reader, buf []byte, o 
 		return Result{}, fmt.Errorf("complete upload of s3://%s/%s: %w", o.Bucket, o.Key, err)
 	}
 	return res, nil
+}
+
+// uploadPart sends one part; one SHA-256 pass serves as its checksum and its SigV4 payload hash.
+func uploadPart(ctx context.Context, c *s3.Client, o Options, uploadID *string, part int32, b []byte) (*s3.UploadPartOutput, error) {
+	sum := sha256.Sum256(b)
+	out, err := c.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:         aws.String(o.Bucket),
+		Key:            aws.String(o.Key),
+		UploadId:       uploadID,
+		PartNumber:     aws.Int32(part),
+		Body:           bytes.NewReader(b),
+		ContentLength:  aws.Int64(int64(len(b))),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	}, knownPayloadHash(hex.EncodeToString(sum[:])))
+	if err != nil {
+		return nil, fmt.Errorf("upload part %d of s3://%s/%s: %w", part, o.Bucket, o.Key, err)
+	}
+	return out, nil
 }
 
 func isPreconditionFailed(err error) bool {
