@@ -1,12 +1,12 @@
 package batcher
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"time"
 
@@ -33,9 +33,10 @@ type file struct {
 	opened     time.Time
 
 	zw      *gzip.Writer
+	out     *bufio.Writer // between the compressor and the pipe: hands the object store large writes
 	pw      *io.PipeWriter
 	putDone chan error
-	sum     hash.Hash
+	digest  []byte // the stored object's SHA-256, as the object store computed it
 	// compressed counts bytes that left the compressor; unflushed counts input it may still hold.
 	compressed   int64
 	unflushed    int64
@@ -64,9 +65,12 @@ type countingWriter struct {
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.f.compressed += int64(n)
-	c.f.sum.Write(p[:n])
 	return n, err
 }
+
+// pipeBuffer is what the compressor's many small writes gather into before they cross the pipe, each
+// crossing being a goroutine handoff.
+const pipeBuffer = 64 << 10
 
 // openFile starts a file whose object is named after its partition and first sequence, so a replay after
 // a crash that starts at the same message overwrites the same object.
@@ -78,16 +82,24 @@ func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, fi
 		opened:     now,
 		pw:         pw,
 		putDone:    make(chan error, 1),
-		sum:        sha256.New(),
 		first:      firstSeq,
 	}
-	zw, err := gzip.NewWriterLevel(countingWriter{w: pw, f: f}, level)
+	// Counting comes before the buffer, so fits sees every compressed byte.
+	f.out = bufio.NewWriterSize(pw, pipeBuffer)
+	zw, err := gzip.NewWriterLevel(countingWriter{w: f.out, f: f}, level)
 	if err != nil {
 		return nil, err
 	}
 	f.zw = zw
 	go func() {
-		_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, fullReader{pr})
+		info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, fullReader{pr})
+		if err == nil {
+			// The object store hashes what it stores; that SHA-256 is the sealed one, so the file is
+			// hashed once. The stager checks it against what it reads.
+			if f.digest, err = jetstream.DecodeObjectDigest(info.Digest); err == nil && len(f.digest) != sha256.Size {
+				err = fmt.Errorf("object digest %q is not a SHA-256", info.Digest)
+			}
+		}
 		pr.CloseWithError(err) // unblocks the writer if Put gave up early
 		f.putDone <- err
 	}()
@@ -141,7 +153,11 @@ func (f *file) write(line []byte) error {
 
 // close finishes the gzip stream and waits until the object store holds the whole object.
 func (f *file) close() error {
-	if err := f.zw.Close(); err != nil {
+	err := f.zw.Close()
+	if err == nil {
+		err = f.out.Flush()
+	}
+	if err != nil {
 		f.pw.CloseWithError(err)
 		<-f.putDone
 		return fmt.Errorf("finish gzip of %s: %w", f.objectName, err)
@@ -168,4 +184,5 @@ func (f *file) batchID() string {
 // fileName is the object's base name in every bucket: sortable by stream position and unique per source.
 func (f *file) fileName() string { return fmt.Sprintf("%020d-%020d.gz", f.first, f.last) }
 
-func (f *file) sha256() string { return hex.EncodeToString(f.sum.Sum(nil)) }
+// sha256 is the stored object's SHA-256 in hex; known once close returned.
+func (f *file) sha256() string { return hex.EncodeToString(f.digest) }
