@@ -36,19 +36,24 @@ func startBatcher(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
-	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"a", "b", "c"} {
-		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSources(t, js, "a", "b", "c")
 	r := &rig{t: t, js: js}
 	r.stop = runBatcher(t, cfg, nc, js, redisURL)
 	return r
+}
+
+// putSources adds enabled sources to the config store.
+func putSources(t *testing.T, js jetstream.JetStream, ids ...string) {
+	t.Helper()
+	store, err := configstore.Open(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := store.PutSource(context.Background(), &configv1.Source{Id: id, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // runBatcher runs one more batcher on the rig's JetStream; stop ends it and waits for it.
@@ -230,17 +235,8 @@ func TestNoFileReachesTheSizeCap(t *testing.T) {
 func TestTwoBatchersSealEveryEventOnceAndTakeOverFromOneThatStops(t *testing.T) {
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
-	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sources := []string{"s1", "s2", "s3", "s4"}
-	for _, id := range sources {
-		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSources(t, js, sources...)
 	r := &rig{t: t, js: js}
 	first := runBatcher(t, defaults(), nc, js, redisURL)
 	runBatcher(t, defaults(), nc, js, redisURL)
@@ -301,13 +297,7 @@ func TestARestartAfterTheSealedPublishAndBeforeTheAckGoesOnWithNewEvents(t *test
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutSource(ctx, &configv1.Source{Id: "a", Enabled: true}); err != nil {
-		t.Fatal(err)
-	}
+	putSources(t, js, "a")
 	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -385,16 +375,8 @@ func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sources := []string{"s1", "s2", "s3", "s4"}
-	for _, id := range sources {
-		if err := store.PutSource(ctx, &configv1.Source{Id: id, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSources(t, js, sources...)
 	r := &rig{t: t, js: js}
 	cfg := defaults()
 	// Files stay open for 2s: whenever a source is handed over, it has an open file to seal.
