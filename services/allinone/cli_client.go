@@ -234,6 +234,23 @@ func (c *command) parse(args []string, nargs int, usage string) (*apiClient, err
 // arg is the i-th positional argument.
 func (c *command) arg(i int) string { return c.args[i] }
 
+// deleteOne runs `s3dest <kind>s delete <id>`: DELETE collection/<id>.
+func (c *command) deleteOne(ctx context.Context, args []string, kind, collection string, out io.Writer) error {
+	api, err := c.parse(args, 1, "s3dest "+kind+"s delete <"+kind+"Id>")
+	if err != nil {
+		return err
+	}
+	raw, err := api.call(ctx, http.MethodDelete, collection+url.PathEscape(c.arg(0)), nil, nil)
+	if err != nil {
+		return err
+	}
+	if *c.json {
+		return printJSON(out, raw)
+	}
+	_, err = fmt.Fprintf(out, "%s %s deleted\n", kind, c.arg(0))
+	return err
+}
+
 // set reports whether a flag was given.
 func (c *command) set(name string) bool {
 	found := false

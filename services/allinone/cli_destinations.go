@@ -127,18 +127,7 @@ func Destinations(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	case "delete":
-		api, err := c.parse(args[1:], 1, "s3dest destinations delete <destinationId>")
-		if err != nil {
-			return err
-		}
-		if raw, err = api.call(ctx, http.MethodDelete, "/destinations/"+url.PathEscape(c.arg(0)), nil, nil); err != nil {
-			return err
-		}
-		if *c.json {
-			return printJSON(out, raw)
-		}
-		_, err = fmt.Fprintf(out, "destination %s deleted\n", c.arg(0))
-		return err
+		return c.deleteOne(ctx, args[1:], "destination", "/destinations/", out)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], destinationsUsage)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -164,6 +165,20 @@ func TestCreatingRepointingAndDisablingADestinationTakeEffectWithinSecondsWithou
 	// status shows the deliveries and the validation.
 	if out := cli(t, sum, "status", id); !strings.Contains(out, "VALIDATION_CODE_OK") || !strings.Contains(out, id) {
 		t.Fatalf("status printed:\n%s", out)
+	}
+
+	// Deleted, the destination and then its source are gone.
+	if out := cli(t, sum, "destinations", "delete", id); out != "destination "+id+" deleted\n" {
+		t.Fatalf("destinations delete printed %q", out)
+	}
+	if out := cli(t, sum, "sources", "delete", src); out != "source "+src+" deleted\n" {
+		t.Fatalf("sources delete printed %q", out)
+	}
+	for _, args := range [][]string{{"destinations", "get", id}, {"sources", "get", src}} {
+		args = append(args, "--admin-url", sum.AdminURL, "--token", sum.AdminToken)
+		if err := RunCLI(context.Background(), args, strings.NewReader(""), io.Discard); err == nil {
+			t.Fatalf("s3dest %s found it after the delete", strings.Join(args[:3], " "))
+		}
 	}
 }
 

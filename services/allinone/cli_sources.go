@@ -129,18 +129,7 @@ func Sources(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	case "delete":
-		api, err := c.parse(args[1:], 1, "s3dest sources delete <sourceId>")
-		if err != nil {
-			return err
-		}
-		if raw, err = api.call(ctx, http.MethodDelete, "/sources/"+url.PathEscape(c.arg(0)), nil, nil); err != nil {
-			return err
-		}
-		if *c.json {
-			return printJSON(out, raw)
-		}
-		_, err = fmt.Fprintf(out, "source %s deleted\n", c.arg(0))
-		return err
+		return c.deleteOne(ctx, args[1:], "source", "/sources/", out)
 	case "create-key":
 		api, err := c.parse(args[1:], 1, "s3dest sources create-key <sourceId>")
 		if err != nil {
