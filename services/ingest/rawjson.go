@@ -231,6 +231,28 @@ func (s *scanner) enter(i int) error {
 	return nil
 }
 
+// key checks an object key at b[i] and the ':' after it, sets m's key, and returns the index where the
+// value starts.
+func (s *scanner) key(i int, m *member) (int, error) {
+	if i >= len(s.b) || s.b[i] != '"' {
+		return i, s.fail(i, "looking for beginning of object key string")
+	}
+	kend, escaped, err := s.str(i)
+	if err != nil {
+		return kend, err
+	}
+	m.rawKey, m.key = s.b[i:kend], s.b[i+1:kend-1]
+	if escaped {
+		var k string
+		_ = json.Unmarshal(m.rawKey, &k) // checked by str
+		m.key = []byte(k)
+	}
+	if i = s.space(kend); i >= len(s.b) || s.b[i] != ':' {
+		return i, s.fail(i, "after object key")
+	}
+	return s.space(i + 1), nil
+}
+
 // array checks the array starting at b[i] == '['.
 func (s *scanner) array(i int) (int, error) {
 	if err := s.enter(i); err != nil {
@@ -279,23 +301,14 @@ func (s *scanner) object(i int, capture bool) ([]member, int, error) {
 		return done(i + 1)
 	}
 	for {
-		if i >= len(s.b) || s.b[i] != '"' {
-			return nil, i, s.fail(i, "looking for beginning of object key string")
-		}
-		kend, escaped, err := s.str(i)
+		var (
+			m   member
+			err error
+		)
+		i, err = s.key(i, &m)
 		if err != nil {
-			return nil, kend, err
+			return nil, i, err
 		}
-		m := member{rawKey: s.b[i:kend], key: s.b[i+1 : kend-1]}
-		if escaped {
-			var k string
-			_ = json.Unmarshal(m.rawKey, &k) // checked above
-			m.key = []byte(k)
-		}
-		if i = s.space(kend); i >= len(s.b) || s.b[i] != ':' {
-			return nil, i, s.fail(i, "after object key")
-		}
-		i = s.space(i + 1)
 		vend, err := s.value(i)
 		if err != nil {
 			return nil, vend, err
@@ -336,23 +349,14 @@ func (s *scanner) request() (top []member, batch []element, err error) {
 		return nil, nil, s.end(i + 1)
 	}
 	for {
-		if i >= len(s.b) || s.b[i] != '"' {
-			return nil, nil, s.fail(i, "looking for beginning of object key string")
-		}
-		kend, escaped, err := s.str(i)
+		var (
+			m   member
+			err error
+		)
+		i, err = s.key(i, &m)
 		if err != nil {
 			return nil, nil, err
 		}
-		m := member{rawKey: s.b[i:kend], key: s.b[i+1 : kend-1]}
-		if escaped {
-			var k string
-			_ = json.Unmarshal(m.rawKey, &k)
-			m.key = []byte(k)
-		}
-		if i = s.space(kend); i >= len(s.b) || s.b[i] != ':' {
-			return nil, nil, s.fail(i, "after object key")
-		}
-		i = s.space(i + 1)
 		var vend int
 		if string(m.key) == "batch" && i < len(s.b) && s.b[i] == '[' {
 			batch, vend, err = s.elements(i)
@@ -433,16 +437,10 @@ func splitObject(raw []byte) []member {
 func lookup(raw []byte, key string) (val json.RawMessage, found bool) {
 	s := scanner{b: raw}
 	for i := s.space(s.space(0) + 1); i < len(raw) && raw[i] == '"'; {
-		kend, escaped, _ := s.str(i)
-		k := raw[i+1 : kend-1]
-		if escaped {
-			var u string
-			_ = json.Unmarshal(raw[i:kend], &u)
-			k = []byte(u)
-		}
-		i = s.space(s.space(kend) + 1) // past ':'
+		var m member
+		i, _ = s.key(i, &m)
 		vend, _ := s.value(i)
-		if string(k) == key {
+		if string(m.key) == key {
 			val, found = raw[i:vend], true // the last one wins, as with get
 		}
 		if i = s.space(vend); i < len(raw) && raw[i] == ',' {
