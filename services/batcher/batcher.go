@@ -53,6 +53,7 @@ type Batcher struct {
 	rdb     *redis.Client
 	cursors *cursor.Store
 	obs     jetstream.ObjectStore
+	chunk   uint32 // the object store's chunk size
 	batches jetstream.Stream
 	view    *configstore.View
 
@@ -118,6 +119,7 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.obs, err = b.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
 		return fmt.Errorf("open object store: %w", err)
 	}
+	b.chunk = chunkSize(b.nc.MaxPayload())
 	if b.batches, err = b.js.Stream(ctx, bus.StreamBatches); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamBatches, err)
 	}
@@ -341,7 +343,7 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		}
 	}
 	if f == nil {
-		if f, err = openFile(ctx, b.obs, part, seq, b.cfg.GzipLevel, b.now()); err != nil {
+		if f, err = openFile(ctx, b.obs, part, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
 			b.log.Error("open file", "error", err)
 			_ = m.NakWithDelay(time.Second)
 			return

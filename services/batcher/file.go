@@ -33,6 +33,7 @@ type file struct {
 	opened     time.Time
 
 	zw      *gzip.Writer
+	lines   []byte        // event lines not yet handed to the compressor: it is cheaper fed large writes
 	out     *bufio.Writer // between the compressor and the pipe: hands the object store large writes
 	pw      *io.PipeWriter
 	putDone chan error
@@ -68,13 +69,26 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// lineBuffer is what event lines gather into before they reach the compressor: two compressor calls per
+// ~1 KB line cost ~15% more CPU than the same bytes in 64 KiB writes. It holds any event (at most 32 KB).
+const lineBuffer = 64 << 10
+
+// objectChunk is the size of the object store's chunk messages (its default is 128 KiB): a quarter as
+// many messages for JetStream to store cut the batcher's CPU per GB by ~15% (BenchmarkBatcherFile), for
+// 512 KiB of buffer per open file. A server whose max_payload is smaller gets chunks of that size.
+const objectChunk = 512 << 10
+
+func chunkSize(maxPayload int64) uint32 {
+	return uint32(max(min(objectChunk, maxPayload), 1))
+}
+
 // pipeBuffer is what the compressor's many small writes gather into before they cross the pipe, each
 // crossing being a goroutine handoff.
 const pipeBuffer = 64 << 10
 
 // openFile starts a file whose object is named after its partition and first sequence, so a replay after
 // a crash that starts at the same message overwrites the same object.
-func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, firstSeq uint64, level int, now time.Time) (*file, error) {
+func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, firstSeq uint64, level int, chunk uint32, now time.Time) (*file, error) {
 	pr, pw := io.Pipe()
 	f := &file{
 		part:       part,
@@ -83,6 +97,7 @@ func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, fi
 		pw:         pw,
 		putDone:    make(chan error, 1),
 		first:      firstSeq,
+		lines:      make([]byte, 0, lineBuffer),
 	}
 	// Counting comes before the buffer, so fits sees every compressed byte.
 	f.out = bufio.NewWriterSize(pw, pipeBuffer)
@@ -92,7 +107,7 @@ func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, fi
 	}
 	f.zw = zw
 	go func() {
-		info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName}, fullReader{pr})
+		info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: f.objectName, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunk}}, fullReader{pr})
 		if err == nil {
 			// The object store hashes what it stores; that SHA-256 is the sealed one, so the file is
 			// hashed once. The stager checks it against what it reads.
@@ -127,6 +142,9 @@ func (f *file) fits(n, max int64) (bool, error) {
 		return true, nil
 	}
 	if f.unflushed > 0 {
+		if err := f.compress(); err != nil {
+			return false, err
+		}
 		if err := f.zw.Flush(); err != nil {
 			return false, err
 		}
@@ -138,12 +156,12 @@ func (f *file) fits(n, max int64) (bool, error) {
 // write appends one event line. Ingest refuses events over 32 KB and requests over 500 KB, so one
 // message always fits an empty file of the smallest allowed size (1 MB): no event can be too big.
 func (f *file) write(line []byte) error {
-	if _, err := f.zw.Write(line); err != nil {
-		return err
+	if len(f.lines)+len(line)+1 > cap(f.lines) {
+		if err := f.compress(); err != nil {
+			return err
+		}
 	}
-	if _, err := f.zw.Write([]byte{'\n'}); err != nil {
-		return err
-	}
+	f.lines = append(append(f.lines, line...), '\n')
 	n := int64(len(line) + 1)
 	f.unflushed += n
 	f.uncompressed += n
@@ -151,9 +169,19 @@ func (f *file) write(line []byte) error {
 	return nil
 }
 
+// compress hands the gathered lines to the compressor.
+func (f *file) compress() error {
+	_, err := f.zw.Write(f.lines)
+	f.lines = f.lines[:0]
+	return err
+}
+
 // close finishes the gzip stream and waits until the object store holds the whole object.
 func (f *file) close() error {
-	err := f.zw.Close()
+	err := f.compress()
+	if err == nil {
+		err = f.zw.Close()
+	}
 	if err == nil {
 		err = f.out.Flush()
 	}
