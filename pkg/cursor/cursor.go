@@ -51,6 +51,16 @@ func daysKey(k Kind, owner string) string { return fmt.Sprintf("s3dest:days:%s:%
 
 // Add records one more file for (owner, day): its events, bytes and last stream sequence.
 func (s *Store) Add(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time) error {
+	return s.add(ctx, k, owner, dayMs, events, bytes, lastSeq, at, nil)
+}
+
+// AddOnce is Add together with setting marker (for markerTTL) in the same transaction: a caller that
+// checks the marker before doing the work counts each file once, even if it crashes right after.
+func (s *Store) AddOnce(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time, marker string, markerTTL time.Duration) error {
+	return s.add(ctx, k, owner, dayMs, events, bytes, lastSeq, at, func(p redis.Pipeliner) { p.Set(ctx, marker, 1, markerTTL) })
+}
+
+func (s *Store) add(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time, also func(redis.Pipeliner)) error {
 	key := dayKey(k, owner, dayMs)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HIncrBy(ctx, key, "files", 1)
@@ -61,6 +71,9 @@ func (s *Store) Add(ctx context.Context, k Kind, owner string, dayMs, events, by
 		p.Expire(ctx, key, s.ttl)
 		p.ZAdd(ctx, daysKey(k, owner), redis.Z{Score: float64(dayMs), Member: dayMs})
 		p.Expire(ctx, daysKey(k, owner), s.ttl)
+		if also != nil {
+			also(p)
+		}
 		return nil
 	})
 	if err != nil {

@@ -17,22 +17,29 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/s3put"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
-// BenchmarkCopy measures the copier's delivery of one staged file (GET from staging, PUT into the
-// customer's bucket with the role's credentials, ACL, checksum, If-None-Match, then the delivered
-// message, cursor and marker) next to MinIO's raw PutObject of the same bytes from memory, and next to the
-// least any copier must do (a raw GetObject of the staged file, then a raw PutObject of it), in the same
-// run on the same MinIO.
+// BenchmarkCopy measures the copier's delivery rate next to MinIO's raw PutObject rate, in the same run
+// on the same MinIO, both with as many files in flight as a destination's lane has workers (the default
+// --workers, 2). A delivery is the copier's whole job for one file: the marker check, the role's
+// credentials from the Redis cache, a GET from staging streamed into a PutObject (ACL, SHA-256 checksum,
+// If-None-Match), then the delivered message, the cursor and the marker. Raw is a PutObject of the same
+// bytes from memory with the same request (s3put: the same checksum, ACL and If-None-Match), so the
+// difference is what copying adds; the SDK's default PutObject (its own checksum and payload hash, no
+// condition) is reported beside it, and so is the least any copier must do: the staged file's GET
+// streamed into that PutObject, with the role's credentials and nothing else. The metrics are each one's MB/s over the run.
 //
-//	go test -run '^$' -bench BenchmarkCopy -benchtime 5x ./services/copier
+//	go test -run '^$' -bench BenchmarkCopy -benchtime 3x ./services/copier
 func BenchmarkCopy(b *testing.B) {
 	e := newEnv(b)
 	e.g.CreateBucket(b, "bench")
@@ -42,6 +49,7 @@ func BenchmarkCopy(b *testing.B) {
 	cfg := e.config()
 	cfg.S3Endpoint, cfg.STSEndpoint = e.g.MinIO.URL, e.g.URL // no recording proxy in the way
 	cfg.Rate, cfg.Burst = 1000, 100
+	workers := cfg.Workers
 	c, err := New(cfg, e.process(b))
 	if err != nil {
 		b.Fatal(err)
@@ -50,7 +58,9 @@ func BenchmarkCopy(b *testing.B) {
 		b.Fatal(err)
 	}
 	root := e.g.RootS3()
-	for _, c0 := range []struct{ size, pairs int }{{1 << 20, 10}, {100 << 20, 1}} {
+	seq := atomic.Int64{} // keys stay distinct across -count runs: a key written before would be skipped as existing
+	// Each op is rounds of files per side in turn, so that all three see the same machine.
+	for _, c0 := range []struct{ size, files, rounds int }{{1 << 20, 8, 5}, {100 << 20, 2, 2}} {
 		size := c0.size
 		body := make([]byte, size)
 		rng := rand.New(rand.NewPCG(uint64(size), 7))
@@ -59,55 +69,82 @@ func BenchmarkCopy(b *testing.B) {
 		}
 		name := fmt.Sprintf("%dMB", size>>20)
 		staged := e.stageBytes(b, "src-bench", day1, "bench-"+name, 1, body)
-		// Each op alternates raw PutObjects and copier deliveries of the same size, so both see the same
-		// machine load; the metrics are each side's MB/s over the whole run and their ratio.
-		seq := 0 // keys stay distinct across -count runs: a key written before would be skipped as existing
+		sum := staged.GetBatch().GetSha256()
 		b.Run(name, func(b *testing.B) {
-			var raw, getPut, copied time.Duration
+			var raw, sdk, stream, copied time.Duration
+			timed := func(f func() error) time.Duration {
+				d, err := inFlight(workers, c0.files, f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return d
+			}
 			n := 0
 			for b.Loop() {
-				for range c0.pairs {
-					n++
-					seq++
-					t0 := time.Now()
-					if _, err := root.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("raw/%s/%d", name, seq)),
-						Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(size))}); err != nil {
-						b.Fatal(err)
-					}
-					t1 := time.Now()
-					obj, err := root.GetObject(e.ctx, &s3.GetObjectInput{Bucket: aws.String(testStaging), Key: aws.String(staged.GetStagingKey())})
-					if err != nil {
-						b.Fatal(err)
-					}
-					data, err := io.ReadAll(obj.Body)
-					obj.Body.Close()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := root.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("getput/%s/%d", name, seq)),
-						Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(size))}); err != nil {
-						b.Fatal(err)
-					}
-					t2 := time.Now()
-					id := fmt.Sprintf("%s-%d", name, seq)
-					st := &batchv1.BatchStaged{Batch: &batchv1.Batch{BatchId: id, SourceId: "src-bench", ReceivedDayMs: day1,
-						EventCount: 1, SizeBytes: int64(size), FileName: id + ".gz", Sha256: staged.GetBatch().GetSha256()},
-						StagingBucket: staged.GetStagingBucket(), StagingKey: staged.GetStagingKey()}
-					if err := c.deliver(e.ctx, st, d, testWorkspace, nil); err != nil {
-						b.Fatal(err)
-					}
-					raw += t1.Sub(t0)
-					getPut += t2.Sub(t1)
-					copied += time.Since(t2)
+				for range c0.rounds {
+					n += c0.files
+					raw += timed(func() error {
+						_, err := s3put.Upload(e.ctx, root, bytes.NewReader(body), s3put.Options{Bucket: "bench",
+							Key: fmt.Sprintf("raw/%s/%d", name, seq.Add(1)), ContentType: ContentType, Size: int64(size), SHA256: sum,
+							ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true})
+						return err
+					})
+					sdk += timed(func() error {
+						_, err := root.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("sdk/%s/%d", name, seq.Add(1))),
+							Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(size))})
+						return err
+					})
+					copied += timed(func() error {
+						id := fmt.Sprintf("%s-%d", name, seq.Add(1))
+						st := &batchv1.BatchStaged{Batch: &batchv1.Batch{BatchId: id, SourceId: "src-bench", ReceivedDayMs: day1,
+							EventCount: 1, SizeBytes: int64(size), FileName: id + ".gz", Sha256: sum},
+							StagingBucket: staged.GetStagingBucket(), StagingKey: staged.GetStagingKey()}
+						return c.deliver(e.ctx, st, d, testWorkspace, nil)
+					})
+					stream += timed(func() error {
+						creds, err := c.creds.get(e.ctx, d, testWorkspace)
+						if err != nil {
+							return err
+						}
+						_, err = c.copyOnce(e.ctx, staged, c.clients.S3(creds, "us-east-1"), s3put.Options{Bucket: "bench",
+							Key: layout.ObjectKey("", "src-bench", day1, fmt.Sprintf("stream-%d.gz", seq.Add(1))), ContentType: ContentType,
+							Size: int64(size), SHA256: sum, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true})
+						return err
+					})
 				}
 			}
 			mb := float64(n) * float64(size) / 1e6
+			b.ReportMetric(mb/stream.Seconds(), "GetObject→PutObject-MB/s")
 			b.ReportMetric(mb/raw.Seconds(), "raw-PutObject-MB/s")
+			b.ReportMetric(mb/sdk.Seconds(), "sdk-PutObject-MB/s")
 			b.ReportMetric(mb/copied.Seconds(), "copier-MB/s")
-			b.ReportMetric(mb/getPut.Seconds(), "raw-GetObject+PutObject-MB/s")
 			b.ReportMetric(100*raw.Seconds()/copied.Seconds(), "copier/raw-%")
 		})
 	}
+}
+
+// inFlight runs n calls of f, workers at a time, and returns how long they took or the first error.
+func inFlight(workers, n int, f func() error) (time.Duration, error) {
+	var left atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				if err := f(); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }
 
 // BenchmarkSTSCallsPerDestinationPerHour runs 4 copiers' credential caches on one Redis against a

@@ -177,11 +177,10 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	if _, err := bus.Publish(ctx, c.js, bus.DeliveredSubject(d.GetId()), delivered, "delivered."+d.GetId()+"."+b.GetBatchId()); err != nil {
 		return err
 	}
-	if err := c.cursors.Add(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now()); err != nil {
-		c.log.WarnContext(ctx, "record delivery cursor", "error", err)
-	}
-	if err := c.rdb.Set(ctx, marker, 1, deliveredTTL).Err(); err != nil {
-		c.log.WarnContext(ctx, "record delivery marker", "error", err)
+	// The day's cursor and the marker change together, so a redelivery after a crash counts the file once:
+	// before the transaction nothing was counted, after it the marker skips the file.
+	if err := c.cursors.AddOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now(), marker, deliveredTTL); err != nil {
+		c.log.WarnContext(ctx, "record delivery cursor and marker", "error", err)
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
