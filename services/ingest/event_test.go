@@ -260,3 +260,14 @@ func TestHasSpecialFindsEveryByteThatNeedsAttention(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalTypeNamesEveryCallType(t *testing.T) {
+	for name := range callTypes {
+		if got := canonicalType([]byte(name)); got != name {
+			t.Errorf("canonicalType(%q) = %q", name, got)
+		}
+	}
+	if got := canonicalType([]byte("other")); got != "other" {
+		t.Errorf("canonicalType(other) = %q", got)
+	}
+}
