@@ -455,3 +455,14 @@ func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing
 	}
 	t.Logf("%d events in %d files", n, len(files))
 }
+
+func TestObjectChunksAre512KiBUnlessTheServerAllowsLessPerMessage(t *testing.T) {
+	for _, c := range []struct {
+		maxPayload int64
+		want       uint32
+	}{{1 << 20, 512 << 10}, {8 << 20, 512 << 10}, {256 << 10, 256 << 10}, {0, 1}} {
+		if got := chunkSize(c.maxPayload); got != c.want {
+			t.Errorf("chunkSize(%d) = %d, want %d", c.maxPayload, got, c.want)
+		}
+	}
+}
