@@ -1,10 +1,12 @@
 // Package s3put streams an object into S3 with bounded memory. An object whose length and SHA-256 are
 // known and that fits in one part goes straight from the reader into one PutObject, with that SHA-256
-// as its checksum (nothing buffered, the bytes hashed by nobody but the store); otherwise a small object is one buffered PutObject and a large one a multipart upload of
-// PartSize parts, up to Concurrency of them in flight while the next is read (Concurrency buffers). Every request carries
-// a SHA-256 checksum the store verifies (x-amz-checksum-sha256, a signed header) and is signed with
-// UNSIGNED-PAYLOAD, so the store hashes the body once rather than twice (see unsignedPayload), and a conditional write (If-None-Match: *) that finds the object
-// already there counts as done, which is what makes retries idempotent.
+// as its checksum (nothing buffered, the bytes hashed by nobody but the store); otherwise a small object
+// is one buffered PutObject and a large one a multipart upload of PartSize parts, up to Concurrency of
+// them in flight while the next is read (Concurrency buffers). Every request carries a SHA-256 checksum
+// the store verifies (x-amz-checksum-sha256, a signed header) and is signed UNSIGNED-PAYLOAD, so the
+// store hashes the body once rather than twice (see unsignedPayload); a conditional write
+// (If-None-Match: *) that finds the object already there counts as done, which is what makes retries
+// idempotent.
 package s3put
 
 import (
