@@ -36,7 +36,6 @@ import (
 	"github.com/s3dest/s3dest/pkg/cursor"
 	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
-	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 )
 
@@ -65,6 +64,8 @@ type Batcher struct {
 	feeders   sync.WaitGroup
 
 	open map[partition]*file
+	// batch is the message being added, decoded in place; it points into that message's data.
+	batch wireBatch
 	// recent holds the messageIds written recently, per source.
 	recent *recentIDs
 	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
@@ -307,12 +308,12 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		}
 		delete(b.poisoned, source)
 	}
-	var batch eventsv1.EventBatch
-	if err := proto.Unmarshal(m.Data(), &batch); err != nil {
+	batch := &b.batch
+	if err := decodeBatch(m.Data(), batch); err != nil {
 		b.deadLetter(ctx, m, fmt.Sprintf("payload: not an EventBatch: %v", err))
 		return
 	}
-	part := partition{source: batch.GetSourceId(), dayMs: dayOf(batch.GetReceivedAt().AsTime())}
+	part := partition{source: batch.sourceID, dayMs: dayOf(batch.receivedAt)}
 	if part.source != source {
 		b.deadLetter(ctx, m, fmt.Sprintf("sourceId: %q does not match the subject %s", part.source, m.Subject()))
 		return
@@ -323,8 +324,8 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 	}
 
 	size := int64(0)
-	for _, e := range batch.GetEvents() {
-		size += int64(len(e.GetJson()) + 1)
+	for _, e := range batch.events {
+		size += int64(len(e.json) + 1)
 	}
 	if f != nil {
 		fits, err := f.fits(size, b.cfg.MaxFileBytes)
@@ -351,14 +352,14 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		b.open[part] = f
 	}
 	now := b.now()
-	for _, e := range batch.GetEvents() {
-		fp := fingerprintOf(part.source, e.GetMessageId())
+	for _, e := range batch.events {
+		fp := fingerprintOf(part.source, e.messageID)
 		if b.recent.seen(fp, now) {
 			b.duplicates++
 			continue // a producer's retry of an event already written
 		}
 		f.ids = append(f.ids, fp)
-		if err := f.write(e.GetJson()); err != nil {
+		if err := f.write(e.json); err != nil {
 			b.fail(ctx, source, err)
 			_ = m.NakWithDelay(time.Second)
 			return

@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -9,11 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -464,5 +467,35 @@ func TestObjectChunksAre512KiBUnlessTheServerAllowsLessPerMessage(t *testing.T) 
 		if got := chunkSize(c.maxPayload); got != c.want {
 			t.Errorf("chunkSize(%d) = %d, want %d", c.maxPayload, got, c.want)
 		}
+	}
+}
+
+func TestAMessageThatIsNotAnEventBatchIsDeadLetteredWithTheReasonAndTheNextIsSealed(t *testing.T) {
+	r := startBatcher(t, defaults())
+	ctx := context.Background()
+	// A source_id that is not UTF-8: proto.Unmarshal refuses it, and so must the batcher's decoder.
+	bad := protowire.AppendBytes(protowire.AppendTag(nil, batchSourceID, protowire.BytesType), []byte{0xff, 'a'})
+	if _, err := r.js.Publish(ctx, bus.EventsSubject("a"), bad); err != nil {
+		t.Fatal(err)
+	}
+	r.publish("a", time.Now(), "m1")
+	for _, lines := range r.sealed(1) {
+		if len(lines) != 1 || !strings.Contains(lines[0], `"m1"`) {
+			t.Errorf("sealed lines %v, want m1 alone", lines)
+		}
+	}
+	dl, err := r.js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dl.GetLastMsgForSubject(ctx, bus.DeadLetterSubject("batcher", "a"))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if reason := msg.Header.Get(bus.HeaderReason); !strings.Contains(reason, "not an EventBatch") || !strings.Contains(reason, "UTF-8") {
+		t.Errorf("reason %q, want it to say the payload is not an EventBatch and why", reason)
+	}
+	if !bytes.Equal(msg.Data, bad) {
+		t.Errorf("dead letter holds %x, want the message as it was", msg.Data)
 	}
 }

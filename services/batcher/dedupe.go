@@ -9,14 +9,10 @@ import (
 // is about as likely as 1 in 10^26 for a million events.
 type fingerprint [16]byte
 
-func fingerprintOf(source, messageID string) fingerprint {
-	h := sha256.New()
-	h.Write([]byte(source))
-	h.Write([]byte{0})
-	h.Write([]byte(messageID))
-	var f fingerprint
-	copy(f[:], h.Sum(nil))
-	return f
+func fingerprintOf(source string, messageID []byte) fingerprint {
+	var buf [256]byte // most pairs fit: hashing them allocates nothing
+	sum := sha256.Sum256(append(append(append(buf[:0], source...), 0), messageID...))
+	return fingerprint(sum[:16])
 }
 
 // recentIDs remembers the messageIds written recently, so a producer's retry of an event (same source,
@@ -37,22 +33,21 @@ func newRecentIDs(window time.Duration, now time.Time) *recentIDs {
 	return &recentIDs{window: window, cur: map[fingerprint]struct{}{}, prev: map[fingerprint]struct{}{}, rotated: now}
 }
 
-// seen reports whether f was remembered, and remembers it if not.
+// seen reports whether f was remembered, and remembers it if not. A new generation starts with room for
+// as many IDs as the last one held, so it does not grow its way there.
 func (r *recentIDs) seen(f fingerprint, now time.Time) bool {
 	if r.window <= 0 {
 		return false
 	}
 	if now.Sub(r.rotated) >= r.window {
-		r.prev, r.cur, r.rotated = r.cur, map[fingerprint]struct{}{}, now
-	}
-	if _, ok := r.cur[f]; ok {
-		return true
+		r.prev, r.cur, r.rotated = r.cur, make(map[fingerprint]struct{}, len(r.cur)), now
 	}
 	if _, ok := r.prev[f]; ok {
 		return true
 	}
-	r.cur[f] = struct{}{}
-	return false
+	n := len(r.cur)
+	r.cur[f] = struct{}{} // one map operation where a lookup and an insert took two
+	return len(r.cur) == n
 }
 
 // forget removes IDs whose events were not sealed after all, so their redelivery is written.
