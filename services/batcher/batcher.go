@@ -34,6 +34,7 @@ import (
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -64,8 +65,9 @@ type Batcher struct {
 	feeders   sync.WaitGroup
 
 	open map[partition]*file
-	// batch is the message being added, decoded in place; it points into that message's data.
-	batch wireBatch
+	// batch is the message being added, decoded in place; it points into that message's data, which
+	// nothing changes while its events are written (each line is copied into its file's buffer).
+	batch eventwire.Batch
 	// recent holds the messageIds written recently, per source.
 	recent *recentIDs
 	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
@@ -309,11 +311,11 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		delete(b.poisoned, source)
 	}
 	batch := &b.batch
-	if err := decodeBatch(m.Data(), batch); err != nil {
+	if err := eventwire.Decode(m.Data(), batch); err != nil {
 		b.deadLetter(ctx, m, fmt.Sprintf("payload: not an EventBatch: %v", err))
 		return
 	}
-	part := partition{source: batch.sourceID, dayMs: dayOf(batch.receivedAt)}
+	part := partition{source: batch.SourceID, dayMs: dayOf(batch.ReceivedAt)}
 	if part.source != source {
 		b.deadLetter(ctx, m, fmt.Sprintf("sourceId: %q does not match the subject %s", part.source, m.Subject()))
 		return
@@ -324,8 +326,8 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 	}
 
 	size := int64(0)
-	for _, e := range batch.events {
-		size += int64(len(e.json) + 1)
+	for _, e := range batch.Events {
+		size += int64(len(e.JSON) + 1)
 	}
 	if f != nil {
 		fits, err := f.fits(size, b.cfg.MaxFileBytes)
@@ -352,14 +354,14 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		b.open[part] = f
 	}
 	now := b.now()
-	for _, e := range batch.events {
-		fp := fingerprintOf(part.source, e.messageID)
+	for _, e := range batch.Events {
+		fp := fingerprintOf(part.source, e.MessageID)
 		if b.recent.seen(fp, now) {
 			b.duplicates++
 			continue // a producer's retry of an event already written
 		}
 		f.ids = append(f.ids, fp)
-		if err := f.write(e.json); err != nil {
+		if err := f.write(e.JSON); err != nil {
 			b.fail(ctx, source, err)
 			_ = m.NakWithDelay(time.Second)
 			return

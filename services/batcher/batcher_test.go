@@ -473,8 +473,8 @@ func TestObjectChunksAre512KiBUnlessTheServerAllowsLessPerMessage(t *testing.T) 
 func TestAMessageThatIsNotAnEventBatchIsDeadLetteredWithTheReasonAndTheNextIsSealed(t *testing.T) {
 	r := startBatcher(t, defaults())
 	ctx := context.Background()
-	// A source_id that is not UTF-8: proto.Unmarshal refuses it, and so must the batcher's decoder.
-	bad := protowire.AppendBytes(protowire.AppendTag(nil, batchSourceID, protowire.BytesType), []byte{0xff, 'a'})
+	// A source_id (field 1) that is not UTF-8: proto.Unmarshal refuses it, and so must the batcher's decoder.
+	bad := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte{0xff, 'a'})
 	if _, err := r.js.Publish(ctx, bus.EventsSubject("a"), bad); err != nil {
 		t.Fatal(err)
 	}

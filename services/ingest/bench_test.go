@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 )
 
 // batchBody is a /v1/batch request of 100 track events of about 1 KB each.
@@ -160,7 +161,7 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 		b.Fatal(ierr)
 	}
 	rc := newReceipt(sourceID, "203.0.113.7", time.Now())
-	data := appendBatchHeader(nil, sourceID, rc.at)
+	data := eventwire.AppendBatchHeader(nil, sourceID, rc.at)
 	for i := range p.events {
 		id, typ, err := enrich(&p.events[i], rc)
 		if err != nil {
@@ -211,7 +212,7 @@ func BenchmarkParseEnrichEncode(b *testing.B) {
 			b.Fatal(ierr)
 		}
 		rc := newReceipt(sourceID, "203.0.113.7", time.Now())
-		buf = appendBatchHeader(buf[:0], sourceID, rc.at)
+		buf = eventwire.AppendBatchHeader(buf[:0], sourceID, rc.at)
 		for i := range p.events {
 			id, typ, err := enrich(&p.events[i], rc)
 			if err != nil {

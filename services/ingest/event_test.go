@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 )
 
@@ -152,7 +153,7 @@ func enrichOne(ev rawEvent, sourceID, ip string, at time.Time) (*eventsv1.Event,
 	if err != nil {
 		return nil, err
 	}
-	data := appendEvent(appendBatchHeader(nil, sourceID, rc.at), id, typ, &ev)
+	data := appendEvent(eventwire.AppendBatchHeader(nil, sourceID, rc.at), id, typ, &ev)
 	var batch eventsv1.EventBatch
 	if err := proto.Unmarshal(data, &batch); err != nil {
 		return nil, fmt.Errorf("decode the encoded batch: %w", err)
@@ -169,7 +170,7 @@ func TestBatchEncodingMatchesProtoMarshal(t *testing.T) {
 	for _, at := range []time.Time{time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC), time.Unix(1800000000, 0), time.Unix(0, 0)} {
 		rc := newReceipt("src-1", "203.0.113.9", at)
 		want := &eventsv1.EventBatch{SourceId: "src-1", ReceivedAt: timestamppb.New(rc.at)}
-		got := appendBatchHeader(nil, "src-1", rc.at)
+		got := eventwire.AppendBatchHeader(nil, "src-1", rc.at)
 		for i := range p.events {
 			ev := rawEvent{members: slices.Clone(p.events[i].members)}
 			id, typ, err := enrich(&ev, rc)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
 )
@@ -136,7 +137,7 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, events []rawEv
 	rc := newReceipt(sourceID, ip, s.now())
 	buf := batchPool.Get().(*[]byte)
 	defer batchPool.Put(buf)
-	data := appendBatchHeader((*buf)[:0], sourceID, rc.at)
+	data := eventwire.AppendBatchHeader((*buf)[:0], sourceID, rc.at)
 	h := sha256.New()
 	for i := range events {
 		id, typ, err := enrich(&events[i], rc)

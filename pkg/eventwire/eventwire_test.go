@@ -1,4 +1,4 @@
-package batcher
+package eventwire
 
 import (
 	"bytes"
@@ -35,23 +35,23 @@ func wireSeeds(t testing.TB) [][]byte {
 	return [][]byte{full, empty, withUnknown, twice, full[:len(full)-3], badUTF8, wrongType, {0x00}, {0x1a, 0x05, 0x0a}}
 }
 
-func TestDecodeBatchReadsWhatProtoMarshalWrites(t *testing.T) {
+func TestDecodeReadsWhatProtoMarshalWrites(t *testing.T) {
 	for _, seed := range wireSeeds(t) {
 		checkAgainstProto(t, seed)
 	}
-	var w wireBatch
-	if err := decodeBatch(wireSeeds(t)[0], &w); err != nil {
+	var w Batch
+	if err := Decode(wireSeeds(t)[0], &w); err != nil {
 		t.Fatal(err)
 	}
-	if w.sourceID != "src1" || !w.receivedAt.Equal(time.Date(2026, 12, 1, 23, 59, 59, 999_000_000, time.UTC)) || len(w.events) != 3 ||
-		string(w.events[1].messageID) != "m2" || string(w.events[1].json) != `{"type":"identify","userId":"u"}` {
+	if w.SourceID != "src1" || !w.ReceivedAt.Equal(time.Date(2026, 12, 1, 23, 59, 59, 999_000_000, time.UTC)) || len(w.Events) != 3 ||
+		string(w.Events[1].MessageID) != "m2" || string(w.Events[1].JSON) != `{"type":"identify","userId":"u"}` {
 		t.Errorf("decoded %+v", w)
 	}
 }
 
-// FuzzDecodeBatchAgreesWithProtoUnmarshal holds decodeBatch to proto.Unmarshal: the same inputs
+// FuzzDecodeAgreesWithProtoUnmarshal holds Decode to proto.Unmarshal: the same inputs
 // accepted, and the same source, receipt time, messageIds and JSON read from them.
-func FuzzDecodeBatchAgreesWithProtoUnmarshal(f *testing.F) {
+func FuzzDecodeAgreesWithProtoUnmarshal(f *testing.F) {
 	for _, seed := range wireSeeds(f) {
 		f.Add(seed)
 	}
@@ -62,42 +62,43 @@ func checkAgainstProto(t *testing.T, data []byte) {
 	t.Helper()
 	var want eventsv1.EventBatch
 	wantErr := proto.Unmarshal(data, &want)
-	var got wireBatch
-	gotErr := decodeBatch(data, &got)
+	var got Batch
+	gotErr := Decode(data, &got)
 	if (wantErr == nil) != (gotErr == nil) {
-		t.Fatalf("%x: proto.Unmarshal error %v, decodeBatch error %v", data, wantErr, gotErr)
+		t.Fatalf("%x: proto.Unmarshal error %v, Decode error %v", data, wantErr, gotErr)
 	}
 	if wantErr != nil {
 		return
 	}
-	if got.sourceID != want.GetSourceId() || !got.receivedAt.Equal(want.GetReceivedAt().AsTime()) || len(got.events) != len(want.GetEvents()) {
-		t.Fatalf("%x: decoded %q %v %d events, proto %q %v %d events", data, got.sourceID, got.receivedAt, len(got.events),
+	if got.SourceID != want.GetSourceId() || !got.ReceivedAt.Equal(want.GetReceivedAt().AsTime()) || len(got.Events) != len(want.GetEvents()) {
+		t.Fatalf("%x: decoded %q %v %d events, proto %q %v %d events", data, got.SourceID, got.ReceivedAt, len(got.Events),
 			want.GetSourceId(), want.GetReceivedAt().AsTime(), len(want.GetEvents()))
 	}
 	for i, e := range want.GetEvents() {
-		if string(got.events[i].messageID) != e.GetMessageId() || !bytes.Equal(got.events[i].json, e.GetJson()) {
-			t.Fatalf("%x: event %d decoded %q %q, proto %q %q", data, i, got.events[i].messageID, got.events[i].json, e.GetMessageId(), e.GetJson())
+		if string(got.Events[i].MessageID) != e.GetMessageId() || !bytes.Equal(got.Events[i].JSON, e.GetJson()) {
+			t.Fatalf("%x: event %d decoded %q %q, proto %q %q", data, i, got.Events[i].MessageID, got.Events[i].JSON, e.GetMessageId(), e.GetJson())
 		}
 	}
 }
 
-// BenchmarkDecodeBatch reads a 100-event EventBatch of ~1 KB events as the batcher does, next to
+// BenchmarkDecode reads a 100-event EventBatch of ~1 KB events as the batcher does, next to
 // proto.Unmarshal of the same bytes (what it replaced).
-func BenchmarkDecodeBatch(b *testing.B) {
+func BenchmarkDecode(b *testing.B) {
 	batch := &eventsv1.EventBatch{SourceId: "src1", ReceivedAt: timestamppb.Now()}
-	for i, line := range benchLines(100) {
+	for i := range 100 {
+		line := fmt.Appendf(nil, `{"type":"track","userId":"user-%d","event":"Order Completed","messageId":"m-%d","properties":{"note":"%0900d"}}`, i, i, i)
 		batch.Events = append(batch.Events, &eventsv1.Event{MessageId: fmt.Sprintf("m-%d", i), Type: "track", Json: line})
 	}
 	data, err := proto.Marshal(batch)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("decodeBatch", func(b *testing.B) {
+	b.Run("Decode", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
-		var w wireBatch
+		var w Batch
 		for b.Loop() {
-			if err := decodeBatch(data, &w); err != nil {
+			if err := Decode(data, &w); err != nil {
 				b.Fatal(err)
 			}
 		}
