@@ -95,18 +95,6 @@ type Event struct {
 	JSON      []byte
 }
 
-var errTruncated = errors.New("truncated or malformed protobuf")
-
-// consumeTag is protowire.ConsumeTag refusing field numbers above protobuf's maximum, as proto.Unmarshal
-// does.
-func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n >= 0 && num > protowire.MaxValidNumber {
-		return 0, 0, -1
-	}
-	return num, typ, n
-}
-
 // Decode reads an EventBatch into w, reusing w's Events slice. It accepts exactly what proto.Unmarshal
 // accepts and reads the same values (FuzzDecodeAgreesWithProtoUnmarshal).
 func Decode(b []byte, w *Batch) error {
