@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
@@ -34,10 +33,11 @@ import (
 // --workers, 2). A delivery is the copier's whole job for one file: the marker check, the role's
 // credentials from the Redis cache, a GET from staging streamed into a PutObject (ACL, SHA-256 checksum,
 // If-None-Match), then the delivered message, the cursor and the marker. Raw is a PutObject of the same
-// bytes from memory with the same request (s3put: the same checksum, ACL and If-None-Match), so the
+// bytes from memory with the same request (objectOptions: the same checksum, ACL and If-None-Match), so the
 // difference is what copying adds; the SDK's default PutObject (its own checksum and payload hash, no
 // condition) is reported beside it, and so is the least any copier must do: the staged file's GET
-// streamed into that PutObject, with the role's credentials and nothing else. The metrics are each one's MB/s over the run.
+// streamed into that PutObject, with the role's credentials and nothing else. The metrics are each
+// one's MB/s over the run.
 //
 //	go test -run '^$' -bench BenchmarkCopy -benchtime 3x ./services/copier
 func BenchmarkCopy(b *testing.B) {
@@ -84,9 +84,7 @@ func BenchmarkCopy(b *testing.B) {
 				for range c0.rounds {
 					n += c0.files
 					raw += timed(func() error {
-						_, err := s3put.Upload(e.ctx, root, bytes.NewReader(body), s3put.Options{Bucket: "bench",
-							Key: fmt.Sprintf("raw/%s/%d", name, seq.Add(1)), ContentType: ContentType, Size: int64(size), SHA256: sum,
-							ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true})
+						_, err := s3put.Upload(e.ctx, root, bytes.NewReader(body), objectOptions("bench", fmt.Sprintf("raw/%s/%d", name, seq.Add(1)), staged.GetBatch()))
 						return err
 					})
 					sdk += timed(func() error {
@@ -106,9 +104,8 @@ func BenchmarkCopy(b *testing.B) {
 						if err != nil {
 							return err
 						}
-						_, err = c.copyOnce(e.ctx, staged, c.clients.S3(creds, "us-east-1"), s3put.Options{Bucket: "bench",
-							Key: layout.ObjectKey("", "src-bench", day1, fmt.Sprintf("stream-%d.gz", seq.Add(1))), ContentType: ContentType,
-							Size: int64(size), SHA256: sum, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true})
+						key := layout.ObjectKey("", "src-bench", day1, fmt.Sprintf("stream-%d.gz", seq.Add(1)))
+						_, err = c.copyOnce(e.ctx, staged, c.clients.S3(creds, "us-east-1"), objectOptions("bench", key, staged.GetBatch()))
 						return err
 					})
 				}

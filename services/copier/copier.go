@@ -146,7 +146,8 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
 
 	var creds aws.CredentialsProvider
-	opts := s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl, IfNoneMatch: true, Limiter: limiter}
+	opts := objectOptions(bucket, key, b)
+	opts.Limiter = limiter
 	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID {
 		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
 		creds = c.clients.Base()
@@ -157,7 +158,6 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return err
 	}
 
-	opts.Size, opts.SHA256 = b.GetSizeBytes(), b.GetSha256()
 	res, err := c.copyWithRetries(ctx, staged, c.clients.S3(creds, d.GetSettings().GetRegion()), opts)
 	if errors.Is(err, errStagingExpired) {
 		return c.deadLetter(ctx, staged, d, fmt.Sprintf("staged file %s expired (staging retention) before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
@@ -184,6 +184,13 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
+}
+
+// objectOptions is the write of a batch file into a customer's bucket: its type, the ACL, a write only if
+// the key is new, and the sealed size and SHA-256 (the store checks the checksum).
+func objectOptions(bucket, key string, b *batchv1.Batch) s3put.Options {
+	return s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl,
+		IfNoneMatch: true, Size: b.GetSizeBytes(), SHA256: b.GetSha256()}
 }
 
 var errStagingExpired = errors.New("the staged file is gone")
