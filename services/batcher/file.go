@@ -13,6 +13,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/s3dest/s3dest/pkg/bus"
 )
 
 // partition is what a file holds: one source's events of one UTC received day.
@@ -73,13 +75,9 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // ~1 KB line cost ~15% more CPU than the same bytes in 64 KiB writes. It holds any event (at most 32 KB).
 const lineBuffer = 64 << 10
 
-// objectChunk is the size of the object store's chunk messages (its default is 128 KiB): a quarter as
-// many messages for JetStream to store cut the batcher's CPU per GB by ~15% (BenchmarkBatcherFile), for
-// 512 KiB of buffer per open file. A server whose max_payload is smaller gets chunks of that size.
-const objectChunk = 512 << 10
-
+// chunkSize is bus.ObjectChunk, or the server's max_payload if that is smaller.
 func chunkSize(maxPayload int64) uint32 {
-	return uint32(max(min(objectChunk, maxPayload), 1))
+	return uint32(max(min(bus.ObjectChunk, maxPayload), 1))
 }
 
 // pipeBuffer is what the compressor's many small writes gather into before they cross the pipe, each

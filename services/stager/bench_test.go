@@ -129,8 +129,8 @@ func BenchmarkStager(b *testing.B) {
 			for range benchFilesPerOp {
 				seq++
 				name := fmt.Sprintf("bench/0/%020d", seq)
-				// In chunks of 512 KiB, as the batcher stores its files.
-				if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: 512 << 10}}, bytes.NewReader(file)); err != nil {
+				// In chunks of bus.ObjectChunk, as the batcher stores its files.
+				if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: bus.ObjectChunk}}, bytes.NewReader(file)); err != nil {
 					b.Fatal(err)
 				}
 				sealed = append(sealed, &batchv1.BatchSealed{ObjectName: name, Batch: &batchv1.Batch{
