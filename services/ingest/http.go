@@ -34,7 +34,12 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	callType, ok := paths[strings.TrimSuffix(r.URL.Path, "/")]
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	if path == metricsPath {
+		s.clientMetrics(w, r)
+		return
+	}
+	callType, ok := paths[path]
 	if !ok {
 		writeError(w, &InputError{Field: "path", Rule: "unknown endpoint " + r.URL.Path + "; use /v1/{track,identify,page,screen,group,alias,batch}", Status: http.StatusNotFound})
 		return
@@ -137,7 +142,9 @@ func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, *InputEr
 }
 
 // cors lets browsers call the API: analytics.js posts text/plain bodies to avoid preflights, and others
-// preflight with Authorization and Content-Type.
+// preflight with Authorization and Content-Type. A preflight's requested headers are echoed, so every
+// header Segment's libraries send (X-Retry-Count on each retry, and whatever a later version adds) is
+// allowed: refusing one would make the browser drop the retry, and the event with it.
 func cors(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -147,9 +154,14 @@ func cors(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding")
+	allow := "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
+	if requested := r.Header.Get("Access-Control-Request-Headers"); requested != "" {
+		allow = requested
+	}
+	h.Set("Access-Control-Allow-Headers", allow)
 	h.Set("Access-Control-Max-Age", "86400")
 	h.Add("Vary", "Origin")
+	h.Add("Vary", "Access-Control-Request-Headers")
 }
 
 func clientIP(r *http.Request) string {
@@ -175,4 +187,22 @@ func writeError(w http.ResponseWriter, e *InputError) {
 		"field":   e.Field,
 		"rule":    e.Rule,
 	})
+}
+
+// metricsPath is where analytics.js posts its own client metrics every 30 seconds (a beacon about the
+// library, not an event).
+const metricsPath = "/v1/m"
+
+// clientMetrics answers the library's metrics beacon with 200 and counts it; its body is read up to
+// the event limit and discarded, never stored as an event.
+func (s *Ingest) clientMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		writeError(w, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxEventBytes))
+	s.metrics.clientMetricsBeacon(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"success":true}`)
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	events      metric.Int64Counter
 	rejections  metric.Int64Counter
 	deadLetters metric.Int64Counter
+	beacons     metric.Int64Counter
 }
 
 func newMetrics(m metric.MeterProvider) (*metrics, error) {
@@ -25,6 +26,9 @@ func newMetrics(m metric.MeterProvider) (*metrics, error) {
 		return nil, err
 	}
 	if out.deadLetters, err = meter.Int64Counter("s3dest_ingest_dead_letters", metric.WithDescription("messages on ingest.<sourceId> sent to the dead letters")); err != nil {
+		return nil, err
+	}
+	if out.beacons, err = meter.Int64Counter("s3dest_ingest_client_metrics_beacons", metric.WithDescription("analytics.js metrics beacons received on /v1/m and discarded")); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -41,3 +45,5 @@ func (m *metrics) rejected(ctx context.Context, status int) {
 func (m *metrics) deadLettered(ctx context.Context, sourceID string) {
 	m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("source", sourceID)))
 }
+
+func (m *metrics) clientMetricsBeacon(ctx context.Context) { m.beacons.Add(ctx, 1) }
