@@ -57,9 +57,14 @@ func AppendBatchHeader(dst []byte, sourceID string, at time.Time) []byte {
 	return dst
 }
 
-// AppendEventHeader starts one Event of an EventBatch: its messageId, its type, and the tag and length of
-// its JSON, whose jsonSize bytes the caller appends next.
-func AppendEventHeader(dst []byte, messageID []byte, typ string, jsonSize int) []byte {
+// EventSize is how many bytes one Event of jsonSize bytes of JSON adds to an EventBatch: what
+// AppendEventHeader writes and the JSON after it.
+func EventSize(messageID []byte, typ string, jsonSize int) int {
+	size := eventBodySize(messageID, typ, jsonSize)
+	return protowire.SizeTag(batchEvents) + protowire.SizeBytes(size)
+}
+
+func eventBodySize(messageID []byte, typ string, jsonSize int) int {
 	size := protowire.SizeTag(eventJSON) + protowire.SizeBytes(jsonSize)
 	if len(messageID) != 0 {
 		size += protowire.SizeTag(eventMessageID) + protowire.SizeBytes(len(messageID))
@@ -67,6 +72,13 @@ func AppendEventHeader(dst []byte, messageID []byte, typ string, jsonSize int) [
 	if typ != "" {
 		size += protowire.SizeTag(eventType) + protowire.SizeBytes(len(typ))
 	}
+	return size
+}
+
+// AppendEventHeader starts one Event of an EventBatch: its messageId, its type, and the tag and length of
+// its JSON, whose jsonSize bytes the caller appends next.
+func AppendEventHeader(dst []byte, messageID []byte, typ string, jsonSize int) []byte {
+	size := eventBodySize(messageID, typ, jsonSize)
 	dst = protowire.AppendTag(dst, batchEvents, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(size))
 	if len(messageID) != 0 {

@@ -3,6 +3,7 @@ package eventwire
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +114,17 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestEventSizeIsWhatOneEventAdds(t *testing.T) {
+	for _, c := range []struct {
+		id, typ string
+		json    int
+	}{{"m-1", "track", 10}, {"", "", 0}, {"", "page", 127}, {"id", "", 128}, {strings.Repeat("x", 200), "identify", 40_000}} {
+		before := AppendBatchHeader(nil, "src1", time.Unix(1, 2))
+		after := append(AppendEventHeader(before, []byte(c.id), c.typ, c.json), make([]byte, c.json)...)
+		if got, want := EventSize([]byte(c.id), c.typ, c.json), len(after)-len(before); got != want {
+			t.Errorf("%+v: EventSize = %d, the event added %d bytes", c, got, want)
+		}
+	}
 }

@@ -1,43 +1,16 @@
 package batcher
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
-
-// peakRSS resets the kernel's high-water mark of this process's resident memory (clear_refs 5) and
-// returns a function that reads it: the peak of what happened in between.
-func peakRSS(b *testing.B) func() float64 {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		b.Skipf("needs Linux /proc/self/clear_refs to measure peak RSS: %v", err)
-	}
-	return func() float64 {
-		f, err := os.Open("/proc/self/status")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				return kb / 1024
-			}
-		}
-		return 0
-	}
-}
 
 // BenchmarkBatcherMemory writes one file of each size through gzip into the object store (embedded
 // JetStream in this process) and reports the process's peak RSS: it must not grow with the file size,
@@ -62,7 +35,7 @@ func BenchmarkBatcherMemory(b *testing.B) {
 	for _, target := range []int64{1_000_000, 99_000_000} {
 		b.Run(fmt.Sprintf("file-%dMB", target/1_000_000), func(b *testing.B) {
 			for i := range b.N {
-				peak := peakRSS(b)
+				peak := testenv.PeakRSS(b)
 				f, err := openFile(ctx, obs, partition{source: "mem", dayMs: int64(i)}, uint64(target), 3, bus.ObjectChunk, time.Now())
 				if err != nil {
 					b.Fatal(err)

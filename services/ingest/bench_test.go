@@ -162,12 +162,15 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 	}
 	rc := newReceipt(sourceID, "203.0.113.7", time.Now())
 	data := eventwire.AppendBatchHeader(nil, sourceID, rc.at)
+	var scratch []member
 	for i := range p.events {
-		id, typ, err := enrich(&p.events[i], rc)
+		ev := p.merged(i, scratch)
+		scratch = ev.members
+		id, typ, err := enrich(&ev, rc)
 		if err != nil {
 			b.Fatal(err)
 		}
-		data = appendEvent(data, id, typ, &p.events[i])
+		data = appendEvent(data, id, typ, &ev)
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
@@ -213,12 +216,15 @@ func BenchmarkParseEnrichEncode(b *testing.B) {
 		}
 		rc := newReceipt(sourceID, "203.0.113.7", time.Now())
 		buf = eventwire.AppendBatchHeader(buf[:0], sourceID, rc.at)
+		var scratch []member
 		for i := range p.events {
-			id, typ, err := enrich(&p.events[i], rc)
+			ev := p.merged(i, scratch)
+			scratch = ev.members
+			id, typ, err := enrich(&ev, rc)
 			if err != nil {
 				b.Fatal(err)
 			}
-			buf = appendEvent(buf, id, typ, &p.events[i])
+			buf = appendEvent(buf, id, typ, &ev)
 		}
 		p.release()
 	}

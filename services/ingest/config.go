@@ -3,6 +3,8 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -14,6 +16,13 @@ const (
 	MaxEventBytes = 32 * 1024
 	// MaxBatchBytes is the largest /v1/batch request accepted (500 KB).
 	MaxBatchBytes = 500 * 1024
+	// MaxMergedBytes bounds a batch's events together once the batch-level context and sentAt are merged
+	// into each: sixteen times the request limit, far above what a real client sends (its context rides
+	// with each event), and low enough that one request can never cost more than a few megabytes.
+	MaxMergedBytes = 16 * MaxBatchBytes
+	// MaxDepth is the deepest JSON nesting accepted: objects and arrays inside one another, the body's
+	// own object counted.
+	MaxDepth = 64
 )
 
 // Config configures ingest.
@@ -28,7 +37,20 @@ type Config struct {
 	RateLimit int `flag:"rate-limit" env:"S3DEST_RATE_LIMIT" default:"0" help:"events per second per source; 0 for no limit"`
 	// Workers handle messages from ingest.<sourceId> at once.
 	Workers int `flag:"workers" env:"S3DEST_INGEST_WORKERS" default:"4" help:"JetStream-entry messages handled at once"`
+	// MaxMessageBytes bounds one EventBatch message; a request whose enriched events need more is
+	// published as several, each with its own Nats-Msg-Id. The server's max_payload caps it further.
+	MaxMessageBytes int `flag:"max-message-bytes" env:"S3DEST_MAX_MESSAGE_BYTES" default:"1048576" help:"most bytes of one EventBatch message (the server's max_payload caps it)"`
+	// MaxInflightBytes caps the request bytes this process holds at once; past it a request is answered
+	// 429 with Retry-After before its body is read.
+	MaxInflightBytes int `flag:"max-inflight-bytes" env:"S3DEST_MAX_INFLIGHT_BYTES" default:"67108864" help:"request bytes held at once before answering 429"`
+	// TrustedProxies lists the proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is
+	// believed for context.ip; from anyone else the header is ignored.
+	TrustedProxies string `flag:"trusted-proxies" env:"S3DEST_TRUSTED_PROXIES" default:"" help:"comma-separated CIDRs whose X-Forwarded-For sets context.ip"`
 }
+
+// minMessageBytes leaves room for the largest event (MaxEventBytes plus what ingest adds) and the
+// message's headers.
+const minMessageBytes = 64 * 1024
 
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
@@ -45,5 +67,34 @@ func (c Config) Validate() error {
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
 	}
+	if c.MaxMessageBytes < minMessageBytes {
+		errs = append(errs, fmt.Errorf("max-message-bytes: must be at least %d so that the largest event fits, got %d", minMessageBytes, c.MaxMessageBytes))
+	}
+	if c.MaxInflightBytes < MaxBatchBytes {
+		errs = append(errs, fmt.Errorf("max-inflight-bytes: must be at least %d so that one full batch fits, got %d", MaxBatchBytes, c.MaxInflightBytes))
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted-proxies: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// parseTrustedProxies reads a comma-separated list of CIDRs or single addresses.
+func parseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(list, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("must be CIDRs or IP addresses separated by commas, got %q", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

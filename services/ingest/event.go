@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -44,11 +45,29 @@ var callTypes = map[string]string{
 }
 
 // payload is a parsed request: the write key it names in its body (if any) and its events. The events
-// point into the body and into pooled memory that release hands back.
+// point into the body and into pooled memory that release hands back. A batch's events are kept as
+// sent: the batch's sentAt and context are merged into each by merged, one event at a time as it is
+// encoded, so a batch of thousands of tiny events costs its members and never N copies of its context.
 type payload struct {
 	writeKey string
 	events   []rawEvent
+	sentAt   json.RawMessage // the batch's, for events without their own; nil for a single event
+	context  json.RawMessage
 	scratch  *[]member
+}
+
+// merged returns event i as it is stored, with the batch's sentAt and context merged in, in buf's
+// memory (grown as needed, with room for what enrich adds). The event is valid until buf is reused.
+func (p *payload) merged(i int, buf []member) rawEvent {
+	src := p.events[i].members
+	ev := rawEvent{members: append(slices.Grow(buf[:0], len(src)+enrichSlack), src...)}
+	if p.sentAt != nil && !ev.has("sentAt") {
+		ev.set(fSentAt, p.sentAt)
+	}
+	if p.context != nil && !ev.has("context") {
+		ev.set(fContext, p.context)
+	}
+	return ev
 }
 
 // memberPool recycles the member arrays of parsed requests: a 500 KB batch has thousands of members.
@@ -63,13 +82,19 @@ func (p *payload) release() {
 	}
 }
 
-// parsePayload parses a request body. callType is the type implied by the path, or "" for /v1/batch and
-// for messages on ingest.<sourceId>, which may hold either a batch or a single event with its type.
-// A batch is accepted or refused whole: one bad event refuses the request, naming the event, so a
+// parsePayload parses a request body. callType is the type implied by the path, or "" for /v1/batch,
+// /v1/import and messages on ingest.<sourceId>, which may hold either a batch or a single event with its
+// type. A batch is accepted or refused whole: one bad event refuses the request, naming the event, so a
 // client never believes an event was stored when it was not.
+//
+// The same rules hold on every path, and they bound what a request can cost (ingest's README):
+//   - the body is UTF-8 JSON nested at most MaxDepth deep, with no lone UTF-16 surrogate in an escape;
+//   - every event is at most MaxEventBytes once the batch's context and sentAt are merged into it;
+//   - a batch's merged events are at most MaxMergedBytes together, so a large batch-level context
+//     repeated into thousands of tiny events cannot turn 500 KB into hundreds of megabytes.
 func parsePayload(body []byte, callType string) (payload, *InputError) {
 	scratch := memberPool.Get().(*[]member)
-	s := scanner{b: body, all: (*scratch)[:0]}
+	s := scanner{b: body, all: (*scratch)[:0], strict: true}
 	topMembers, items, err := s.request()
 	*scratch = s.all
 	p := payload{scratch: scratch}
@@ -77,11 +102,17 @@ func parsePayload(body []byte, callType string) (payload, *InputError) {
 		p.release()
 		return payload{}, e
 	}
+	var ee *encodingError
 	switch {
 	case err == errNotObject:
 		return fail(badInput("", "the body must be a JSON object"))
+	case errors.As(err, &ee):
+		return fail(badInput(pathAt(body, ee.off), "%s", ee.rule))
 	case err != nil:
 		return fail(badInput("", "the body must be a JSON object: %v", err))
+	}
+	if off := invalidUTF8(body); off >= 0 {
+		return fail(badInput(pathAt(body, off), "must be valid UTF-8 (invalid byte at offset %d of the body)", off))
 	}
 	top := rawEvent{members: topMembers}
 	if raw := top.get("writeKey"); raw != nil {
@@ -96,6 +127,9 @@ func parsePayload(body []byte, callType string) (payload, *InputError) {
 			top.set(fType, quote(callType))
 		}
 		top.del("writeKey")
+		if n := top.size(); n > MaxEventBytes {
+			return fail(badInput("body", "an event must be at most %d bytes, this one is %d", MaxEventBytes, n))
+		}
 		if ierr := checkEvent(&top); ierr != nil {
 			return fail(ierr)
 		}
@@ -109,27 +143,48 @@ func parsePayload(body []byte, callType string) (payload, *InputError) {
 	if len(items) == 0 {
 		return fail(badInput("batch", "must hold at least one event"))
 	}
-	sentAt, context := top.get("sentAt"), top.get("context")
-	p.events = make([]rawEvent, 0, len(items))
-	for i, item := range items {
-		field := func() string { return "batch[" + strconv.Itoa(i) + "]" }
-		if len(item.raw) > MaxEventBytes {
-			return fail(badInput(field(), "an event must be at most %d bytes, this one is %d", MaxEventBytes, len(item.raw)))
+	p.sentAt, p.context = top.get("sentAt"), top.get("context")
+	// The batch's sentAt and context are checked here as each event that takes them would be.
+	var sentAtRule, contextRule *InputError
+	if p.sentAt != nil && !isNull(p.sentAt) {
+		if _, err := parseTime(strBytes(p.sentAt)); err != nil {
+			sentAtRule = badInput("sentAt", "must be an ISO-8601 date-time, got %s", shorten(p.sentAt))
 		}
+	}
+	if p.context != nil && !isNull(p.context) && !isObject(p.context) {
+		contextRule = badInput("context", "must be an object")
+	}
+	p.events = make([]rawEvent, 0, len(items))
+	merged := 0
+	for i, item := range items {
+		at := func() string { return "batch[" + strconv.Itoa(i) + "]" }
 		if !item.isObject {
-			return fail(badInput(field(), "must be a JSON object"))
+			return fail(badInput(at(), "must be a JSON object"))
 		}
 		ev := rawEvent{members: item.members}
-		// The batch's sentAt and context apply to events that lack their own, as in Segment's clients.
-		if sentAt != nil && !ev.has("sentAt") {
-			ev.set(fSentAt, sentAt)
-		}
-		if context != nil && !ev.has("context") {
-			ev.set(fContext, context)
-		}
 		ev.del("writeKey")
+		n := ev.size()
+		for _, m := range []struct {
+			f    field
+			val  json.RawMessage
+			rule *InputError
+		}{{fSentAt, p.sentAt, sentAtRule}, {fContext, p.context, contextRule}} {
+			if m.val == nil || ev.has(m.f.key) {
+				continue
+			}
+			if m.rule != nil {
+				return fail(badInput(at()+"."+m.rule.Field, "%s", m.rule.Rule))
+			}
+			n = sizeWith(n, m.f, m.val)
+		}
+		if n > MaxEventBytes {
+			return fail(badInput(at(), "an event must be at most %d bytes once the batch's context and sentAt are merged into it, this one is %d", MaxEventBytes, n))
+		}
+		if merged += n; merged > MaxMergedBytes {
+			return fail(badInput("batch", "the events must be at most %d bytes together once the batch's context and sentAt are merged into each (%d reached at batch[%d]); send the context with each event or split the batch", MaxMergedBytes, merged, i))
+		}
 		if ierr := checkEvent(&ev); ierr != nil {
-			ierr.Field = field() + "." + ierr.Field
+			ierr.Field = at() + "." + ierr.Field
 			return fail(ierr)
 		}
 		p.events = append(p.events, ev)

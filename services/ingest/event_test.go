@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +84,7 @@ func TestBatchEventsInheritTheBatchSentAtAndContextAndLoseTheWriteKey(t *testing
 	if p.writeKey != "wk" {
 		t.Fatalf("writeKey = %q", p.writeKey)
 	}
-	ev := p.events[0]
+	ev := p.merged(0, nil)
 	if ev.has("writeKey") {
 		t.Fatal("the write key, a credential, must not be stored with the event")
 	}
@@ -172,7 +172,7 @@ func TestBatchEncodingMatchesProtoMarshal(t *testing.T) {
 		want := &eventsv1.EventBatch{SourceId: "src-1", ReceivedAt: timestamppb.New(rc.at)}
 		got := eventwire.AppendBatchHeader(nil, "src-1", rc.at)
 		for i := range p.events {
-			ev := rawEvent{members: slices.Clone(p.events[i].members)}
+			ev := p.merged(i, nil)
 			id, typ, err := enrich(&ev, rc)
 			if err != nil {
 				t.Fatal(err)
@@ -195,6 +195,8 @@ func FuzzScannerAgreesWithJSONValid(f *testing.F) {
 	for _, s := range []string{
 		`{"a":[1,-2.5e+3,true,false,null,"x\u00e9\n"],"b":{}}`, `[]`, `""`, `-0`, `01`, `1.`, `1e`, `"\x"`,
 		`{"a" 1}`, `{"a":1,}`, `[1,]`, "\"\x01\"", `  {"batch":[{"type":"track"},1,"s",[]]}  `, `tru`, `{"a":1}x`,
+		`{"a":"\ud83d\ude00"}`, `{"a":"\ud800"}`, `{"a":"\udc00\ud800"}`, `{"a":"\ud800\u0041"}`, `{"a":"\uD83D\uDE00x"}`,
+		strings.Repeat("[", 70) + strings.Repeat("]", 70), `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + "}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -208,6 +210,16 @@ func FuzzScannerAgreesWithJSONValid(f *testing.F) {
 		_, _, rerr := s.request()
 		if isObj := json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")); (rerr == nil) != isObj {
 			t.Fatalf("request() says %v for %q (valid object: %v)", rerr, data, isObj)
+		}
+		// A strict scanner refuses a subset, and only for its own rules (depth, lone surrogates).
+		s = scanner{b: data, strict: true}
+		_, _, serr := s.request()
+		var ee *encodingError
+		switch {
+		case rerr != nil && serr == nil:
+			t.Fatalf("the strict scanner accepts %q, which the plain one refuses: %v", data, rerr)
+		case rerr == nil && serr != nil && !errors.As(serr, &ee):
+			t.Fatalf("the strict scanner refuses %q with %v, not one of its own rules", data, serr)
 		}
 	})
 }
@@ -234,8 +246,11 @@ func FuzzParsePayload(f *testing.F) {
 			}
 			return
 		}
-		for _, ev := range p.events {
-			e, err := enrichOne(ev, "src", "127.0.0.1", time.Now())
+		for i := range p.events {
+			e, err := enrichOne(p.merged(i, nil), "src", "127.0.0.1", time.Now())
+			if ev := p.merged(i, nil); ev.size() > MaxEventBytes {
+				t.Fatalf("event %d is %d bytes once merged, over the %d accepted", i, ev.size(), MaxEventBytes)
+			}
 			if err != nil {
 				if _, ok := err.(*InputError); !ok {
 					t.Fatalf("enrich failed with a non-input error: %v", err)

@@ -11,9 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 )
 
 // paths maps each Tracking API path to its call type ("" for batch), with the short forms analytics.js uses.
@@ -28,6 +31,11 @@ var paths = map[string]string{
 }
 
 // ServeHTTP is the Tracking API. A 200 means every event of the request is stored in JetStream.
+//
+// Refusals come cheapest first: a path, method or Basic-auth write key that is wrong is refused before
+// the body is read, and a request that would take the process past MaxInflightBytes is answered 429
+// before its body is read. Every refusal that a retry cannot fix is a 4xx naming the field and the rule;
+// 429 and 503 (JetStream down or slow right now) carry Retry-After.
 func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cors(w, r)
 	if r.Method == http.MethodOptions {
@@ -41,68 +49,121 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	callType, ok := paths[path]
 	if !ok {
-		writeError(w, &InputError{Field: "path", Rule: "unknown endpoint " + r.URL.Path + "; use /v1/{track,identify,page,screen,group,alias,batch}", Status: http.StatusNotFound})
+		s.refuse(w, r, &InputError{Field: "path", Rule: "unknown endpoint " + r.URL.Path + "; use /v1/{track,identify,page,screen,group,alias,batch}", Status: http.StatusNotFound})
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		writeError(w, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
+		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
 		return
+	}
+	key, _, basic := r.BasicAuth()
+	if basic && key != "" {
+		if _, ierr := s.sourceFor(key); ierr != nil {
+			s.refuse(w, r, ierr)
+			return
+		}
 	}
 	limit := int64(MaxBatchBytes)
 	if callType != "" {
 		limit = MaxEventBytes
 	}
+	cost := limit
+	if r.ContentLength >= 0 && r.Header.Get("Content-Encoding") == "" {
+		cost = min(r.ContentLength, limit+1)
+	}
+	if !s.inflight.acquire(cost) {
+		w.Header().Set("Retry-After", "1")
+		s.refuse(w, r, &InputError{Field: "body", Rule: fmt.Sprintf("the server holds its limit of %d request bytes at once; retry later", s.cfg.MaxInflightBytes), Status: http.StatusTooManyRequests})
+		return
+	}
+	defer s.inflight.release(cost)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer bodyPool.Put(buf)
 	body, ierr := readBody(r, limit, buf)
 	if ierr != nil {
-		s.metrics.rejected(r.Context(), ierr.Status)
-		writeError(w, ierr)
+		s.refuse(w, r, ierr)
 		return
 	}
 	p, ierr := parsePayload(body, callType)
 	if ierr != nil {
-		s.metrics.rejected(r.Context(), ierr.Status)
-		writeError(w, ierr)
+		s.refuse(w, r, ierr)
 		return
 	}
 	defer p.release()
-	key, _, basic := r.BasicAuth()
 	if !basic || key == "" {
 		key = p.writeKey
 	}
-	src, ok := s.view.SourceByWriteKey(key)
-	if !ok || !src.GetEnabled() {
-		s.metrics.rejected(r.Context(), http.StatusUnauthorized)
-		rule := "unknown or revoked write key"
-		if key == "" {
-			rule = "a write key is required: HTTP Basic auth with the write key as the user, or writeKey in the body"
-		} else if ok {
-			rule = "the source of this write key is disabled"
-		}
-		writeError(w, &InputError{Field: "writeKey", Rule: rule, Status: http.StatusUnauthorized})
+	src, ierr := s.sourceFor(key)
+	if ierr != nil {
+		s.refuse(w, r, ierr)
 		return
 	}
 	if ok, wait := s.limits.allow(src.GetId(), len(p.events), s.now()); !ok {
-		s.metrics.rejected(r.Context(), http.StatusTooManyRequests)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-		writeError(w, &InputError{Field: "source", Rule: fmt.Sprintf("the source's rate limit of %d events per second is exceeded; retry later", s.cfg.RateLimit), Status: http.StatusTooManyRequests})
+		s.refuse(w, r, &InputError{Field: "source", Rule: fmt.Sprintf("the source's rate limit of %d events per second is exceeded; retry later", s.cfg.RateLimit), Status: http.StatusTooManyRequests})
 		return
 	}
-	if err := s.accept(r.Context(), src.GetId(), clientIP(r), p.events, ""); err != nil {
+	if err := s.accept(r.Context(), src.GetId(), s.clientIP(r), &p, ""); err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
-			writeError(w, ie)
+			s.refuse(w, r, ie)
 			return
 		}
 		s.log.WarnContext(r.Context(), "publish failed; asked the client to retry", "source", src.GetId(), "error", err)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, &InputError{Rule: "events could not be stored durably; retry later", Status: http.StatusServiceUnavailable})
+		s.refuse(w, r, &InputError{Rule: "events could not be stored durably; retry later", Status: http.StatusServiceUnavailable})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"success":true}`)
+}
+
+// sourceFor finds the enabled source of a write key, or says why there is none (401).
+func (s *Ingest) sourceFor(key string) (*configv1.Source, *InputError) {
+	src, ok := s.view.SourceByWriteKey(key)
+	if ok && src.GetEnabled() {
+		return src, nil
+	}
+	rule := "unknown or revoked write key"
+	switch {
+	case key == "":
+		rule = "a write key is required: HTTP Basic auth with the write key as the user, or writeKey in the body"
+	case ok:
+		rule = "the source of this write key is disabled"
+	}
+	return nil, &InputError{Field: "writeKey", Rule: rule, Status: http.StatusUnauthorized}
+}
+
+// refuse answers a refusal and counts it.
+func (s *Ingest) refuse(w http.ResponseWriter, r *http.Request, e *InputError) {
+	s.metrics.rejected(r.Context(), e.Status)
+	writeError(w, e)
+}
+
+// inflight counts the request bytes held at once, against a limit.
+type inflight struct {
+	mu          sync.Mutex
+	used, limit int64
+}
+
+func newInflight(limit int64) *inflight { return &inflight{limit: limit} }
+
+// acquire takes n bytes if they fit under the limit.
+func (f *inflight) acquire(n int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.used+n > f.limit {
+		return false
+	}
+	f.used += n
+	return true
+}
+
+func (f *inflight) release(n int64) {
+	f.mu.Lock()
+	f.used -= n
+	f.mu.Unlock()
 }
 
 // bodyPool recycles request bodies; nothing of a body outlives its request.
@@ -164,18 +225,43 @@ func cors(w http.ResponseWriter, r *http.Request) {
 	h.Add("Vary", "Access-Control-Request-Headers")
 }
 
-func clientIP(r *http.Request) string {
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-		first, _, _ := strings.Cut(xff, ",")
-		if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-			return ip.String()
-		}
-	}
+// clientIP is the address context.ip records: the peer's, or, when the peer is a trusted proxy, the
+// nearest address in X-Forwarded-For that is not itself a trusted proxy (read from the right, since
+// everything left of the last trusted hop was written by the client and proves nothing).
+func (s *Ingest) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	client := peer.Unmap()
+	if !s.isTrusted(client) {
+		return client.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop ends what can be believed
+		}
+		client = hop.Unmap()
+		if !s.isTrusted(client) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func (s *Ingest) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeError(w http.ResponseWriter, e *InputError) {
@@ -198,7 +284,7 @@ const metricsPath = "/v1/m"
 func (s *Ingest) clientMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		writeError(w, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
+		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxEventBytes))

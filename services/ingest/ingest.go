@@ -1,7 +1,8 @@
 // Package ingest is the front door: Segment's Tracking API over HTTP, and the subject ingest.<sourceId>
 // for producers already on JetStream. It validates every event, adds what Segment adds (receivedAt,
-// messageId, corrected timestamp, context.ip), and publishes each accepted request as one EventBatch on
-// events.<sourceId>. It answers 200 only after JetStream stored the batch.
+// messageId, corrected timestamp, context.ip), and publishes each accepted request as EventBatch messages
+// on events.<sourceId>: one, or as many as the server's payload limit requires. It answers 200 only after
+// JetStream stored every one of them.
 package ingest
 
 import (
@@ -13,6 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,8 +46,17 @@ type Ingest struct {
 	srv      *http.Server
 	consumer jetstream.Consumer
 	limits   *limiter
+	inflight *inflight
+	trusted  []netip.Prefix
 	now      func() time.Time
+
+	// partBytes bounds one EventBatch message: MaxMessageBytes or the server's max_payload, less room
+	// for the headers.
+	partBytes int
 }
+
+// headerRoom is what a message's headers (Nats-Msg-Id, trace context) may take of the payload limit.
+const headerRoom = 4096
 
 // New validates cfg; it does no I/O.
 func New(cfg Config, p *platform.Process) (*Ingest, error) {
@@ -55,11 +67,22 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 	if err != nil {
 		return nil, err
 	}
+	trusted, _ := parseTrustedProxies(cfg.TrustedProxies) // checked by Validate
+	partBytes := cfg.MaxMessageBytes
+	if p.NATS != nil && p.NATS.MaxPayload() > 0 {
+		partBytes = min(partBytes, int(p.NATS.MaxPayload()))
+	}
+	if partBytes < minMessageBytes {
+		return nil, fmt.Errorf("the NATS server's max_payload is %d bytes; ingest needs at least %d so that the largest event fits in a message", partBytes, minMessageBytes)
+	}
 	return &Ingest{
 		cfg: cfg, log: p.Log, js: p.JS, tel: p.Telemetry, metrics: m,
-		tracer: p.Telemetry.Tracer.Tracer("s3dest/ingest"),
-		limits: newLimiter(cfg.RateLimit),
-		now:    time.Now,
+		tracer:    p.Telemetry.Tracer.Tracer("s3dest/ingest"),
+		limits:    newLimiter(cfg.RateLimit),
+		inflight:  newInflight(int64(cfg.MaxInflightBytes)),
+		trusted:   trusted,
+		now:       time.Now,
+		partBytes: partBytes - headerRoom,
 	}, nil
 }
 
@@ -131,42 +154,78 @@ func (s *Ingest) Run(ctx context.Context) error {
 // PublishMsg returns, so the buffer is free once the publish is acknowledged or has failed.
 var batchPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// accept enriches events and publishes them as one EventBatch. msgID deduplicates the publish; "" derives
-// it from the events' messageIds, so a client's retry of the same request is stored once.
-func (s *Ingest) accept(ctx context.Context, sourceID, ip string, events []rawEvent, msgID string) error {
+// accept enriches events and publishes them as EventBatch messages of at most partBytes each, one after
+// another, so a request never holds more than one message's bytes whatever its events expand to.
+//
+// Each message has a deterministic Nats-Msg-Id, so a retried request is stored once. idBase "" (HTTP)
+// derives each message's ID from its events' messageIds: a client's retry is split the same way only if
+// its enrichment has the same size (a different client IP may not), and an ID made of the contents
+// stays right either way. idBase set (ingest.<sourceId>) names the stored message, and a redelivery
+// splits the same bytes the same way, so the parts are idBase, idBase.p1, idBase.p2, ...
+//
+// Parts are not published atomically (JetStream's atomic batch publish would need AllowAtomicPublish on
+// the stream and still leaves a timed-out commit in doubt): when one fails the request is answered 503,
+// the parts already stored stay, and the retry stores only what is missing.
+func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, idBase string) error {
 	rc := newReceipt(sourceID, ip, s.now())
 	buf := batchPool.Get().(*[]byte)
 	defer batchPool.Put(buf)
-	data := eventwire.AppendBatchHeader((*buf)[:0], sourceID, rc.at)
+	header := eventwire.AppendBatchHeader((*buf)[:0], sourceID, rc.at)
+	headerLen := len(header)
+	data := header
 	h := sha256.New()
-	for i := range events {
-		id, typ, err := enrich(&events[i], rc)
+	part, inPart := 0, 0
+	publish := func() error {
+		msgID := idBase
+		switch {
+		case idBase == "":
+			msgID = sourceID + "." + hex.EncodeToString(h.Sum(nil)[:16])
+		case part > 0:
+			msgID = idBase + ".p" + strconv.Itoa(part)
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+		defer cancel()
+		if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, bus.EventsSubject(sourceID), data, msgID)); err != nil {
+			return fmt.Errorf("publish %d events of %s (part %d): %w", inPart, sourceID, part, err)
+		}
+		s.metrics.accepted(ctx, sourceID, inPart)
+		part, inPart = part+1, 0
+		data = data[:headerLen]
+		h.Reset()
+		return nil
+	}
+	var scratch []member
+	for i := range p.events {
+		ev := p.merged(i, scratch)
+		scratch = ev.members
+		id, typ, err := enrich(&ev, rc)
 		if err != nil {
 			return err
 		}
+		if n := eventwire.EventSize(id, typ, ev.size()); inPart > 0 && len(data)+n > s.partBytes {
+			if err := publish(); err != nil {
+				return err
+			}
+		}
 		h.Write(id)
 		h.Write([]byte{0})
-		data = appendEvent(data, id, typ, &events[i])
+		data = appendEvent(data, id, typ, &ev)
+		inPart++
 	}
+	err := publish()
 	*buf = data
-	if msgID == "" {
-		msgID = sourceID + "." + hex.EncodeToString(h.Sum(nil)[:16])
-	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, bus.EventsSubject(sourceID), data, msgID)); err != nil {
-		return fmt.Errorf("publish %d events of %s: %w", len(events), sourceID, err)
-	}
-	s.metrics.accepted(ctx, sourceID, len(events))
-	return nil
+	return err
 }
 
 // handleIngest takes one message from ingest.<sourceId>: raw Segment JSON, one event or a batch. What
 // cannot be accepted goes to deadletter.ingest.<sourceId> with the reason.
 func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 	sourceID := bus.LastToken(msg.Subject())
-	if _, ok := s.view.Source(sourceID); !ok {
+	switch src, ok := s.view.Source(sourceID); {
+	case !ok:
 		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: unknown source %q", sourceID))
+	case !src.GetEnabled():
+		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: source %q is disabled", sourceID))
 	}
 	if len(msg.Data()) > MaxBatchBytes {
 		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("payload: must be at most %d bytes, got %d", MaxBatchBytes, len(msg.Data())))
@@ -181,7 +240,7 @@ func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 		return fmt.Errorf("message metadata: %w", err)
 	}
 	// The INGEST sequence identifies the message: a redelivery publishes the same ID and is deduplicated.
-	err = s.accept(ctx, sourceID, "", p.events, fmt.Sprintf("%s.ingest-%d", sourceID, md.Sequence.Stream))
+	err = s.accept(ctx, sourceID, "", &p, fmt.Sprintf("%s.ingest-%d", sourceID, md.Sequence.Stream))
 	var ie *InputError
 	if errors.As(err, &ie) {
 		return s.deadLetter(ctx, msg, sourceID, ie.Error())

@@ -53,7 +53,8 @@ func start(t testing.TB, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second, Workers: 2}
+	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second, Workers: 2,
+		MaxMessageBytes: 1 << 20, MaxInflightBytes: 64 << 20}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -234,8 +235,7 @@ func TestAnOverLimitSourceGets429WithRetryAfter(t *testing.T) {
 	if resp, body := h.post("/v1/batch", batch, nil); resp.StatusCode != 200 {
 		t.Fatalf("first burst: %d %s", resp.StatusCode, body)
 	}
-	small := `{"batch":[` + strings.TrimSuffix(strings.Repeat(`{"type":"track","userId":"u","event":"E"},`, 100), ",") + `]}`
-	resp, body := h.post("/v1/batch", small, nil)
+	resp, body := h.post("/v1/batch", batch, nil)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "rate limit") {
 		t.Fatalf("got %d %q %s, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}

@@ -16,9 +16,13 @@ type limiter struct {
 	buckets   map[string]*rate.Limiter
 }
 
-// maxBatchEvents bounds the events one request can carry (500 KB of the smallest valid events), so the
-// burst always admits a whole request.
-const maxBatchEvents = 10_000
+// minimalEvent is the shortest event the rules accept; a batch holds it with a comma after it.
+const minimalEvent = `{"type":"page","userId":1}`
+
+// maxBatchEvents bounds the events one request can carry (MaxBatchBytes of the smallest valid events),
+// so the burst always admits a whole request: a batch larger than a second's worth is refused with 429
+// until the bucket has refilled, then accepted, never refused forever.
+const maxBatchEvents = MaxBatchBytes/(len(minimalEvent)+1) + 1
 
 func newLimiter(perSecond int) *limiter {
 	return &limiter{perSecond: perSecond, buckets: map[string]*rate.Limiter{}}

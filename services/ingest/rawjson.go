@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Events are kept as the producer's bytes: objects are split into members without decoding values,
@@ -29,12 +32,13 @@ type element struct {
 	isObject bool
 }
 
-// enrichSlack is the room left after each batch event's members for what enrich adds (receivedAt,
-// messageId, projectId, timestamp, originalTimestamp, context, sentAt), so adding them allocates nothing.
+// enrichSlack is the room kept after an event's members for what merging and enrich add (receivedAt,
+// messageId, projectId, timestamp, originalTimestamp, context, sentAt, type), so adding them allocates
+// nothing.
 const enrichSlack = 8
 
-// maxDepth is encoding/json's nesting limit.
-const maxDepth = 10000
+// jsonMaxDepth is encoding/json's nesting limit, which the scanner applies unless it is strict.
+const jsonMaxDepth = 10000
 
 // syntaxError is malformed JSON, at a byte offset of the input.
 type syntaxError struct {
@@ -44,10 +48,24 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
 
+// encodingError is well-formed JSON that breaks one of ingest's own rules (nesting deeper than MaxDepth,
+// a lone UTF-16 surrogate), at a byte offset of the input, so that the error can name the field.
+type encodingError struct {
+	rule string
+	off  int
+}
+
+func (e *encodingError) Error() string { return fmt.Sprintf("%s at byte %d", e.rule, e.off) }
+
+// scanner checks and splits JSON. A plain scanner accepts exactly what json.Valid accepts; a strict one
+// also refuses, with an *encodingError, nesting deeper than MaxDepth and a \u escape that is a lone
+// UTF-16 surrogate (encoding/json would turn it into U+FFFD, and Athena's and DuckDB's readers refuse it).
 type scanner struct {
-	b     []byte
-	depth int
-	all   []member // backing array of every captured member
+	b      []byte
+	depth  int
+	all    []member // backing array of every captured member
+	slack  int      // spare slots kept after each captured object's members
+	strict bool
 }
 
 // fail describes what is wrong at b[i].
@@ -153,6 +171,8 @@ func (s *scanner) str(i int) (int, bool, error) {
 			switch s.b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
+				start := i - 1
+				r := rune(0)
 				for range 4 {
 					i++
 					if i >= len(s.b) {
@@ -161,6 +181,13 @@ func (s *scanner) str(i int) (int, bool, error) {
 					if !isHex(s.b[i]) {
 						return i, escaped, s.fail(i, "in \\u hexadecimal character escape")
 					}
+					r = r<<4 | hexValue(s.b[i])
+				}
+				if s.strict && utf16.IsSurrogate(r) {
+					if err := s.surrogatePair(start, r); err != nil {
+						return i, escaped, err
+					}
+					i += 6 // the low half, checked
 				}
 			default:
 				return i, escaped, s.fail(i, "in string escape code")
@@ -169,6 +196,37 @@ func (s *scanner) str(i int) (int, bool, error) {
 			return i, escaped, s.fail(i, "in string literal")
 		}
 	}
+}
+
+// surrogatePair checks that the \\u escape at b[start] holding r, a surrogate, is the high half of a pair
+// whose low half follows at once.
+func (s *scanner) surrogatePair(start int, r rune) error {
+	lone := &encodingError{"must not hold a lone UTF-16 surrogate escape (\\u" + string(s.b[start+2:start+6]) + ")", start}
+	next := start + 6
+	if r >= 0xdc00 || next+6 > len(s.b) || s.b[next] != '\\' || s.b[next+1] != 'u' {
+		return lone
+	}
+	low := rune(0)
+	for _, c := range s.b[next+2 : next+6] {
+		if !isHex(c) {
+			return lone
+		}
+		low = low<<4 | hexValue(c)
+	}
+	if low < 0xdc00 || low > 0xdfff {
+		return lone
+	}
+	return nil
+}
+
+func hexValue(c byte) rune {
+	switch {
+	case c <= '9':
+		return rune(c - '0')
+	case c >= 'a':
+		return rune(c-'a') + 10
+	}
+	return rune(c-'A') + 10
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
@@ -225,7 +283,11 @@ func (s *scanner) literal(i int, lit string) (int, error) {
 }
 
 func (s *scanner) enter(i int) error {
-	if s.depth++; s.depth > maxDepth {
+	s.depth++
+	switch {
+	case s.strict && s.depth > MaxDepth:
+		return &encodingError{fmt.Sprintf("must be nested at most %d levels deep", MaxDepth), i}
+	case s.depth > jsonMaxDepth:
 		return &syntaxError{"exceeded max depth", i}
 	}
 	return nil
@@ -282,7 +344,7 @@ func (s *scanner) array(i int) (int, error) {
 }
 
 // object checks the object starting at b[i] == '{'. With capture, its members are appended to s.all and
-// returned, followed by enrichSlack spare slots that only this object's slice can reach.
+// returned, followed by s.slack spare slots that only this object's slice can reach.
 func (s *scanner) object(i int, capture bool) ([]member, int, error) {
 	if err := s.enter(i); err != nil {
 		return nil, i, err
@@ -294,8 +356,8 @@ func (s *scanner) object(i int, capture bool) ([]member, int, error) {
 			return nil, end, nil
 		}
 		n := len(s.all)
-		s.all = slices.Grow(s.all, enrichSlack)[:n+enrichSlack]
-		return s.all[start : n : n+enrichSlack], end, nil
+		s.all = slices.Grow(s.all, s.slack)[:n+s.slack]
+		return s.all[start : n : n+s.slack], end, nil
 	}
 	if i = s.space(i + 1); i < len(s.b) && s.b[i] == '}' {
 		return done(i + 1)
@@ -428,7 +490,7 @@ func (s *scanner) elements(i int) ([]element, int, error) {
 
 // splitObject splits raw, an object already checked, into members.
 func splitObject(raw []byte) []member {
-	s := scanner{b: raw}
+	s := scanner{b: raw, slack: enrichSlack}
 	ms, _, _ := s.object(s.space(0), true)
 	return ms
 }
@@ -511,6 +573,14 @@ func (e *rawEvent) del(key string) {
 	e.members = out
 }
 
+// sizeWith is the length of an object of size bytes once a member f: val is added to it.
+func sizeWith(size int, f field, val []byte) int {
+	if size > 2 {
+		size++ // the comma
+	}
+	return size + len(f.rawKey) + 1 + len(val)
+}
+
 // size is the length of appendTo's output.
 func (e *rawEvent) size() int {
 	n := 2 + max(len(e.members)-1, 0)
@@ -532,4 +602,70 @@ func (e *rawEvent) appendTo(dst []byte) []byte {
 		dst = append(dst, m.val...)
 	}
 	return append(dst, '}')
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1 // the usual case, checked 8 bytes at a time
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// pathAt names the member or element of doc that holds the byte at off, the way errors name fields:
+// batch[2].properties.name ("" at the top level). It is called only to explain an error that the scanner
+// or a later check found at off, so doc is well-formed up to there.
+func pathAt(doc []byte, off int) string {
+	s := scanner{b: doc}
+	var path strings.Builder
+	for i := s.space(0); i < off && i < len(doc) && (doc[i] == '{' || doc[i] == '['); {
+		open := doc[i]
+		inside := false
+		i = s.space(i + 1)
+		for n := 0; i < len(doc) && doc[i] != '}' && doc[i] != ']'; n++ {
+			var m member
+			if open == '{' {
+				keyStart := i
+				vstart, err := s.key(i, &m)
+				if err != nil || off < vstart {
+					if off >= keyStart && m.key != nil {
+						appendKey(&path, m.key)
+					}
+					return path.String()
+				}
+				i = vstart
+			}
+			end, err := s.value(i)
+			if err != nil || off < end {
+				if open == '[' {
+					path.WriteString("[" + strconv.Itoa(n) + "]")
+				} else {
+					appendKey(&path, m.key)
+				}
+				inside = true
+				break
+			}
+			if i = s.space(end); i < len(doc) && doc[i] == ',' {
+				i = s.space(i + 1)
+			}
+		}
+		if !inside {
+			break
+		}
+	}
+	return path.String()
+}
+
+func appendKey(path *strings.Builder, key []byte) {
+	if path.Len() > 0 {
+		path.WriteByte('.')
+	}
+	path.Write(key)
 }

@@ -8,9 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,27 +30,6 @@ func cpuSeconds(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// peakRSS resets the kernel's high-water mark of this process's resident memory (clear_refs 5) and
-// returns a function that reads it: the peak of what happened in between.
-func peakRSS(b *testing.B) func() float64 {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		b.Skipf("needs Linux /proc/self/clear_refs to measure peak RSS: %v", err)
-	}
-	return func() float64 {
-		data, err := os.ReadFile("/proc/self/status")
-		if err != nil {
-			b.Fatal(err)
-		}
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				return kb / 1024
-			}
-		}
-		return 0
-	}
 }
 
 // benchFile is a sealed file as the batcher writes it: gzip (level 3) NDJSON of ~1 KB track events, each
@@ -120,7 +96,7 @@ func BenchmarkStager(b *testing.B) {
 	seq := 0
 	b.Run("stage", func(b *testing.B) {
 		b.SetBytes(size * benchFilesPerOp)
-		peak := peakRSS(b)
+		peak := testenv.PeakRSS(b)
 		cpu := 0.0
 		for range b.N {
 			// The batcher's part, untimed: the files in the object store, not yet announced.
