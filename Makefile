@@ -4,6 +4,7 @@ SERVICES := ingest batcher stager copier validator admin
 MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone) bench
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOBIN := $(shell go env GOPATH)/bin
+BROWSER_CLIENT := services/allinone/testdata/browser-client
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: build test deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
@@ -18,12 +19,18 @@ build:
 test: deps
 	go test $(TEST_FLAGS) $$(go list -f '{{.Dir}}/...' -m | grep -v '/proto/')
 
-## deps: redis-server (Debian package) and the pinned MinIO (go install, cached in $(GOBIN))
+## deps: redis-server, chromium, node and npm (Debian packages; apt-get update once if any is missing), the
+## pinned MinIO (go install, cached in $(GOBIN)), and the browser test's analytics.js: npm ci from the
+## committed lockfile, again whenever the lockfile is newer than the install (npm writes node_modules/.package-lock.json)
 deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@missing=""; for p in redis-server:redis-server chromium:chromium node:nodejs npm:npm; do \
+	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
+	  test -z "$$missing" || { echo "apt-get install$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 	@test -x $(GOBIN)/minio && grep -qx '$(MINIO_VERSION)' $(GOBIN)/.minio-version 2>/dev/null || { \
 	  echo "installing MinIO $(MINIO_VERSION) (a few minutes, once)"; \
 	  GOFLAGS=-buildvcs=false go install github.com/minio/minio@$(MINIO_VERSION) && echo '$(MINIO_VERSION)' > $(GOBIN)/.minio-version; }
+	@test $(BROWSER_CLIENT)/node_modules/.package-lock.json -nt $(BROWSER_CLIENT)/package-lock.json || { \
+	  echo "npm ci in $(BROWSER_CLIENT)"; cd $(BROWSER_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; }
 
 ## check: what CI checks besides the tests
 check: lint check-generated vet build-isolated
