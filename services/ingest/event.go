@@ -111,9 +111,6 @@ func parsePayload(body []byte, callType string) (payload, *InputError) {
 	case err != nil:
 		return fail(badInput("", "the body must be a JSON object: %v", err))
 	}
-	if off := invalidUTF8(body); off >= 0 {
-		return fail(badInput(pathAt(body, off), "must be valid UTF-8 (invalid byte at offset %d of the body)", off))
-	}
 	top := rawEvent{members: topMembers}
 	if raw := top.get("writeKey"); raw != nil {
 		if !isString(raw) {

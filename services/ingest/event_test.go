@@ -269,7 +269,7 @@ func TestHasSpecialFindsEveryByteThatNeedsAttention(t *testing.T) {
 		for pos := range 8 {
 			word := []byte("abcdefgh")
 			word[pos] = byte(c)
-			want := c < 0x20 || c == '"' || c == '\\'
+			want := c < 0x20 || c == '"' || c == '\\' || c >= 0x80
 			if got := hasSpecial(binary.LittleEndian.Uint64(word)); got != want {
 				t.Fatalf("byte %#x at %d: hasSpecial = %v, want %v", c, pos, got, want)
 			}

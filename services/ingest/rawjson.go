@@ -76,22 +76,22 @@ func (s *scanner) fail(i int, context string) error {
 	return &syntaxError{fmt.Sprintf("invalid character %q %s", s.b[i], context), i}
 }
 
-// strSafe marks the bytes that need no attention inside a string.
+// strSafe marks the bytes that need no attention inside a string: printable ASCII but '"' and '\\'.
 var strSafe = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
+	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
 
-// hasSpecial reports whether any of the 8 bytes of x needs attention in a string: '"', '\\' or a
-// control character. It is the has-zero-byte bit trick applied three times; it lets the scanner skip
-// the long plain runs of string values 8 bytes at a time.
+// hasSpecial reports whether any of the 8 bytes of x needs attention in a string: '"', '\\', a control
+// character or a byte of a multi-byte UTF-8 sequence. It is the has-zero-byte bit trick applied three
+// times, and the high bit; it lets the scanner skip the long ASCII runs of string values 8 bytes at a time.
 func hasSpecial(x uint64) bool {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	q := x ^ (lo * '"')
 	b := x ^ (lo * '\\')
-	return ((x-lo*0x20)&^x|(q-lo)&^q|(b-lo)&^b)&hi != 0
+	return ((x-lo*0x20)&^x|(q-lo)&^q|(b-lo)&^b|x)&hi != 0
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -192,8 +192,18 @@ func (s *scanner) str(i int) (int, bool, error) {
 			default:
 				return i, escaped, s.fail(i, "in string escape code")
 			}
-		default: // a control character
-			return i, escaped, s.fail(i, "in string literal")
+		default:
+			if c < 0x80 { // a control character
+				return i, escaped, s.fail(i, "in string literal")
+			}
+			// Non-ASCII: encoding/json takes any byte here; a strict scanner wants UTF-8.
+			if s.strict {
+				r, n := utf8.DecodeRune(s.b[i:])
+				if r == utf8.RuneError && n == 1 {
+					return i, escaped, &encodingError{"must be valid UTF-8", i}
+				}
+				i += n - 1
+			}
 		}
 	}
 }
@@ -602,21 +612,6 @@ func (e *rawEvent) appendTo(dst []byte) []byte {
 		dst = append(dst, m.val...)
 	}
 	return append(dst, '}')
-}
-
-// invalidUTF8 returns the offset of the first byte of b that is not valid UTF-8, or -1.
-func invalidUTF8(b []byte) int {
-	if utf8.Valid(b) {
-		return -1 // the usual case, checked 8 bytes at a time
-	}
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
 }
 
 // pathAt names the member or element of doc that holds the byte at off, the way errors name fields:
