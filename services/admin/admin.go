@@ -21,6 +21,11 @@ import (
 	"github.com/s3dest/s3dest/pkg/platform"
 )
 
+// RESTWriteTimeout is the REST API's HTTP write timeout (its other timeouts are the defaults):
+// POST /destinations/{id}/validate answers when the validation ends, which the validator bounds by its
+// --timeout (at most a minute).
+const RESTWriteTimeout = 2 * time.Minute
+
 // Service is the admin binary's service: AdminService on gRPC and REST.
 type Service struct {
 	cfg  Config
@@ -82,7 +87,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.http = platform.NewHTTPServer(h, platform.HTTPTimeouts{Write: RESTWriteTimeout})
 	if s.gln, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.GRPCAddr, err)
 	}

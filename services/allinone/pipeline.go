@@ -177,7 +177,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	rest, err := listenHTTP("admin-rest", cfg.AdminAddr, restHandler)
+	rest, err := listenHTTP("admin-rest", cfg.AdminAddr, restHandler, platform.HTTPTimeouts{Write: admin.RESTWriteTimeout})
 	if err != nil {
 		return nil, err
 	}
