@@ -162,7 +162,7 @@ func natsServerMain(args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := platform.NewHTTPServer(mux, platform.HTTPTimeouts{})
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	if err := os.WriteFile(*urlFile+".tmp", []byte(ns.URL()+" "+ln.Addr().String()), 0o600); err != nil {
@@ -326,7 +326,7 @@ func startGate(m *minio) (url string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: sts, ReadHeaderTimeout: 5 * time.Second}
+	srv := platform.NewHTTPServer(sts, platform.HTTPTimeouts{})
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

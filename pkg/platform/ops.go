@@ -46,7 +46,7 @@ func ListenOps(addr string, ready func() bool, reg *prometheus.Registry) (*OpsSe
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &OpsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	return &OpsServer{ln: ln, srv: NewHTTPServer(mux, HTTPTimeouts{})}, nil
 }
 
 // Addr is the bound address.

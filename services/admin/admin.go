@@ -17,9 +17,20 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/platform/grpcserver"
 )
+
+// MaxRequestBytes bounds one gRPC request to AdminService: its requests carry a few settings and IDs,
+// so a megabyte leaves room without letting a caller make the server buffer more.
+const MaxRequestBytes = 1 << 20
+
+// RESTWriteTimeout is the REST API's HTTP write timeout (its other timeouts are the defaults):
+// POST /destinations/{id}/validate answers when the validation ends, which the validator bounds by its
+// --timeout (at most a minute).
+const RESTWriteTimeout = 2 * time.Minute
 
 // Service is the admin binary's service: AdminService on gRPC and REST.
 type Service struct {
@@ -59,7 +70,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	var val validatorv1.ValidatorServiceClient
 	if s.cfg.ValidatorAddr != "" {
+		token, err := platform.LoadSecret("validator-token", s.cfg.ValidatorToken, s.cfg.ValidatorTokenFile, platform.MinTokenLen)
+		if err != nil {
+			return err
+		}
 		if s.conn, err = grpc.NewClient(s.cfg.ValidatorAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(platform.BearerCredentials(token)),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer)))); err != nil {
 			return fmt.Errorf("validator client: %w", err)
 		}
@@ -75,14 +91,19 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace))
 	s.srv = srv
-	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(UnaryAuth(s.cfg.Token)),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
+	if s.grpc, err = grpcserver.New(grpcserver.Config{
+		Tokens:       map[string]string{adminv1.AdminService_ServiceDesc.ServiceName: s.cfg.Token},
+		MaxRecvBytes: MaxRequestBytes,
+		Telemetry:    s.p.Telemetry,
+	}); err != nil {
+		return err
+	}
 	srv.Register(s.grpc)
 	h, err := RESTHandler(context.WithoutCancel(ctx), srv, s.cfg.Token)
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.http = platform.NewHTTPServer(h, platform.HTTPTimeouts{Write: RESTWriteTimeout})
 	if s.gln, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.GRPCAddr, err)
 	}

@@ -2,55 +2,18 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
 )
-
-// tokenCheck compares bearer tokens in constant time; only the token's digest is kept.
-type tokenCheck [sha256.Size]byte
-
-func newTokenCheck(token string) tokenCheck { return sha256.Sum256([]byte(token)) }
-
-// check returns Unauthenticated for a missing token and PermissionDenied for a wrong one.
-func (t tokenCheck) check(header string) error {
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
-		return status.Error(codes.Unauthenticated, "Authorization: a bearer token is required (Authorization: Bearer <token>)")
-	}
-	got := sha256.Sum256([]byte(tok))
-	if subtle.ConstantTimeCompare(got[:], t[:]) != 1 {
-		return status.Error(codes.PermissionDenied, "Authorization: the bearer token is not valid")
-	}
-	return nil
-}
-
-// UnaryAuth requires the bearer token in the `authorization` metadata of every gRPC call.
-func UnaryAuth(token string) grpc.UnaryServerInterceptor {
-	tc := newTokenCheck(token)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var h string
-		if v := md.Get("authorization"); len(v) > 0 {
-			h = v[0]
-		}
-		if err := tc.check(h); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-}
 
 // RESTHandler is the Segment-Public-API-shaped REST face of srv: grpc-gateway over the same methods,
 // answers wrapped in {"data": ...} (the messages are shaped that way), errors as
@@ -73,9 +36,9 @@ func RESTHandler(ctx context.Context, srv *Server, token string) (http.Handler, 
 	if err := adminv1.RegisterAdminServiceHandlerServer(ctx, mux, srv); err != nil {
 		return nil, err
 	}
-	tc := newTokenCheck(token)
+	tc := platform.NewBearerToken(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := tc.check(r.Header.Get("Authorization")); err != nil {
+		if err := tc.Check(r.Header.Get("Authorization")); err != nil {
 			writeError(r.Context(), mux, nil, w, r, err)
 			return
 		}

@@ -68,12 +68,13 @@ func (s *Server) autoValidate(ctx context.Context, d *configv1.Destination) {
 func (s *Server) Close() { s.bg.Wait() }
 
 // runValidation asks the validator about d's settings and stores the result if they are still current.
+// It does not say which External ID to use: the validator reads the workspace from the config store.
 func (s *Server) runValidation(ctx context.Context, d *configv1.Destination) (*validatorv1.ValidationResult, error) {
-	ws, err := s.store.Workspace(ctx)
-	if err != nil {
-		return nil, internal(err)
+	out, err := s.validator.Validate(ctx, &validatorv1.ValidateRequest{DestinationId: d.GetId(), Settings: d.GetSettings()})
+	if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+		// Not the caller's fault: this service and the validator disagree on the token.
+		return nil, status.Errorf(codes.Unavailable, "validator-token: the validator refused this admin service (%s); give both the same token", status.Convert(err).Message())
 	}
-	out, err := s.validator.Validate(ctx, &validatorv1.ValidateRequest{DestinationId: d.GetId(), Settings: d.GetSettings(), WorkspaceId: ws.GetId()})
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func TestTheShownValidationIsAlwaysThatOfTheCurrentSettings(t *testing.T) {
 		t.Fatalf("create answered with a validation before one ran: %v", d["validation"])
 	}
 	first := val.next(t)
-	if first.req.GetWorkspaceId() != "ws-admin-test" || first.req.GetSettings().GetIamRoleArn() != "arn:aws:iam::123456789012:role/first" {
+	if first.req.GetSettings().GetIamRoleArn() != "arn:aws:iam::123456789012:role/first" {
 		t.Fatalf("validation asked for %v", first.req)
 	}
 

@@ -29,7 +29,7 @@ func TestEveryServiceBinaryServesOpsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		"S3DEST_S3_ENDPOINT=" + g.MinIO.URL, "S3DEST_STS_ENDPOINT=" + g.URL, "S3DEST_S3_PATH_STYLE=true",
 		"S3DEST_AWS_ACCESS_KEY_ID=" + g.MinIO.RootUser, "S3DEST_AWS_SECRET_ACCESS_KEY=" + g.MinIO.RootPassword,
 		"S3DEST_CREDENTIALS_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32)),
-		"S3DEST_ADMIN_TOKEN=binary-test-token-0123456789",
+		"S3DEST_ADMIN_TOKEN=binary-test-token-0123456789", "S3DEST_VALIDATOR_TOKEN=binary-test-validator-token-0123456789",
 	}
 	for _, name := range []string{"ingest", "batcher", "stager", "copier", "validator", "admin"} {
 		t.Run(name, func(t *testing.T) {

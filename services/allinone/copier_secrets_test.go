@@ -105,7 +105,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	key := bytes.Repeat([]byte{7}, 32)
-	sec := secrets{AdminToken: "test-admin-token-secret-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
+	sec := secrets{AdminToken: "test-admin-token-secret-0123456789", ValidatorToken: "test-validator-token-secret-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
 	awsCfg := awsclient.Config{Region: "us-east-1", STSEndpoint: sts.URL, S3Endpoint: s3proxy.URL, PathStyle: true,
 		AccessKeyID: g.MinIO.RootUser, SecretAccessKey: g.MinIO.RootPassword, IntermediateRoleARN: intermediate}
 	plan, err := newPipeline(ctx, devConfig(t, t.TempDir()), sec, p, store, awsCfg, ns.URL(), redisURL)
@@ -160,7 +160,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 	}
 
 	issued.mu.Lock()
-	all := append([]string{g.MinIO.RootPassword, sec.AdminToken, sec.CredentialsKey}, issued.secrets...)
+	all := append([]string{g.MinIO.RootPassword, sec.AdminToken, sec.ValidatorToken, sec.CredentialsKey}, issued.secrets...)
 	issued.mu.Unlock()
 	all = append(all, writeKeys...)
 	if len(issued.secrets) < 6 {

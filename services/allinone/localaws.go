@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/platform"
 	"github.com/s3dest/s3dest/services/admin"
 )
 
@@ -18,6 +20,11 @@ const (
 	stagingBucket  = "s3dest-staging"
 	serviceUserARN = "arn:aws:iam::" + localaws.DefaultAccountID + ":user/s3dest"
 )
+
+// s3BodyTimeout bounds reading a request and writing an answer of the local S3, so it takes and gives
+// whole objects: a file is up to 100 MB, about 13 minutes at 1 Mbit/s, so a slow link still gets
+// through while a stalled client is let go.
+const s3BodyTimeout = 15 * time.Minute
 
 // localAWS is the embedded S3 and STS with the accounts of the dev stack.
 type localAWS struct {
@@ -102,10 +109,10 @@ func startLocalAWS(cfg DevConfig, sec secrets, workspaceID string, log *slog.Log
 		return nil, err
 	}
 	a := &localAWS{dir: dir, s3srv: s3srv}
-	if a.s3, err = listenHTTP("local-s3", cfg.S3Addr, s3srv); err != nil {
+	if a.s3, err = listenHTTP("local-s3", cfg.S3Addr, s3srv, platform.HTTPTimeouts{Read: s3BodyTimeout, Write: s3BodyTimeout}); err != nil {
 		return nil, err
 	}
-	if a.sts, err = listenHTTP("local-sts", cfg.STSAddr, stssrv); err != nil {
+	if a.sts, err = listenHTTP("local-sts", cfg.STSAddr, stssrv, platform.HTTPTimeouts{}); err != nil {
 		return nil, err
 	}
 	a.stopS3 = a.s3.serveBackground()

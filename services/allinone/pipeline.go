@@ -9,15 +9,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/platform/grpcserver"
 	"github.com/s3dest/s3dest/pkg/service"
 	"github.com/s3dest/s3dest/services/admin"
 	"github.com/s3dest/s3dest/services/batcher"
@@ -146,8 +147,21 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	val := validator.NewValidator(clients, with("validator").Log, vc.Timeout)
 	view, err := store.Watch(context.WithoutCancel(ctx), with("admin").Log)
+	if err != nil {
+		return nil, err
+	}
+	val := validator.NewValidator(clients, view, with("validator").Log, vc.Timeout)
+	// Each service keeps its own token, as the separate binaries do: the admin token opens AdminService
+	// only, and ValidatorService answers only the validator token, which only the admin service holds.
+	gs, err := grpcserver.New(grpcserver.Config{
+		Tokens: map[string]string{
+			adminv1.AdminService_ServiceDesc.ServiceName:         sec.AdminToken,
+			validatorv1.ValidatorService_ServiceDesc.ServiceName: sec.ValidatorToken,
+		},
+		MaxRecvBytes: max(admin.MaxRequestBytes, validator.MaxRequestBytes),
+		Telemetry:    p.Telemetry,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +169,9 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, fmt.Errorf("grpc: listen %s: %w", cfg.GRPCAddr, err)
 	}
-	gs := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(p.Telemetry.Tracer))),
-		grpc.UnaryInterceptor(admin.UnaryAuth(sec.AdminToken)),
-	)
 	conn, err := grpc.NewClient(ln.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(sec.AdminToken)))
+		grpc.WithPerRPCCredentials(platform.BearerCredentials(sec.ValidatorToken)))
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +187,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	rest, err := listenHTTP("admin-rest", cfg.AdminAddr, restHandler)
+	rest, err := listenHTTP("admin-rest", cfg.AdminAddr, restHandler, platform.HTTPTimeouts{Write: admin.RESTWriteTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +197,3 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 		ingest:   in, admin: adm, grpc: grpcSrv, rest: rest, conns: conns,
 	}, nil
 }
-
-// bearer sends the admin token with every call of the in-process clients.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }

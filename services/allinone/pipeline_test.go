@@ -102,7 +102,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	key := make([]byte, 32)
-	sec := secrets{AdminToken: "test-admin-token-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
+	sec := secrets{AdminToken: "test-admin-token-0123456789", ValidatorToken: "test-validator-token-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
 	awsCfg := awsclient.Config{Region: "us-east-1", STSEndpoint: g.URL, S3Endpoint: proxy.URL, PathStyle: true,
 		AccessKeyID: g.MinIO.RootUser, SecretAccessKey: g.MinIO.RootPassword, IntermediateRoleARN: intermediate}
 	plan, err := newPipeline(ctx, devConfig(t, t.TempDir()), sec, p, store, awsCfg, ns.URL(), redisURL)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/s3dest/s3dest/pkg/platform"
 )
 
 // httpServer is an HTTP listener run as a service, so it stops in its turn.
@@ -18,12 +20,12 @@ type httpServer struct {
 	srv  *http.Server
 }
 
-func listenHTTP(name, addr string, h http.Handler) (*httpServer, error) {
+func listenHTTP(name, addr string, h http.Handler, t platform.HTTPTimeouts) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
 	}
-	return &httpServer{name: name, ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}, nil
+	return &httpServer{name: name, ln: ln, srv: platform.NewHTTPServer(h, t)}, nil
 }
 
 func (s *httpServer) Name() string                    { return s.name }

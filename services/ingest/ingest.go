@@ -115,12 +115,9 @@ func (s *Ingest) Start(ctx context.Context) error {
 	if s.ln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.HTTPAddr, err)
 	}
-	s.srv = &http.Server{
-		Handler: otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer),
-			otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.URL.Path })),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-	}
+	s.srv = platform.NewHTTPServer(otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer),
+		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.URL.Path })),
+		platform.HTTPTimeouts{})
 	return nil
 }
 

@@ -2,6 +2,11 @@
 // (DESIGN.md §6): assume our intermediate role; assume the customer's role without the External ID,
 // which must be refused; assume it with the External ID; upload {prefix/}segment-logs/dummy-object.txt
 // with ACL bucket-owner-full-control. Each outcome has a stable code and the reference's message.
+//
+// The validator makes our intermediate role assume a customer's role, so it trusts no caller with that:
+// a caller must present the validator's bearer token, and the External ID is always the installation's
+// workspace ID, read from the config store (KV CONFIG), never the caller's choice. Otherwise anyone who
+// reaches the port could make our role assume any role with any External ID and write into its bucket.
 package validator
 
 import (
@@ -17,7 +22,6 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,9 +29,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/configstore"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/platform/grpcserver"
 )
 
 // The reference's messages.
@@ -45,6 +51,8 @@ const (
 // run once.
 type Validator struct {
 	clients *awsclient.Clients
+	// view holds the workspace, whose ID is the External ID of every validation.
+	view    *configstore.View
 	log     *slog.Logger
 	timeout time.Duration
 	flight  singleflight.Group
@@ -54,16 +62,29 @@ type Validator struct {
 	validatorv1.UnimplementedValidatorServiceServer
 }
 
-// NewValidator returns a validator using clients for AWS.
-func NewValidator(clients *awsclient.Clients, log *slog.Logger, timeout time.Duration) *Validator {
-	return &Validator{clients: clients, log: log, timeout: timeout, now: time.Now}
+// NewValidator returns a validator using clients for AWS and the workspace of view as External ID.
+func NewValidator(clients *awsclient.Clients, view *configstore.View, log *slog.Logger, timeout time.Duration) *Validator {
+	return &Validator{clients: clients, view: view, log: log, timeout: timeout, now: time.Now}
 }
 
 // Register adds ValidatorService to a gRPC server.
 func (v *Validator) Register(s *grpc.Server) { validatorv1.RegisterValidatorServiceServer(s, v) }
 
-// Validate implements ValidatorService.
+// MaxRequestBytes bounds one gRPC request to ValidatorService, which carries three settings and an ID.
+const MaxRequestBytes = 64 << 10
+
+// Validate implements ValidatorService. The External ID is the stored workspace's ID; a request naming
+// another workspace is refused (PermissionDenied) rather than ignored, so a caller that believes it
+// chose the External ID learns that it did not.
 func (v *Validator) Validate(ctx context.Context, req *validatorv1.ValidateRequest) (*validatorv1.ValidateResponse, error) {
+	externalID := v.view.Workspace().GetId()
+	if externalID == "" {
+		return nil, status.Error(codes.FailedPrecondition, "workspace: none exists yet; the admin service creates it on its first start, and its ID is the External ID")
+	}
+	//lint:ignore SA1019 the deprecated field is read only to refuse a caller's choice
+	if id := req.GetWorkspaceId(); id != "" && id != externalID {
+		return nil, status.Error(codes.PermissionDenied, "workspaceId: the External ID is always this installation's workspace ID, never the caller's choice; leave workspaceId empty")
+	}
 	set := req.GetSettings()
 	bucket, prefix, err := layout.SplitBucket(set.GetS3Bucket())
 	switch {
@@ -73,22 +94,20 @@ func (v *Validator) Validate(ctx context.Context, req *validatorv1.ValidateReque
 		return nil, status.Error(codes.InvalidArgument, "settings.region: is required, such as us-west-2")
 	case !awsclient.RoleARN.MatchString(set.GetIamRoleArn()):
 		return nil, status.Errorf(codes.InvalidArgument, "settings.iamRoleArn: must look like arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME, got %q", set.GetIamRoleArn())
-	case req.GetWorkspaceId() == "":
-		return nil, status.Error(codes.InvalidArgument, "workspaceId: is required; it is the External ID")
 	}
-	key := strings.Join([]string{req.GetDestinationId(), set.GetRegion(), set.GetS3Bucket(), set.GetIamRoleArn(), req.GetWorkspaceId()}, "\x00")
+	key := strings.Join([]string{req.GetDestinationId(), set.GetRegion(), set.GetS3Bucket(), set.GetIamRoleArn(), externalID}, "\x00")
 	if v.beforeFlight != nil {
 		v.beforeFlight()
 	}
 	res, _, _ := v.flight.Do(key, func() (any, error) {
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 		defer cancel()
-		return v.run(vctx, req, bucket, prefix), nil
+		return v.run(vctx, req, externalID, bucket, prefix), nil
 	})
 	return &validatorv1.ValidateResponse{Result: res.(*validatorv1.ValidationResult)}, nil
 }
 
-func (v *Validator) run(ctx context.Context, req *validatorv1.ValidateRequest, bucket, prefix string) *validatorv1.ValidationResult {
+func (v *Validator) run(ctx context.Context, req *validatorv1.ValidateRequest, externalID, bucket, prefix string) *validatorv1.ValidationResult {
 	set := req.GetSettings()
 	res := &validatorv1.ValidationResult{CheckedAt: timestamppb.New(v.now())}
 	session := sessionName(req.GetDestinationId())
@@ -127,7 +146,7 @@ func (v *Validator) run(ctx context.Context, req *validatorv1.ValidateRequest, b
 
 	// 3. With the External ID.
 	s3step := validatorv1.ValidationStep_VALIDATION_STEP_ASSUME_ROLE_WITH_EXTERNAL_ID
-	creds, err := v.clients.AssumeCustomerRole(ctx, inter, set.GetIamRoleArn(), req.GetWorkspaceId(), session)
+	creds, err := v.clients.AssumeCustomerRole(ctx, inter, set.GetIamRoleArn(), externalID, session)
 	if !step(s3step, err) {
 		if forbidden(err) {
 			return failed(s3step, validatorv1.ValidationCode_VALIDATION_CODE_ROLE_ACCESS_DENIED, MsgExternalID)
@@ -224,6 +243,9 @@ type Service struct {
 	srv *grpc.Server
 }
 
+// Addr is the bound gRPC address (after Start).
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
 // New validates cfg; it does no I/O.
 func New(cfg Config, p *platform.Process) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
@@ -235,18 +257,37 @@ func New(cfg Config, p *platform.Process) (*Service, error) {
 // Name implements service.Service.
 func (s *Service) Name() string { return "validator" }
 
-// Start binds the gRPC port.
+// Start reads the token, follows the workspace in the config store and binds the gRPC port.
 func (s *Service) Start(ctx context.Context) error {
+	token, err := platform.LoadSecret("validator-token", s.cfg.Token, s.cfg.TokenFile, platform.MinTokenLen)
+	if err != nil {
+		return err
+	}
 	clients, err := awsclient.New(ctx, s.cfg.Config, s.p.Telemetry.Tracer)
 	if err != nil {
 		return err
 	}
-	s.v = NewValidator(clients, s.p.Log, s.cfg.Timeout)
+	store, err := configstore.Open(ctx, s.p.JS, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	// The view lives as long as the process, so validations in flight while it stops still see it.
+	view, err := store.Watch(context.WithoutCancel(ctx), s.p.Log)
+	if err != nil {
+		return err
+	}
+	s.v = NewValidator(clients, view, s.p.Log, s.cfg.Timeout)
+	if s.srv, err = grpcserver.New(grpcserver.Config{
+		Tokens:       map[string]string{validatorv1.ValidatorService_ServiceDesc.ServiceName: token},
+		MaxRecvBytes: MaxRequestBytes,
+		Telemetry:    s.p.Telemetry,
+	}); err != nil {
+		return err
+	}
+	s.v.Register(s.srv)
 	if s.ln, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.GRPCAddr, err)
 	}
-	s.srv = grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer))))
-	s.v.Register(s.srv)
 	return nil
 }
 

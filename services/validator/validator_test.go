@@ -19,9 +19,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/configstore"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
 const (
@@ -109,11 +111,36 @@ func (ls *localStack) validator(t testing.TB, stsURL string, timeout time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewValidator(clients, slog.New(slog.DiscardHandler), timeout)
+	return NewValidator(clients, workspaceView(t, workspace), slog.New(slog.DiscardHandler), timeout)
 }
 
+// workspaceView is a config store on an embedded NATS holding the workspace id (none when empty),
+// and a View of it, as the validator binary follows it.
+func workspaceView(t testing.TB, id string) *configstore.View {
+	t.Helper()
+	_, _, js := testenv.NATS(t)
+	ctx := context.Background()
+	store, err := configstore.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "" {
+		if _, err := store.CreateWorkspace(ctx, &configv1.Workspace{Id: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	view, err := store.Watch(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return view
+}
+
+// request is what the admin service sends: the settings, and no External ID.
 func request(dest, region, bucket, role string) *validatorv1.ValidateRequest {
-	return &validatorv1.ValidateRequest{DestinationId: dest, WorkspaceId: workspace,
+	return &validatorv1.ValidateRequest{DestinationId: dest,
 		Settings: &configv1.DestinationSettings{Region: region, S3Bucket: bucket, IamRoleArn: role}}
 }
 

@@ -166,7 +166,12 @@ type ValidateRequest struct {
 	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
 	// settings to check.
 	Settings *v1.DestinationSettings `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
-	// workspace_id is the External ID.
+	// workspace_id is deprecated: leave it empty. The External ID is the ID of the workspace in the config store (KV CONFIG),
+	// read by the validator itself: a caller that could choose it could make our role assume any customer
+	// role that trusts us. An empty value is ignored; a value other than the stored workspace ID is refused
+	// with PERMISSION_DENIED.
+	//
+	// Deprecated: Marked as deprecated in s3dest/validator/v1/validator.proto.
 	WorkspaceId   string `protobuf:"bytes,3,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -216,6 +221,7 @@ func (x *ValidateRequest) GetSettings() *v1.DestinationSettings {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in s3dest/validator/v1/validator.proto.
 func (x *ValidateRequest) GetWorkspaceId() string {
 	if x != nil {
 		return x.WorkspaceId
@@ -421,11 +427,11 @@ var File_s3dest_validator_v1_validator_proto protoreflect.FileDescriptor
 
 const file_s3dest_validator_v1_validator_proto_rawDesc = "" +
 	"\n" +
-	"#s3dest/validator/v1/validator.proto\x12\x13s3dest.validator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\"\x9e\x01\n" +
+	"#s3dest/validator/v1/validator.proto\x12\x13s3dest.validator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\"\xa2\x01\n" +
 	"\x0fValidateRequest\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12A\n" +
-	"\bsettings\x18\x02 \x01(\v2%.s3dest.config.v1.DestinationSettingsR\bsettings\x12!\n" +
-	"\fworkspace_id\x18\x03 \x01(\tR\vworkspaceId\"Q\n" +
+	"\bsettings\x18\x02 \x01(\v2%.s3dest.config.v1.DestinationSettingsR\bsettings\x12%\n" +
+	"\fworkspace_id\x18\x03 \x01(\tB\x02\x18\x01R\vworkspaceId\"Q\n" +
 	"\x10ValidateResponse\x12=\n" +
 	"\x06result\x18\x01 \x01(\v2%.s3dest.validator.v1.ValidationResultR\x06result\"m\n" +
 	"\n" +

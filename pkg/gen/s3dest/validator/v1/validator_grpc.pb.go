@@ -29,9 +29,14 @@ const (
 // ValidatorService checks a customer's IAM setup the way the reference's "Validate" button does
 // (DESIGN.md §6): assume our intermediate role, assume the customer's role without and then with the
 // External ID, and upload `{prefix/}segment-logs/dummy-object.txt`.
+//
+// Every call must carry the validator's bearer token (metadata `authorization: Bearer <token>`):
+// UNAUTHENTICATED without one, PERMISSION_DENIED with a wrong one. The External ID is always the ID of
+// the workspace in the config store, never the caller's.
 type ValidatorServiceClient interface {
 	// Validate runs every step and reports the first failure. It never fails the RPC for a setup problem:
-	// those are results. It fails with INVALID_ARGUMENT for malformed settings.
+	// those are results. It fails with INVALID_ARGUMENT for malformed settings, FAILED_PRECONDITION before
+	// the workspace exists, and PERMISSION_DENIED for a workspace_id other than the stored one.
 	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
 }
 
@@ -60,9 +65,14 @@ func (c *validatorServiceClient) Validate(ctx context.Context, in *ValidateReque
 // ValidatorService checks a customer's IAM setup the way the reference's "Validate" button does
 // (DESIGN.md §6): assume our intermediate role, assume the customer's role without and then with the
 // External ID, and upload `{prefix/}segment-logs/dummy-object.txt`.
+//
+// Every call must carry the validator's bearer token (metadata `authorization: Bearer <token>`):
+// UNAUTHENTICATED without one, PERMISSION_DENIED with a wrong one. The External ID is always the ID of
+// the workspace in the config store, never the caller's.
 type ValidatorServiceServer interface {
 	// Validate runs every step and reports the first failure. It never fails the RPC for a setup problem:
-	// those are results. It fails with INVALID_ARGUMENT for malformed settings.
+	// those are results. It fails with INVALID_ARGUMENT for malformed settings, FAILED_PRECONDITION before
+	// the workspace exists, and PERMISSION_DENIED for a workspace_id other than the stored one.
 	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
 	mustEmbedUnimplementedValidatorServiceServer()
 }
