@@ -6,8 +6,9 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOBIN := $(shell go env GOPATH)/bin
 BROWSER_CLIENT := services/allinone/testdata/browser-client
 TEST_FLAGS ?= -count=1 -timeout 20m
+FUZZTIME ?= 30s
 
-.PHONY: build test deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
+.PHONY: build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -18,6 +19,16 @@ build:
 ## test: the whole suite against real NATS, redis-server and MinIO (installed by `make deps` if missing)
 test: deps
 	go test $(TEST_FLAGS) $$(go list -f '{{.Dir}}/...' -m | grep -v '/proto/')
+
+## fuzz: every fuzz target of every module (each `func Fuzz…` in a _test.go), FUZZTIME each: go test fuzzes one
+## target per invocation. Fails when any target finds an input; go test leaves it in <package>/testdata/fuzz
+fuzz:
+	@failed=; for found in $$(grep -rE --include='*_test.go' '^func Fuzz\w*\(' $(MODULES) | sed -E 's#/[^/]*:func (Fuzz\w*).*#:\1#' | sort); do \
+	  dir=$${found%:*}; target=$${found#*:}; \
+	  echo "go test -run '^$$' -fuzz '^$$target$$' -fuzztime $(FUZZTIME) ./$$dir"; \
+	  go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$dir || failed="$$failed $$dir:$$target"; \
+	done; \
+	test -z "$$failed" || { echo "fuzz found inputs in:$$failed"; git status --short --untracked-files=all -- '*/testdata/fuzz/*'; exit 1; }
 
 ## deps: redis-server, chromium, node and npm (Debian packages; apt-get update once if any is missing), the
 ## pinned MinIO (go install, cached in $(GOBIN)), and the browser test's analytics.js: npm ci from the

@@ -388,3 +388,14 @@ func TestTheSmallestValidEventBoundsTheEventsOfARequest(t *testing.T) {
 		}
 	}
 }
+
+func TestABatchOfMoreElementsThanAnyValidBatchIsRefusedBeforeItCostsMemory(t *testing.T) {
+	h := start(t, nil)
+	for _, el := range []string{"[]", "{}", `{"a":1}`, "1"} {
+		body := `{"batch":[` + strings.TrimSuffix(strings.Repeat(el+",", maxBatchEvents+1), ",") + `]}`
+		resp, msg := h.post("/v1/batch", body, nil)
+		if field, rule := refusal(t, msg); resp.StatusCode != 400 || field != fmt.Sprintf("batch[%d]", maxBatchEvents) || !strings.Contains(rule, "at most 18963 events") {
+			t.Fatalf("%d × %s: %d field %q rule %q", maxBatchEvents+1, el, resp.StatusCode, field, rule)
+		}
+	}
+}

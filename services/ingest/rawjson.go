@@ -483,6 +483,11 @@ func (s *scanner) elements(i int) ([]element, int, error) {
 			return nil, end, err
 		}
 		el.raw = s.b[i:end]
+		if s.strict && len(out) == maxBatchEvents {
+			// More elements than MaxBatchBytes of the smallest valid event: refused before they cost
+			// memory (a 500 KB body of [],[],… would be 170,000 of them).
+			return nil, i, &encodingError{fmt.Sprintf("a batch holds at most %d events (500 KB of the smallest valid event)", maxBatchEvents), i}
+		}
 		out = append(out, el)
 		if i = s.space(end); i >= len(s.b) {
 			return nil, i, s.fail(i, "")
