@@ -2,13 +2,13 @@ package ingest
 
 import (
 	"bytes"
-	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
