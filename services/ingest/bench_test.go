@@ -162,10 +162,8 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 	}
 	rc := newReceipt(sourceID, "203.0.113.7", time.Now())
 	data := eventwire.AppendBatchHeader(nil, sourceID, rc.at)
-	var scratch []member
 	for i := range p.events {
-		ev := p.merged(i, scratch)
-		scratch = ev.members
+		ev := p.merged(i)
 		id, typ, err := enrich(&ev, rc)
 		if err != nil {
 			b.Fatal(err)
@@ -216,10 +214,8 @@ func BenchmarkParseEnrichEncode(b *testing.B) {
 		}
 		rc := newReceipt(sourceID, "203.0.113.7", time.Now())
 		buf = eventwire.AppendBatchHeader(buf[:0], sourceID, rc.at)
-		var scratch []member
 		for i := range p.events {
-			ev := p.merged(i, scratch)
-			scratch = ev.members
+			ev := p.merged(i)
 			id, typ, err := enrich(&ev, rc)
 			if err != nil {
 				b.Fatal(err)

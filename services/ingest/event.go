@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // InputError is a request or event that breaks a rule of the Tracking API. Field names the JSON path
@@ -54,13 +55,19 @@ type payload struct {
 	sentAt   json.RawMessage // the batch's, for events without their own; nil for a single event
 	context  json.RawMessage
 	scratch  *[]member
+	spare    []member // merged's copy of an event without room of its own
 }
 
-// merged returns event i as it is stored, with the batch's sentAt and context merged in, in buf's
-// memory (grown as needed, with room for what enrich adds). The event is valid until buf is reused.
-func (p *payload) merged(i int, buf []member) rawEvent {
-	src := p.events[i].members
-	ev := rawEvent{members: append(slices.Grow(buf[:0], len(src)+enrichSlack), src...)}
+// merged returns event i as it is stored, with the batch's sentAt and context merged in: in place when
+// the event has room for what enrich adds, otherwise copied into the payload's spare members. Either way
+// the parsed event may change, so each event is merged once, and the result is valid until the next
+// call.
+func (p *payload) merged(i int) rawEvent {
+	ev := p.events[i]
+	if cap(ev.members)-len(ev.members) < enrichSlack {
+		p.spare = append(slices.Grow(p.spare[:0], len(ev.members)+enrichSlack), ev.members...)
+		ev.members = p.spare
+	}
 	if p.sentAt != nil && !ev.has("sentAt") {
 		ev.set(fSentAt, p.sentAt)
 	}
@@ -94,7 +101,9 @@ func (p *payload) release() {
 //     repeated into thousands of tiny events cannot turn 500 KB into hundreds of megabytes.
 func parsePayload(body []byte, callType string) (payload, *InputError) {
 	scratch := memberPool.Get().(*[]member)
-	s := scanner{b: body, all: (*scratch)[:0], strict: true}
+	// Batch events of a realistic size keep room for what enrich adds, so they are enriched in place;
+	// tiny ones keep none (it would be most of their cost) and are copied into a scratch when encoded.
+	s := scanner{b: body, all: (*scratch)[:0], strict: true, slack: enrichSlack, slackFrom: enrichSlack * int(unsafe.Sizeof(member{}))}
 	topMembers, items, err := s.request()
 	*scratch = s.all
 	p := payload{scratch: scratch}

@@ -84,7 +84,7 @@ func TestBatchEventsInheritTheBatchSentAtAndContextAndLoseTheWriteKey(t *testing
 	if p.writeKey != "wk" {
 		t.Fatalf("writeKey = %q", p.writeKey)
 	}
-	ev := p.merged(0, nil)
+	ev := p.merged(0)
 	if ev.has("writeKey") {
 		t.Fatal("the write key, a credential, must not be stored with the event")
 	}
@@ -172,7 +172,7 @@ func TestBatchEncodingMatchesProtoMarshal(t *testing.T) {
 		want := &eventsv1.EventBatch{SourceId: "src-1", ReceivedAt: timestamppb.New(rc.at)}
 		got := eventwire.AppendBatchHeader(nil, "src-1", rc.at)
 		for i := range p.events {
-			ev := p.merged(i, nil)
+			ev := p.merged(i)
 			id, typ, err := enrich(&ev, rc)
 			if err != nil {
 				t.Fatal(err)
@@ -247,10 +247,11 @@ func FuzzParsePayload(f *testing.F) {
 			return
 		}
 		for i := range p.events {
-			e, err := enrichOne(p.merged(i, nil), "src", "127.0.0.1", time.Now())
-			if ev := p.merged(i, nil); ev.size() > MaxEventBytes {
+			ev := p.merged(i)
+			if ev.size() > MaxEventBytes {
 				t.Fatalf("event %d is %d bytes once merged, over the %d accepted", i, ev.size(), MaxEventBytes)
 			}
+			e, err := enrichOne(ev, "src", "127.0.0.1", time.Now())
 			if err != nil {
 				if _, ok := err.(*InputError); !ok {
 					t.Fatalf("enrich failed with a non-input error: %v", err)

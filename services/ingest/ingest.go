@@ -191,10 +191,8 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, id
 		h.Reset()
 		return nil
 	}
-	var scratch []member
 	for i := range p.events {
-		ev := p.merged(i, scratch)
-		scratch = ev.members
+		ev := p.merged(i)
 		id, typ, err := enrich(&ev, rc)
 		if err != nil {
 			return err

@@ -61,11 +61,12 @@ func (e *encodingError) Error() string { return fmt.Sprintf("%s at byte %d", e.r
 // also refuses, with an *encodingError, nesting deeper than MaxDepth and a \u escape that is a lone
 // UTF-16 surrogate (encoding/json would turn it into U+FFFD, and Athena's and DuckDB's readers refuse it).
 type scanner struct {
-	b      []byte
-	depth  int
-	all    []member // backing array of every captured member
-	slack  int      // spare slots kept after each captured object's members
-	strict bool
+	b         []byte
+	depth     int
+	all       []member // backing array of every captured member
+	slack     int      // spare slots kept after each captured object's members,
+	slackFrom int      // for objects of at least this many bytes
+	strict    bool
 }
 
 // fail describes what is wrong at b[i].
@@ -354,20 +355,24 @@ func (s *scanner) array(i int) (int, error) {
 }
 
 // object checks the object starting at b[i] == '{'. With capture, its members are appended to s.all and
-// returned, followed by s.slack spare slots that only this object's slice can reach.
+// returned, followed by s.slack spare slots that only this object's slice can reach when the object is
+// at least s.slackFrom bytes long.
 func (s *scanner) object(i int, capture bool) ([]member, int, error) {
 	if err := s.enter(i); err != nil {
 		return nil, i, err
 	}
 	defer func() { s.depth-- }()
-	start := len(s.all)
+	start, open := len(s.all), i
 	done := func(end int) ([]member, int, error) {
 		if !capture {
 			return nil, end, nil
 		}
-		n := len(s.all)
-		s.all = slices.Grow(s.all, s.slack)[:n+s.slack]
-		return s.all[start : n : n+s.slack], end, nil
+		n, slack := len(s.all), s.slack
+		if end-open < s.slackFrom {
+			slack = 0
+		}
+		s.all = slices.Grow(s.all, slack)[:n+slack]
+		return s.all[start : n : n+slack], end, nil
 	}
 	if i = s.space(i + 1); i < len(s.b) && s.b[i] == '}' {
 		return done(i + 1)
