@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
@@ -25,7 +26,8 @@ import (
 //   - merged-near-cap: a 3 KB context and 2,600 events, ~7.9 MB once merged: accepted, published as
 //     eight 1 MB messages one after another.
 func BenchmarkHostileRequestMemory(b *testing.B) {
-	h := start(b, nil)
+	h := start(b, func(c *Config) { c.PublishTimeout = 30 * time.Second }) // 128 MB at once on 2 cores takes a while
+
 	var nearCap strings.Builder
 	nearCap.WriteString(`{"context":{"pad":"` + strings.Repeat("c", 3000) + `"},"batch":[`)
 	for i := range 2600 {
