@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,62 @@ func BenchmarkAChangeReachesAWatchingView(b *testing.B) {
 			}
 			runtime.Gosched()
 		}
+	}
+}
+
+func TestAViewWhoseWatchEndsStartsItAgainAndMissesNoRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server: skipped under -short")
+	}
+	_, _, js := testenv.NATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &configv1.Source{Id: "src1", Enabled: true, WriteKeys: []string{"leaked"}}
+	if err := store.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	view, err := store.watch(ctx, slog.New(slog.DiscardHandler), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view.endWatch <- struct{}{} // the watch ends, as on a broken subscription
+	src.WriteKeys = nil         // and the key is revoked meanwhile
+	if err := store.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the revocation to reach the restarted view", func() bool {
+		_, ok := view.SourceByWriteKey("leaked")
+		return !ok
+	})
+	if err := view.Fresh(); err != nil {
+		t.Fatalf("a restarted view is not fresh: %v", err)
+	}
+}
+
+func TestAViewThatCannotConfirmItIsCurrentSaysItIsStale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server: skipped under -short")
+	}
+	ns, _, js := testenv.NATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := store.watch(ctx, slog.New(slog.DiscardHandler), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "a probe to confirm the view", func() bool { return view.Fresh() == nil })
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testenv.Eventually(t, 10*time.Second, "the view to call itself stale", func() bool { return view.Fresh() != nil })
+	if err := view.Fresh(); !strings.Contains(err.Error(), "last confirmed current") {
+		t.Fatalf("stale view says %v", err)
 	}
 }

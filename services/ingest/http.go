@@ -119,8 +119,13 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"success":true}`)
 }
 
-// sourceFor finds the enabled source of a write key, or says why there is none (401).
+// sourceFor finds the enabled source of a write key, or says why there is none (401). When the config
+// view could not confirm it is current (its watch is broken and NATS unreachable), a revoked key might
+// still be in it, so nothing is accepted: 503, as for JetStream down.
 func (s *Ingest) sourceFor(key string) (*configv1.Source, *InputError) {
+	if err := s.view.Fresh(); err != nil {
+		return nil, &InputError{Field: "writeKey", Rule: "write keys cannot be checked right now (" + err.Error() + "); retry later", Status: http.StatusServiceUnavailable}
+	}
 	src, ok := s.view.SourceByWriteKey(key)
 	if ok && src.GetEnabled() {
 		return src, nil
@@ -135,8 +140,11 @@ func (s *Ingest) sourceFor(key string) (*configv1.Source, *InputError) {
 	return nil, &InputError{Field: "writeKey", Rule: rule, Status: http.StatusUnauthorized}
 }
 
-// refuse answers a refusal and counts it.
+// refuse answers a refusal and counts it. A 503 always says when to retry.
 func (s *Ingest) refuse(w http.ResponseWriter, r *http.Request, e *InputError) {
+	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
 	s.metrics.rejected(r.Context(), e.Status)
 	writeError(w, e)
 }

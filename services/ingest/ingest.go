@@ -216,6 +216,9 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, id
 // cannot be accepted goes to deadletter.ingest.<sourceId> with the reason.
 func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 	sourceID := bus.LastToken(msg.Subject())
+	if err := s.view.Fresh(); err != nil {
+		return fmt.Errorf("source %s cannot be checked right now: %w", sourceID, err) // redelivered later
+	}
 	switch src, ok := s.view.Source(sourceID); {
 	case !ok:
 		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: unknown source %q", sourceID))
