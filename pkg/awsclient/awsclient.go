@@ -38,7 +38,7 @@ type Config struct {
 	// AccessKeyID and SecretAccessKey are static keys of our principal; empty uses the default chain
 	// (environment, web identity, instance role).
 	AccessKeyID     string `flag:"aws-access-key-id" env:"S3DEST_AWS_ACCESS_KEY_ID" help:"static access key of our principal; empty for the default chain"`
-	SecretAccessKey string `flag:"aws-secret-access-key" env:"S3DEST_AWS_SECRET_ACCESS_KEY" help:"static secret key of our principal"`
+	SecretAccessKey string `flag:"aws-secret-access-key" env:"S3DEST_AWS_SECRET_ACCESS_KEY" secret:"true" help:"static secret key of our principal"`
 	// IntermediateRoleARN is our own role that customers trust; empty assumes customer roles directly.
 	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust"`
 	// PathStyle addresses buckets in the path, as local servers need.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"os"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -49,37 +48,14 @@ func (b BearerCredentials) GetRequestMetadata(context.Context, ...string) (map[s
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (BearerCredentials) RequireTransportSecurity() bool { return false }
 
-// A secret setting is given either as a value (flag or environment) or as a file holding it, so that it
-// need not show in ps or in the process's environment. name is the value's flag; the file's flag is
-// name + "-file".
-
-// CheckSecret is the Validate rule of a required secret setting: exactly one of value and file is set,
-// and a value has at least minLen characters. It does no I/O: LoadSecret checks the file's content.
-func CheckSecret(name, value, file string, minLen int) error {
+// CheckSecret is the Validate rule of a required secret setting (given by value, or read by Bind from
+// the file named by NAME-file): it is set and has at least minLen characters. Errors never hold it.
+func CheckSecret(name, value string, minLen int) error {
 	switch {
-	case value != "" && file != "":
-		return fmt.Errorf("%s and %s-file: set one, not both", name, name)
-	case value == "" && file == "":
+	case value == "":
 		return fmt.Errorf("%s: must be set (or %s-file naming a file that holds it), at least %d characters", name, name, minLen)
-	case file == "" && len(value) < minLen:
+	case len(value) < minLen:
 		return fmt.Errorf("%s: must be at least %d characters, got %d", name, minLen, len(value))
 	}
 	return nil
-}
-
-// LoadSecret returns the secret of a setting that passed CheckSecret: value, or the content of file
-// without surrounding whitespace, held to the same length rule. Errors never hold the secret.
-func LoadSecret(name, value, file string, minLen int) (string, error) {
-	if file == "" {
-		return value, nil
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s-file: %w", name, err)
-	}
-	s := strings.TrimSpace(string(data))
-	if len(s) < minLen {
-		return "", fmt.Errorf("%s-file: %s holds %d characters; the secret must have at least %d", name, file, len(s), minLen)
-	}
-	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,11 @@ func (c Common) Validate() error {
 // after setting each field to its default and then to its environment variable when that is set. Parsing
 // fs then lets flags override the environment. Fields are tagged `flag`, `env`, `default` and `help`;
 // supported kinds are string, bool, int, int64 and time.Duration.
+//
+// A string field tagged `secret:"true"` can also be read from a file, so that it never shows in ps or in
+// the process's environment: the flag NAME-file and the variable ENV_FILE name the file, whose content,
+// without surrounding whitespace, becomes the value (the later of the flag or the file flag wins; a file
+// given in the environment is read by Bind). Errors name the setting, never the secret.
 func Bind(fs *flag.FlagSet, cfg any) error {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
@@ -71,6 +77,16 @@ func bindStruct(fs *flag.FlagSet, v reflect.Value) error {
 		if err := setField(fv, val); err != nil {
 			return fmt.Errorf("%s: %w", firstNonEmpty(env, name), err)
 		}
+		if f.Tag.Get("secret") == "true" {
+			p, ok := fv.Addr().Interface().(*string)
+			if !ok {
+				return fmt.Errorf("bind config: secret field %s must be a string", f.Name)
+			}
+			if err := bindSecretFile(fs, p, name, env); err != nil {
+				return err
+			}
+			help += " (or " + name + "-file)"
+		}
 		switch p := fv.Addr().Interface().(type) {
 		case *string:
 			fs.StringVar(p, name, *p, help)
@@ -86,6 +102,27 @@ func bindStruct(fs *flag.FlagSet, v reflect.Value) error {
 			return fmt.Errorf("bind config: field %s has unsupported type %s", f.Name, f.Type)
 		}
 	}
+	return nil
+}
+
+// bindSecretFile lets a secret setting be read from a file named by NAME-file or ENV_FILE.
+func bindSecretFile(fs *flag.FlagSet, p *string, name, env string) error {
+	read := func(file string) error {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("%s-file: %w", name, err)
+		}
+		if *p = strings.TrimSpace(string(data)); *p == "" {
+			return fmt.Errorf("%s-file: %s is empty", name, file)
+		}
+		return nil
+	}
+	if file := os.Getenv(env + "_FILE"); env != "" && file != "" {
+		if err := read(file); err != nil {
+			return err
+		}
+	}
+	fs.Func(name+"-file", "file holding "+name+", so that it shows in no ps or environment (env "+env+"_FILE)", read)
 	return nil
 }
 

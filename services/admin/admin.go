@@ -70,12 +70,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	var val validatorv1.ValidatorServiceClient
 	if s.cfg.ValidatorAddr != "" {
-		token, err := platform.LoadSecret("validator-token", s.cfg.ValidatorToken, s.cfg.ValidatorTokenFile, platform.MinTokenLen)
-		if err != nil {
-			return err
-		}
+		var err error
 		if s.conn, err = grpc.NewClient(s.cfg.ValidatorAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithPerRPCCredentials(platform.BearerCredentials(token)),
+			grpc.WithPerRPCCredentials(platform.BearerCredentials(s.cfg.ValidatorToken)),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer)))); err != nil {
 			return fmt.Errorf("validator client: %w", err)
 		}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"flag"
 	"context"
 	"log/slog"
 	"net"
@@ -96,7 +97,16 @@ func TestTheAdminServicePresentsTheValidatorTokenFromItsFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte(validatorToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, a := startAdmin(t, Config{ValidatorAddr: addr, ValidatorTokenFile: file})
+	// As the binary reads it: platform.Bind, with the token in a file named by the flag.
+	var bound Config
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	if err := platform.Bind(fs, &bound); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--validator-token-file", file}); err != nil {
+		t.Fatal(err)
+	}
+	_, a := startAdmin(t, Config{ValidatorAddr: addr, ValidatorToken: bound.ValidatorToken})
 	v := a.ok("POST", "/destinations/"+a.destination()+"/validate", "")["validation"].(map[string]any)
 	if v["code"] != "VALIDATION_CODE_OK" {
 		t.Fatalf("validation = %v", v)

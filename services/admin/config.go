@@ -15,14 +15,13 @@ type Config struct {
 	GRPCAddr string `flag:"grpc-addr" env:"S3DEST_GRPC_ADDR" default:"127.0.0.1:7000" help:"address of AdminService (gRPC)"`
 	HTTPAddr string `flag:"http-addr" env:"S3DEST_ADMIN_HTTP_ADDR" default:"127.0.0.1:8081" help:"address of the REST API"`
 	// Token authorizes every call; it is never logged.
-	Token         string `flag:"token" env:"S3DEST_ADMIN_TOKEN" help:"bearer token every admin call must present"`
+	Token         string `flag:"token" env:"S3DEST_ADMIN_TOKEN" secret:"true" help:"bearer token every admin call must present"`
 	ValidatorAddr string `flag:"validator-addr" env:"S3DEST_VALIDATOR_ADDR" help:"address of ValidatorService; empty disables validation"`
 	// ValidatorToken is what the validator requires of its callers (its own --validator-token); given
 	// directly or, to keep it out of ps and the environment, in a file. Never logged.
-	ValidatorToken     string `flag:"validator-token" env:"S3DEST_VALIDATOR_TOKEN" help:"bearer token the validator requires (needed with validator-addr)"`
-	ValidatorTokenFile string `flag:"validator-token-file" env:"S3DEST_VALIDATOR_TOKEN_FILE" help:"file holding the validator token, instead of validator-token"`
-	RedisURL           string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"Redis with the delivery cursors; empty disables the status API"`
-	WorkspaceID        string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
+	ValidatorToken string `flag:"validator-token" env:"S3DEST_VALIDATOR_TOKEN" secret:"true" help:"bearer token the validator requires (needed with validator-addr)"`
+	RedisURL       string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"Redis with the delivery cursors; empty disables the status API"`
+	WorkspaceID    string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
 	// IntermediateRoleARN is the Principal customers' trust policies name (GET /workspace shows them).
 	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust, shown in the trust policy"`
 	// WriteKeyGrace is how long a rotated write key keeps working unless the rotation says otherwise.
@@ -37,7 +36,7 @@ func (c Config) Validate() error {
 	}
 	if c.ValidatorAddr != "" {
 		// The validator refuses callers without its token.
-		errs = append(errs, platform.CheckSecret("validator-token", c.ValidatorToken, c.ValidatorTokenFile, platform.MinTokenLen))
+		errs = append(errs, platform.CheckSecret("validator-token", c.ValidatorToken, platform.MinTokenLen))
 	}
 	if c.GRPCAddr == "" || c.HTTPAddr == "" {
 		errs = append(errs, errors.New("grpc-addr and http-addr: must be host:port"))

@@ -25,7 +25,7 @@ import (
 // ClientConfig says how to reach the admin API.
 type ClientConfig struct {
 	AdminURL string `flag:"admin-url" env:"S3DEST_ADMIN_URL" default:"http://127.0.0.1:8081" help:"the admin REST API"`
-	Token    string `flag:"token" env:"S3DEST_ADMIN_TOKEN" help:"the admin bearer token"`
+	Token    string `flag:"token" env:"S3DEST_ADMIN_TOKEN" secret:"true" help:"the admin bearer token"`
 }
 
 // ValidateConfig is what `s3dest validate <destinationId>` needs to reach the admin API.

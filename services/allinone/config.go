@@ -37,7 +37,7 @@ type DevConfig struct {
 	S3URL              string `flag:"s3-url" env:"S3DEST_S3_URL" help:"use this S3 instead of the embedded one (needs --sts-url and keys)"`
 	STSURL             string `flag:"sts-url" env:"S3DEST_STS_URL" help:"use this STS instead of the embedded one"`
 	AWSAccessKeyID     string `flag:"aws-access-key-id" env:"S3DEST_AWS_ACCESS_KEY_ID" help:"our principal's access key at --s3-url and --sts-url"`
-	AWSSecretAccessKey string `flag:"aws-secret-access-key" env:"S3DEST_AWS_SECRET_ACCESS_KEY" help:"our principal's secret key at --s3-url and --sts-url"`
+	AWSSecretAccessKey string `flag:"aws-secret-access-key" env:"S3DEST_AWS_SECRET_ACCESS_KEY" secret:"true" help:"our principal's secret key at --s3-url and --sts-url"`
 }
 
 // Validate checks the rules of each field.

@@ -17,7 +17,7 @@ type Config struct {
 	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for credentials and delivery cursors"`
 	StagingBucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
 	// CredentialsKey encrypts cached customer credentials in Redis (AES-256-GCM).
-	CredentialsKey string `flag:"credentials-key" env:"S3DEST_CREDENTIALS_KEY" help:"base64 of 32 random bytes; encrypts cached credentials"`
+	CredentialsKey string `flag:"credentials-key" env:"S3DEST_CREDENTIALS_KEY" secret:"true" help:"base64 of 32 random bytes; encrypts cached credentials"`
 	// Workers, Rate and Burst apply to each destination on its own: one destination's backlog or
 	// slowness never uses another's share.
 	Workers int `flag:"workers" env:"S3DEST_COPIER_WORKERS" default:"2" help:"files copied at once, per destination"`

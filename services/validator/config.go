@@ -17,8 +17,7 @@ type Config struct {
 	// Token is the bearer token every caller (the admin service) must present: without it anyone who
 	// reaches the port could have our role write into any bucket that trusts it. Given directly or, to
 	// keep it out of ps and the environment, in a file. Never logged.
-	Token     string `flag:"validator-token" env:"S3DEST_VALIDATOR_TOKEN" help:"bearer token callers must present (or validator-token-file)"`
-	TokenFile string `flag:"validator-token-file" env:"S3DEST_VALIDATOR_TOKEN_FILE" help:"file holding the bearer token, instead of validator-token"`
+	Token string `flag:"validator-token" env:"S3DEST_VALIDATOR_TOKEN" secret:"true" help:"bearer token callers must present"`
 	// Timeout bounds a whole validation: a hanging STS or S3 yields "Unknown Error" within it.
 	Timeout time.Duration `flag:"timeout" env:"S3DEST_VALIDATE_TIMEOUT" default:"10s" help:"upper bound of one validation"`
 }
@@ -26,7 +25,7 @@ type Config struct {
 // Validate checks the rules of each field.
 func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(), c.Config.Validate(),
-		platform.CheckSecret("validator-token", c.Token, c.TokenFile, platform.MinTokenLen)}
+		platform.CheckSecret("validator-token", c.Token, platform.MinTokenLen)}
 	if c.GRPCAddr == "" {
 		errs = append(errs, errors.New("grpc-addr: must be host:port"))
 	}

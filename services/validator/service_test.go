@@ -3,8 +3,6 @@ package validator
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,15 +40,11 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(serviceToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{
 		Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second},
 		Config: awsclient.Config{Region: "us-east-1", STSEndpoint: ls.stsURL, S3Endpoint: ls.s3URL, PathStyle: true,
 			AccessKeyID: userKey, SecretAccessKey: userSecret, IntermediateRoleARN: intermediate},
-		GRPCAddr: "127.0.0.1:0", Timeout: 10 * time.Second, TokenFile: tokenFile,
+		GRPCAddr: "127.0.0.1:0", Timeout: 10 * time.Second, Token: serviceToken,
 	}
 	svc, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
 	if err != nil {
@@ -140,13 +134,12 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 func TestTheValidatorRefusesToStartWithoutAToken(t *testing.T) {
 	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, GRPCAddr: "127.0.0.1:0", Timeout: 10 * time.Second,
 		Config: awsclient.Config{Region: "us-east-1", IntermediateRoleARN: intermediate}}
-	cases := map[string]struct{ token, file, want string }{
-		"no token":       {"", "", "validator-token: must be set"},
-		"a short token":  {"short", "", "validator-token: must be at least 16 characters"},
-		"token and file": {serviceToken, "/some/file", "validator-token and validator-token-file: set one, not both"},
+	cases := map[string]struct{ token, want string }{
+		"no token":      {"", "validator-token: must be set"},
+		"a short token": {"short", "validator-token: must be at least 16 characters"},
 	}
 	for name, c := range cases {
-		cfg.Token, cfg.TokenFile = c.token, c.file
+		cfg.Token = c.token
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", name, err, c.want)

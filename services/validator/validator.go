@@ -257,12 +257,9 @@ func New(cfg Config, p *platform.Process) (*Service, error) {
 // Name implements service.Service.
 func (s *Service) Name() string { return "validator" }
 
-// Start reads the token, follows the workspace in the config store and binds the gRPC port.
+// Start follows the workspace in the config store and binds the gRPC port.
 func (s *Service) Start(ctx context.Context) error {
-	token, err := platform.LoadSecret("validator-token", s.cfg.Token, s.cfg.TokenFile, platform.MinTokenLen)
-	if err != nil {
-		return err
-	}
+	token := s.cfg.Token
 	clients, err := awsclient.New(ctx, s.cfg.Config, s.p.Telemetry.Tracer)
 	if err != nil {
 		return err
