@@ -187,10 +187,14 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 }
 
 // objectOptions is the write of a batch file into a customer's bucket: its type, the ACL, a write only if
-// the key is new, and the sealed size and SHA-256 (the store checks the checksum).
+// the key is new, and the sealed size and SHA-256 (the store checks the checksum), as one streamed
+// PutObject whatever the size (files are under 100 MB). Never a multipart upload: the reference's policy
+// grants no s3:AbortMultipartUpload, so the parts of an upload cut short by a failure or a SIGKILL
+// (Kubernetes' 30 s grace period is shorter than a lane's drain) would stay in the customer's bucket,
+// billed, with nobody able to remove them but the customer.
 func objectOptions(bucket, key string, b *batchv1.Batch) s3put.Options {
 	return s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl,
-		IfNoneMatch: true, Size: b.GetSizeBytes(), SHA256: b.GetSha256()}
+		IfNoneMatch: true, Size: b.GetSizeBytes(), SHA256: b.GetSha256(), NoMultipart: true}
 }
 
 var errStagingExpired = errors.New("the staged file is gone")
@@ -230,7 +234,8 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 	}
 	defer obj.Body.Close()
 	if n := aws.ToInt64(obj.ContentLength); n != opts.Size {
-		opts.Size = 0 // not the sealed size: stream nothing unchecked, buffer and hash it
+		// Not the file that was sealed: write nothing (the checksum would refuse it anyway).
+		return s3put.Result{}, fmt.Errorf("read staged %s: it is %d bytes, the sealed file %d", staged.GetStagingKey(), n, opts.Size)
 	}
 	return s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", obj.Body), opts)
 }
