@@ -58,6 +58,7 @@ type Copier struct {
 	clients *awsclient.Clients
 	staging *s3.Client
 	rdb     *redis.Client
+	own     awsclient.OwnBuckets // never a destination's bucket
 	creds   *credCache
 	cursors *cursor.Store
 	view    *configstore.View
@@ -71,7 +72,8 @@ func New(cfg Config, p *platform.Process) (*Copier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Copier{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
+	own, _ := awsclient.ParseOwnBuckets(cfg.StagingBucket, cfg.OwnBuckets) // Validate checked it
+	return &Copier{cfg: cfg, own: own, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
 }
 
 // Name implements service.Service.
@@ -144,11 +146,17 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return fmt.Errorf("settings.s3Bucket: %w", err)
 	}
 	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
+	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
+	// Admin refuses both when a destination is written; this holds whatever reached the config store.
+	if err := c.refuse(d, bucket, legacy); err != nil {
+		c.recordFailure(ctx, d, b, err)
+		return err
+	}
 
 	var creds aws.CredentialsProvider
 	opts := objectOptions(bucket, key, b)
 	opts.Limiter = limiter
-	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID {
+	if legacy {
 		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
 		creds = c.clients.Base()
 		opts.SSE = types.ServerSideEncryptionAes256
@@ -183,6 +191,20 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		c.log.WarnContext(ctx, "record delivery cursor and marker", "error", err)
 	}
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
+	return nil
+}
+
+// refuse fails a destination that names one of our own buckets, or one of the legacy kind while it is
+// off: something only a settings change (or the operator) can fix, so its files wait in staging.
+func (c *Copier) refuse(d *configv1.Destination, bucket string, legacy bool) error {
+	if err := c.own.Refuse(bucket); err != nil {
+		return &failure{fmt.Errorf("destination %s: settings.s3Bucket: %w", d.GetId(), err),
+			MsgFollowSetup + fmt.Sprintf(" The bucket %q belongs to this s3dest installation and cannot receive a destination's files: check the Bucket Name setting.", bucket), true}
+	}
+	if legacy && !c.cfg.EnableLegacyS3 {
+		return &failure{fmt.Errorf("destination %s: metadataId: the Amazon S3 (legacy) kind is off (--enable-legacy-s3)", d.GetId()),
+			"The Amazon S3 destination writes as s3dest's own principal and is off on this installation: move to the AWS S3 destination with an IAM role, or ask the operator to enable it (--enable-legacy-s3).", true}
+	}
 	return nil
 }
 
