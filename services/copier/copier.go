@@ -175,6 +175,10 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 			c.creds.drop(ctx, d, workspaceID)
 		}
 		err = classify(err, stepPut, d)
+		if isPermanent(err) {
+			return c.deadLetter(ctx, staged, d, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
+				d.GetId(), staged.GetStagingKey(), awsclient.ErrorCode(err), UserMessage(err)))
+		}
 		c.recordFailure(ctx, d, b, err)
 		return err
 	}
@@ -199,11 +203,11 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 func (c *Copier) refuse(d *configv1.Destination, bucket string, legacy bool) error {
 	if err := c.own.Refuse(bucket); err != nil {
 		return &failure{fmt.Errorf("destination %s: settings.s3Bucket: %w", d.GetId(), err),
-			MsgFollowSetup + fmt.Sprintf(" The bucket %q belongs to this s3dest installation and cannot receive a destination's files: check the Bucket Name setting.", bucket), true}
+			MsgFollowSetup + fmt.Sprintf(" The bucket %q belongs to this s3dest installation and cannot receive a destination's files: check the Bucket Name setting.", bucket), true, false}
 	}
 	if legacy && !c.cfg.EnableLegacyS3 {
 		return &failure{fmt.Errorf("destination %s: metadataId: the Amazon S3 (legacy) kind is off (--enable-legacy-s3)", d.GetId()),
-			"The Amazon S3 destination writes as s3dest's own principal and is off on this installation: move to the AWS S3 destination with an IAM role, or ask the operator to enable it (--enable-legacy-s3).", true}
+			"The Amazon S3 destination writes as s3dest's own principal and is off on this installation: move to the AWS S3 destination with an IAM role, or ask the operator to enable it (--enable-legacy-s3).", true, false}
 	}
 	return nil
 }
