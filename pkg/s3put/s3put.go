@@ -2,7 +2,9 @@
 // known and that fits in one part goes straight from the reader into one PutObject, with that SHA-256
 // as its checksum (nothing buffered, the bytes hashed by nobody but the store); otherwise a small object
 // is one buffered PutObject and a large one a multipart upload of PartSize parts, up to Concurrency of
-// them in flight while the next is read (Concurrency buffers). Every request carries a SHA-256 checksum
+// them in flight while the next is read (Concurrency buffers). With NoMultipart, an object of any size
+// up to 5 GiB whose length and SHA-256 are known is one streamed PutObject, so nothing partial is ever
+// left in the bucket. Every request carries a SHA-256 checksum
 // the store verifies (x-amz-checksum-sha256, a signed header) and is signed UNSIGNED-PAYLOAD, so the
 // store hashes the body once rather than twice (see unsignedPayload); a conditional write
 // (If-None-Match: *) that finds the object already there counts as done, which is what makes retries
@@ -36,6 +38,9 @@ import (
 // requests, small enough to keep memory flat.
 const DefaultPartSize = 8 << 20
 
+// MaxPutSize is the largest object one PutObject may carry (S3's limit).
+const MaxPutSize = 5 << 30
+
 // DefaultConcurrency parts in flight keep a store busy while one is acknowledged and the next read.
 const DefaultConcurrency = 3
 
@@ -56,6 +61,12 @@ type Options struct {
 	// (see Retryable).
 	Size   int64
 	SHA256 string
+	// NoMultipart writes the object with one streamed PutObject whatever its size (up to MaxPutSize);
+	// Size and SHA256 must then be known. A PutObject is all or nothing: a failure or a SIGKILL
+	// mid-write leaves nothing in the bucket. A multipart upload that is never completed keeps its parts,
+	// billed to the bucket's owner, until someone with s3:AbortMultipartUpload aborts it, which a
+	// customer's role that has only the reference's policy (s3:PutObject, s3:PutObjectAcl) cannot do.
+	NoMultipart bool
 	// Concurrency is how many parts of a multipart upload are sent at once (default
 	// DefaultConcurrency); each holds a PartSize buffer.
 	Concurrency int
@@ -101,6 +112,12 @@ func Upload(ctx context.Context, c *s3.Client, r io.Reader, o Options) (Result, 
 	}
 	if size < 5<<20 {
 		return Result{}, fmt.Errorf("upload %s: part size must be at least 5 MiB", o.Key)
+	}
+	if o.NoMultipart {
+		if o.Size <= 0 || o.SHA256 == "" || o.Size > MaxPutSize {
+			return Result{}, fmt.Errorf("upload %s: without multipart, Size (1 to %d bytes, got %d) and SHA256 must be known", o.Key, int64(MaxPutSize), o.Size)
+		}
+		return putStreamed(ctx, c, r, o)
 	}
 	if o.Size > 0 && o.Size <= size && o.SHA256 != "" {
 		return putStreamed(ctx, c, r, o)

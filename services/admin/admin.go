@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
@@ -86,7 +87,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		cursors = cursor.New(rdb, 35*24*time.Hour)
 	}
-	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace))
+	own, _ := awsclient.ParseOwnBuckets(s.cfg.StagingBucket, s.cfg.OwnBuckets) // Validate checked it
+	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace),
+		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3))
 	s.srv = srv
 	if s.grpc, err = grpcserver.New(grpcserver.Config{
 		Tokens:       map[string]string{adminv1.AdminService_ServiceDesc.ServiceName: s.cfg.Token},

@@ -24,6 +24,11 @@ type Config struct {
 	WorkspaceID    string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
 	// IntermediateRoleARN is the Principal customers' trust policies name (GET /workspace shows them).
 	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust, shown in the trust policy"`
+	// StagingBucket and OwnBuckets are ours: no destination of either kind may name one of them.
+	StagingBucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket (no destination may name it)"`
+	OwnBuckets    string `flag:"own-buckets" env:"S3DEST_OWN_BUCKETS" help:"comma-separated buckets s3dest owns besides staging; no destination may name one"`
+	// EnableLegacyS3 allows Amazon S3 (legacy) destinations, which write as our own principal.
+	EnableLegacyS3 bool `flag:"enable-legacy-s3" env:"S3DEST_ENABLE_LEGACY_S3" help:"allow Amazon S3 (legacy) destinations, which write as our own principal"`
 	// WriteKeyGrace is how long a rotated write key keeps working unless the rotation says otherwise.
 	WriteKeyGrace time.Duration `flag:"write-key-grace" env:"S3DEST_WRITE_KEY_GRACE" default:"24h" help:"how long a rotated write key keeps working (0 revokes at once)"`
 }
@@ -43,6 +48,9 @@ func (c Config) Validate() error {
 	}
 	if c.IntermediateRoleARN != "" && !awsclient.RoleARN.MatchString(c.IntermediateRoleARN) {
 		errs = append(errs, fmt.Errorf("intermediate-role-arn: must look like arn:aws:iam::123456789012:role/name, got %q", c.IntermediateRoleARN))
+	}
+	if _, err := awsclient.ParseOwnBuckets(c.StagingBucket, c.OwnBuckets); err != nil {
+		errs = append(errs, err)
 	}
 	if c.WriteKeyGrace < 0 || c.WriteKeyGrace > maxWriteKeyGrace {
 		errs = append(errs, fmt.Errorf("write-key-grace: must be between 0 and %s, got %s", maxWriteKeyGrace, c.WriteKeyGrace))

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
@@ -38,6 +39,10 @@ type Server struct {
 	principal string
 	// writeKeyGrace is how long a rotated write key keeps working by default.
 	writeKeyGrace time.Duration
+	// own are the buckets no destination may name (ours); legacyS3 allows the Amazon S3 (legacy) kind,
+	// which writes as our own principal.
+	own      awsclient.OwnBuckets
+	legacyS3 bool
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
 	// mu serializes writes that check a rule across objects (one AWS S3 destination per source, a
@@ -55,11 +60,25 @@ func WithPrincipal(arn string) Option { return func(s *Server) { s.principal = a
 // WithWriteKeyGrace sets how long a rotated write key keeps working when the rotation does not say.
 func WithWriteKeyGrace(d time.Duration) Option { return func(s *Server) { s.writeKeyGrace = d } }
 
+// WithOwnBuckets names the buckets s3dest uses itself (the staging bucket, and others): no destination
+// of either kind may name one.
+func WithOwnBuckets(buckets ...string) Option {
+	return func(s *Server) {
+		for _, b := range buckets {
+			s.own[b] = true
+		}
+	}
+}
+
+// WithLegacyS3 allows the Amazon S3 (legacy) destination, which writes as our own principal. Off, none
+// can be created or enabled; one that exists can still be disabled or deleted.
+func WithLegacyS3(on bool) Option { return func(s *Server) { s.legacyS3 = on } }
+
 // NewServer returns the AdminService implementation. validator and cursors may be nil: then
 // ValidateDestination and GetDestinationStatus answer FailedPrecondition, and destinations are not
 // validated when created or changed.
 func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, cursors *cursor.Store, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace}
+	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace, own: awsclient.OwnBuckets{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -204,7 +223,10 @@ func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDesti
 	if req.GetSettings() == nil {
 		return nil, invalid("settings: region, s3Bucket and iamRoleArn are required")
 	}
-	if err := checkSettings(req.GetSettings(), md.GetId() == layout.AWSS3MetadataID); err != nil {
+	if md.GetId() == layout.AmazonS3MetadataID && !s.legacyS3 {
+		return nil, errLegacyOff()
+	}
+	if err := checkSettings(req.GetSettings(), md.GetId() == layout.AWSS3MetadataID, s.own); err != nil {
 		return nil, invalid("%v", err)
 	}
 	s.mu.Lock()
@@ -295,6 +317,9 @@ func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDesti
 		return nil, false, err
 	}
 	d = proto.Clone(d).(*configv1.Destination)
+	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID && !s.legacyS3 && (req.GetEnabled() || req.GetSettings() != nil) {
+		return nil, false, errLegacyOff() // disabling, renaming and deleting it stay possible
+	}
 	if req.Name != nil {
 		if req.GetName() == "" {
 			return nil, false, invalid("name: must not be empty")
@@ -318,7 +343,7 @@ func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDesti
 		if set.GetIamRoleArn() != "" {
 			d.Settings.IamRoleArn = set.GetIamRoleArn()
 		}
-		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID); err != nil {
+		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID, s.own); err != nil {
 			return nil, false, invalid("%v", err)
 		}
 		settingsChanged = !proto.Equal(before, d.GetSettings())

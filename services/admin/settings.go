@@ -45,8 +45,9 @@ func checkBucketName(b string) error {
 	return nil
 }
 
-// checkSettings applies the rules of each setting; errors name the setting as the API spells it.
-func checkSettings(s *configv1.DestinationSettings, needsRole bool) error {
+// checkSettings applies the rules of each setting; errors name the setting as the API spells it. own
+// are the buckets no destination may name.
+func checkSettings(s *configv1.DestinationSettings, needsRole bool, own awsclient.OwnBuckets) error {
 	var errs []error
 	if !regions[s.GetRegion()] {
 		errs = append(errs, fmt.Errorf("settings.region: %q is not an AWS region name, such as us-west-2", s.GetRegion()))
@@ -60,6 +61,8 @@ func checkSettings(s *configv1.DestinationSettings, needsRole bool) error {
 	default:
 		if err := checkBucketName(bucket); err != nil {
 			errs = append(errs, fmt.Errorf("settings.s3Bucket: %w", err))
+		} else if err := own.Refuse(bucket); err != nil {
+			errs = append(errs, fmt.Errorf("settings.s3Bucket: %w", err))
 		}
 	}
 	if needsRole || s.GetIamRoleArn() != "" {
@@ -68,4 +71,12 @@ func checkSettings(s *configv1.DestinationSettings, needsRole bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// errLegacyOff is the answer to creating or enabling an Amazon S3 (legacy) destination while the kind is
+// off: it writes as our own principal, which the operator must choose to allow.
+func errLegacyOff() error {
+	return invalid("metadataId: the Amazon S3 destination (%s) writes as s3dest's own principal and is off on this server; "+
+		"use AWS S3 (%s) with an IAM role, or ask the operator to start admin and copier with --enable-legacy-s3 (S3DEST_ENABLE_LEGACY_S3=true)",
+		layout.AmazonS3MetadataID, layout.AWSS3MetadataID)
 }

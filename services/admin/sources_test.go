@@ -148,7 +148,7 @@ func TestWorkspaceShowsTheExternalIDAndTheFilledInPolicies(t *testing.T) {
 }
 
 func TestDestinationsCanBeListedByKind(t *testing.T) {
-	a := newAPI(t)
+	a := newAPI(t, WithLegacyS3(true))
 	src := a.ok("POST", "/sources", `{"slug":"s1"}`)["source"].(map[string]any)["id"].(string)
 	other := a.ok("POST", "/sources", `{"slug":"s2"}`)["source"].(map[string]any)["id"].(string)
 	a.ok("POST", "/destinations", `{"sourceId":"`+src+`","metadataId":"54f418c3db31d978f14aa925","settings":{"region":"us-east-1","s3Bucket":"b1b"}}`)

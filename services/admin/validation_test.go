@@ -45,7 +45,7 @@ func (h heldValidator) next(t *testing.T) heldCall {
 
 func TestTheShownValidationIsAlwaysThatOfTheCurrentSettings(t *testing.T) {
 	val := heldValidator{calls: make(chan heldCall, 4)}
-	a, srv := newAPIWith(t, val)
+	a, srv := newAPIWith(t, val, WithLegacyS3(true))
 	src := a.ok("POST", "/sources", `{"slug":"v"}`)["source"].(map[string]any)["id"].(string)
 	validationOf := func(id string) any { return a.ok("GET", "/destinations/"+id, "")["validation"] }
 

@@ -19,7 +19,10 @@ type DevConfig struct {
 	MaxFileBytes        int64         `flag:"max-file-bytes" env:"S3DEST_MAX_FILE_BYTES" default:"99000000" help:"seal a file before its compressed size reaches this"`
 	DevAWSConfig        string        `flag:"dev-aws-config" env:"S3DEST_DEV_AWS_CONFIG" help:"JSON file of extra buckets and roles for the local S3 and STS"`
 	Region              string        `flag:"region" env:"S3DEST_AWS_REGION" default:"us-east-1" help:"region of the local S3 and STS"`
-	SyncAlways          bool          `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
+	// EnableLegacyS3 is on in dev, unlike in the admin and copier binaries, so the reference's migration
+	// from the Amazon S3 destination can be rehearsed; --enable-legacy-s3=false turns it off.
+	EnableLegacyS3 bool `flag:"enable-legacy-s3" env:"S3DEST_ENABLE_LEGACY_S3" default:"true" help:"allow Amazon S3 (legacy) destinations, which write as our own principal"`
+	SyncAlways     bool `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
 
 	TrackingAddr string `flag:"tracking-addr" env:"S3DEST_TRACKING_ADDR" default:"127.0.0.1:8080" help:"Tracking API address"`
 	AdminAddr    string `flag:"admin-addr" env:"S3DEST_ADMIN_ADDR" default:"127.0.0.1:8081" help:"admin REST API address"`

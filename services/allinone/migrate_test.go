@@ -136,7 +136,11 @@ func migrateScenario(t *testing.T, sum Summary, s3c *s3.Client) {
 	var st struct {
 		Status apiStatus `json:"status"`
 	}
-	must(t, api, http.MethodGet, "/destinations/"+aws[0].ID+"/status", nil, &st)
+	// The switch's PATCH validates the new settings in the background: data can arrive before the result.
+	testenv.Eventually(t, 30*time.Second, "the validation of the switched settings", func() bool {
+		must(t, api, http.MethodGet, "/destinations/"+aws[0].ID+"/status", nil, &st)
+		return st.Status.Validation != nil
+	})
 	if len(st.Status.Days) == 0 || st.Status.Validation == nil || !st.Status.Validation.Ok {
 		t.Fatalf("status of the new destination: %+v", st.Status)
 	}

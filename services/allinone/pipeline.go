@@ -133,6 +133,11 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	}
 
 	cc.Common, cc.Config, cc.RedisURL, cc.StagingBucket, cc.CredentialsKey = common, awsCfg, redisURL, stagingBucket, sec.CredentialsKey
+	cc.EnableLegacyS3 = cfg.EnableLegacyS3
+	ours, err := awsclient.ParseOwnBuckets(stagingBucket, cc.OwnBuckets) // admin refuses the buckets the copier refuses
+	if err != nil {
+		return nil, err
+	}
 	proc, err = own("copier")
 	if err != nil {
 		return nil, err
@@ -180,7 +185,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 		return nil, err
 	}
 	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log,
-		admin.WithPrincipal(cfg.IntermediateRoleARN))
+		admin.WithPrincipal(cfg.IntermediateRoleARN), admin.WithOwnBuckets(ours.Names()...), admin.WithLegacyS3(cfg.EnableLegacyS3))
 	adm.Register(gs)
 	val.Register(gs)
 	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)

@@ -16,6 +16,10 @@ type Config struct {
 	awsclient.Config
 	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for credentials and delivery cursors"`
 	StagingBucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
+	// OwnBuckets and the staging bucket are ours: no destination's files are ever written there.
+	OwnBuckets string `flag:"own-buckets" env:"S3DEST_OWN_BUCKETS" help:"comma-separated buckets s3dest owns besides staging; no destination may name one"`
+	// EnableLegacyS3 allows the Amazon S3 (legacy) destination, which writes as our own principal.
+	EnableLegacyS3 bool `flag:"enable-legacy-s3" env:"S3DEST_ENABLE_LEGACY_S3" help:"deliver to Amazon S3 (legacy) destinations, which write as our own principal"`
 	// CredentialsKey encrypts cached customer credentials in Redis (AES-256-GCM).
 	CredentialsKey string `flag:"credentials-key" env:"S3DEST_CREDENTIALS_KEY" secret:"true" help:"base64 of 32 random bytes; encrypts cached credentials"`
 	// Workers, Rate and Burst apply to each destination on its own: one destination's backlog or
@@ -37,6 +41,9 @@ func (c Config) Validate() error {
 	}
 	if c.StagingBucket == "" {
 		errs = append(errs, errors.New("staging-bucket: must be set"))
+	}
+	if _, err := awsclient.ParseOwnBuckets(c.StagingBucket, c.OwnBuckets); err != nil {
+		errs = append(errs, err)
 	}
 	if k, err := base64.StdEncoding.DecodeString(c.CredentialsKey); err != nil || len(k) != 32 {
 		errs = append(errs, errors.New("credentials-key: must be the base64 encoding of 32 random bytes (openssl rand -base64 32)"))

@@ -58,6 +58,7 @@ type Copier struct {
 	clients *awsclient.Clients
 	staging *s3.Client
 	rdb     *redis.Client
+	own     awsclient.OwnBuckets // never a destination's bucket
 	creds   *credCache
 	cursors *cursor.Store
 	view    *configstore.View
@@ -71,7 +72,8 @@ func New(cfg Config, p *platform.Process) (*Copier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Copier{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
+	own, _ := awsclient.ParseOwnBuckets(cfg.StagingBucket, cfg.OwnBuckets) // Validate checked it
+	return &Copier{cfg: cfg, own: own, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
 }
 
 // Name implements service.Service.
@@ -144,11 +146,17 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return fmt.Errorf("settings.s3Bucket: %w", err)
 	}
 	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
+	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
+	// Admin refuses both when a destination is written; this holds whatever reached the config store.
+	if err := c.refuse(d, bucket, legacy); err != nil {
+		c.recordFailure(ctx, d, b, err)
+		return err
+	}
 
 	var creds aws.CredentialsProvider
 	opts := objectOptions(bucket, key, b)
 	opts.Limiter = limiter
-	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID {
+	if legacy {
 		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
 		creds = c.clients.Base()
 		opts.SSE = types.ServerSideEncryptionAes256
@@ -167,6 +175,10 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 			c.creds.drop(ctx, d, workspaceID)
 		}
 		err = classify(err, stepPut, d)
+		if isPermanent(err) {
+			return c.deadLetter(ctx, staged, d, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
+				d.GetId(), staged.GetStagingKey(), awsclient.ErrorCode(err), UserMessage(err)))
+		}
 		c.recordFailure(ctx, d, b, err)
 		return err
 	}
@@ -186,11 +198,29 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	return nil
 }
 
+// refuse fails a destination that names one of our own buckets, or one of the legacy kind while it is
+// off: something only a settings change (or the operator) can fix, so its files wait in staging.
+func (c *Copier) refuse(d *configv1.Destination, bucket string, legacy bool) error {
+	if err := c.own.Refuse(bucket); err != nil {
+		return &failure{fmt.Errorf("destination %s: settings.s3Bucket: %w", d.GetId(), err),
+			MsgFollowSetup + fmt.Sprintf(" The bucket %q belongs to this s3dest installation and cannot receive a destination's files: check the Bucket Name setting.", bucket), true, false}
+	}
+	if legacy && !c.cfg.EnableLegacyS3 {
+		return &failure{fmt.Errorf("destination %s: metadataId: the Amazon S3 (legacy) kind is off (--enable-legacy-s3)", d.GetId()),
+			"The Amazon S3 destination writes as s3dest's own principal and is off on this installation: move to the AWS S3 destination with an IAM role, or ask the operator to enable it (--enable-legacy-s3).", true, false}
+	}
+	return nil
+}
+
 // objectOptions is the write of a batch file into a customer's bucket: its type, the ACL, a write only if
-// the key is new, and the sealed size and SHA-256 (the store checks the checksum).
+// the key is new, and the sealed size and SHA-256 (the store checks the checksum), as one streamed
+// PutObject whatever the size (files are under 100 MB). Never a multipart upload: the reference's policy
+// grants no s3:AbortMultipartUpload, so the parts of an upload cut short by a failure or a SIGKILL
+// (Kubernetes' 30 s grace period is shorter than a lane's drain) would stay in the customer's bucket,
+// billed, with nobody able to remove them but the customer.
 func objectOptions(bucket, key string, b *batchv1.Batch) s3put.Options {
 	return s3put.Options{Bucket: bucket, Key: key, ContentType: ContentType, ACL: types.ObjectCannedACLBucketOwnerFullControl,
-		IfNoneMatch: true, Size: b.GetSizeBytes(), SHA256: b.GetSha256()}
+		IfNoneMatch: true, Size: b.GetSizeBytes(), SHA256: b.GetSha256(), NoMultipart: true}
 }
 
 var errStagingExpired = errors.New("the staged file is gone")
@@ -230,7 +260,8 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 	}
 	defer obj.Body.Close()
 	if n := aws.ToInt64(obj.ContentLength); n != opts.Size {
-		opts.Size = 0 // not the sealed size: stream nothing unchecked, buffer and hash it
+		// Not the file that was sealed: write nothing (the checksum would refuse it anyway).
+		return s3put.Result{}, fmt.Errorf("read staged %s: it is %d bytes, the sealed file %d", staged.GetStagingKey(), n, opts.Size)
 	}
 	return s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", obj.Body), opts)
 }

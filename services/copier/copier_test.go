@@ -307,7 +307,9 @@ func TestTheLegacyAmazonS3DestinationWritesAsUsWithSSES3AndCanShareALocation(t *
 	legacy("dest-legacy", "src-legacy", "legacy")
 	legacy("dest-old", "src-migrating", "shared")
 	e.destination(t, "dest-new", "src-migrating", "shared", role, "us-east-1")
-	e.start(t, e.config())
+	cfg := e.config()
+	cfg.EnableLegacyS3 = true
+	e.start(t, cfg)
 
 	e.stage(t, "src-legacy", day1, "old1", `{"messageId":"old-1"}`)
 	keys := e.waitKeys(t, "legacy", 1)

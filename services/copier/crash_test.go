@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -53,73 +55,6 @@ func copierProcess(t *testing.T, e *env, exe, failpoint string) (*exec.Cmd, chan
 	return cmd, exited, out
 }
 
-// SIGKILL in the middle of a multipart upload into the customer's bucket, then a restart: the file is
-// there exactly once, whole.
-func TestACopierKilledMidUploadLeavesExactlyOneCopyAfterARestart(t *testing.T) {
-	e := newEnv(t)
-	exe := filepath.Join(t.TempDir(), "copier")
-	build := exec.Command("go", "build", "-o", exe, "./cmd/copier")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the copier: %v\n%s", err, out)
-	}
-	e.g.CreateBucket(t, "crash")
-	const role = "arn:aws:iam::111111111111:role/crash"
-	e.customerRole(t, role, "crash", "")
-	e.destination(t, "dest-crash", "src-crash", "crash", role, "us-east-1")
-
-	// 12 MiB that gzip cannot shrink: two parts of a multipart upload.
-	body := make([]byte, 12<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range body {
-		body[i] = byte(rng.Uint32())
-	}
-	want := sha256.Sum256(body)
-	e.stageBytes(t, "src-crash", day1, "big", 1, body)
-
-	// Killed right after the first 8 MiB part reached the bucket, before the upload completes.
-	_, exited, out := copierProcess(t, e, exe, "s3put.after-part:1")
-	select {
-	case err := <-exited:
-		if ws, ok := asWaitStatus(err); !ok || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("the copier exited with %v, want SIGKILL at the failpoint\n%s", err, out.String())
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("the failpoint was never hit\n%s", out.String())
-	}
-	e.mu.Lock()
-	parts := e.requests["PUT /crash"]
-	e.mu.Unlock()
-	if parts == 0 {
-		t.Fatalf("no part reached the bucket before the kill: the crash was not mid-upload\n%s", out.String())
-	}
-	if keys := e.keys(t, "crash"); len(keys) != 0 {
-		t.Fatalf("the bucket holds %v after a kill mid-upload", keys)
-	}
-
-	cmd, exited, out := copierProcess(t, e, exe, "")
-	keys := e.waitKeys(t, "crash", 1)
-	if len(keys) != 1 {
-		t.Fatalf("the bucket holds %v, want one file", keys)
-	}
-	obj, err := e.g.RootS3().GetObject(e.ctx, &s3.GetObjectInput{Bucket: aws.String("crash"), Key: aws.String(keys[0])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, obj.Body)
-	obj.Body.Close()
-	if err != nil || string(h.Sum(nil)) != string(want[:]) {
-		t.Fatalf("the delivered file differs from the staged one (err %v)", err)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("the copier did not stop cleanly on SIGTERM: %v\n%s", err, out.String())
-	}
-	if keys := e.keys(t, "crash"); len(keys) != 1 || !strings.HasSuffix(keys[0], "/big.gz") {
-		t.Fatalf("the bucket holds %v at the end, want big.gz once", keys)
-	}
-}
-
 func asWaitStatus(err error) (syscall.WaitStatus, bool) {
 	ee, ok := err.(*exec.ExitError)
 	if !ok {
@@ -127,4 +62,107 @@ func asWaitStatus(err error) (syscall.WaitStatus, bool) {
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)
 	return ws, ok
+}
+
+// A customer's bucket bills every part of a multipart upload that is never completed or aborted, and
+// the reference's policy does not let us abort (no s3:AbortMultipartUpload). With exactly that policy: a
+// copier SIGKILLed while 9 MiB of a 12 MiB file are on their way, and a write cut mid-body six times in a
+// row (more than the retries of one request), leave no multipart upload behind, and each file arrives
+// once, whole, after the restart.
+func TestAKillOrAFailureMidUploadLeavesNothingBilledInABucketWithTheReferencePolicy(t *testing.T) {
+	e := newEnv(t)
+	exe := filepath.Join(t.TempDir(), "copier")
+	build := exec.Command("go", "build", "-o", exe, "./cmd/copier")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the copier: %v\n%s", err, out)
+	}
+	e.g.CreateBucket(t, "billed")
+	const role = "arn:aws:iam::111111111111:role/billed"
+	e.referenceRole(t, role, "billed")
+	e.destination(t, "dest-billed", "src-billed", "billed", role, "us-east-1")
+
+	random := func(seed uint64) []byte {
+		body := make([]byte, 12<<20) // gzip cannot shrink it; today that is two parts of a multipart upload
+		rng := rand.New(rand.NewPCG(seed, 2))
+		for i := range body {
+			body[i] = byte(rng.Uint32())
+		}
+		return body
+	}
+	killed, broken := random(1), random(2)
+
+	// The first copier is SIGKILLed once 9 MiB of the first file have reached the bucket's router.
+	var (
+		copierPID atomic.Int64
+		kills     atomic.Int64
+		sent      atomic.Int64
+		cuts      atomic.Int64
+	)
+	e.mu.Lock()
+	e.body = func(r *http.Request) func(int64) bool {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/killed.gz"):
+			var last int64 // this request's bytes so far; sent counts the file's across requests (parts)
+			return func(read int64) bool {
+				if sent.Add(read-last) >= 9<<20 && kills.Add(1) == 1 {
+					_ = syscall.Kill(int(copierPID.Load()), syscall.SIGKILL)
+				}
+				last = read
+				return false
+			}
+		case strings.HasSuffix(r.URL.Path, "/broken.gz"):
+			return func(read int64) bool { return read >= 4<<20 && cuts.Load() < 6 && cuts.Add(1) <= 6 }
+		}
+		return nil
+	}
+	e.mu.Unlock()
+	e.stageBytes(t, "src-billed", day1, "killed", 1, killed)
+	cmd, exited, out := copierProcess(t, e, exe, "")
+	copierPID.Store(int64(cmd.Process.Pid))
+	select {
+	case err := <-exited:
+		if ws, ok := asWaitStatus(err); !ok || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("the copier exited with %v, want the SIGKILL mid-upload\n%s", err, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the copier was never killed mid-upload\n%s", out.String())
+	}
+	if keys := e.keys(t, "billed"); len(keys) != 0 {
+		t.Fatalf("the bucket holds %v after a kill mid-upload", keys)
+	}
+
+	// The second copier finishes the first file, and the second file's writes are cut mid-body six times.
+	e.stageBytes(t, "src-billed", day1, "broken", 1, broken)
+	cmd, exited, out = copierProcess(t, e, exe, "")
+	keys := e.waitKeys(t, "billed", 2)
+	if cuts.Load() < 6 {
+		t.Fatalf("only %d writes were cut: the failures were not mid-upload", cuts.Load())
+	}
+	for name, body := range map[string][]byte{"killed": killed, "broken": broken} {
+		key := fmt.Sprintf("segment-logs/src-billed/%d/%s.gz", day1, name)
+		obj, err := e.g.RootS3().GetObject(e.ctx, &s3.GetObjectInput{Bucket: aws.String("billed"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("get %s: %v (the bucket holds %v)", key, err, keys)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, obj.Body)
+		obj.Body.Close()
+		if want := sha256.Sum256(body); err != nil || string(h.Sum(nil)) != string(want[:]) {
+			t.Fatalf("%s differs from the staged file (err %v)", key, err)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("the copier did not stop cleanly on SIGTERM: %v\n%s", err, out.String())
+	}
+	uploads, err := e.g.RootS3().ListMultipartUploads(e.ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("billed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range uploads.Uploads {
+		t.Errorf("an incomplete multipart upload of %s, started %s, is left in the customer's bucket", aws.ToString(u.Key), aws.ToTime(u.Initiated))
+	}
+	if keys := e.keys(t, "billed"); len(keys) != 2 {
+		t.Fatalf("the bucket holds %v at the end, want each file once", keys)
+	}
 }

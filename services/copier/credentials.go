@@ -127,13 +127,13 @@ func (c *credCache) load(ctx context.Context, key string, d *configv1.Destinatio
 	// Whoever holds the lock calls STS; the others wait for its result to appear.
 	lock := key + ":lock"
 	for attempt := 0; ; attempt++ {
-		got, err := c.rdb.SetNX(ctx, lock, "1", 30*time.Second).Result()
+		release, got, err := c.lock(ctx, lock, 30*time.Second)
 		if err != nil {
 			c.log.Warn("credential lock unavailable; calling STS without it", "destination", d.GetId(), "error", err)
 			break
 		}
 		if got {
-			defer c.rdb.Del(context.WithoutCancel(ctx), lock)
+			defer release()
 			if creds, ok := c.read(ctx, key); ok {
 				return creds, nil
 			}
@@ -164,6 +164,27 @@ func (c *credCache) load(ctx context.Context, key string, d *configv1.Destinatio
 	}
 	c.write(ctx, key, creds)
 	return creds, nil
+}
+
+// unlock deletes a lock only if it still holds the caller's token: a lock that expired and was taken by
+// another copier stays with its new owner.
+var unlock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// lock takes the Redis lock named key for ttl if it is free, under a random token of this holder's;
+// release gives it up if it is still this holder's (compare-and-delete).
+func (c *credCache) lock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error) {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token := hex.EncodeToString(b)
+	ok, err = c.rdb.SetNX(ctx, key, token, ttl).Result()
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return func() {
+		if err := unlock.Run(context.WithoutCancel(ctx), c.rdb, []string{key}, token).Err(); err != nil {
+			c.log.Warn("release the credential lock", "error", err)
+		}
+	}, true, nil
 }
 
 // intermediateCreds caches our intermediate role's session in memory.

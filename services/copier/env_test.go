@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,26 @@ type env struct {
 	fault    func(r *http.Request) (status int, code string)
 	regions  map[string]string // bucket → the region S3 says it is in (MinIO has one region for all)
 	requests map[string]int    // "METHOD /bucket" → requests that reached the router
+	// body, when set, is asked about each write (PUT, POST); the function it returns, if any, sees the
+	// bytes of the request's body read so far, and cuts the request there (a 502 to the client, a
+	// truncated body to MinIO) when it returns true.
+	body func(r *http.Request) func(read int64) (cut bool)
+}
+
+// watchedBody is a request body that a test watches, and may cut, as it is read.
+type watchedBody struct {
+	io.ReadCloser
+	read  int64
+	watch func(read int64) bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if b.watch(b.read) {
+		return n, errors.New("cut by the test")
+	}
+	return n, err
 }
 
 func newEnv(t testing.TB) *env {
@@ -172,8 +193,13 @@ func (e *env) s3Handler(target string) http.Handler {
 		if r.Method == http.MethodPut || (r.Method == http.MethodPost && r.URL.Query().Has("uploads")) {
 			e.acls[r.URL.Path] = r.Header.Get("X-Amz-Acl")
 		}
-		via, fault, region := e.via[bucket], e.fault, e.regions[bucket]
+		via, fault, region, body := e.via[bucket], e.fault, e.regions[bucket], e.body
 		e.mu.Unlock()
+		if body != nil && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+			if watch := body(r); watch != nil {
+				r.Body = &watchedBody{ReadCloser: r.Body, watch: watch}
+			}
+		}
 		if m := signingRegion.FindStringSubmatch(r.Header.Get("Authorization")); region != "" && m != nil && m[1] != region {
 			// What S3 answers a request signed for another region than the bucket's.
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -224,6 +250,18 @@ func (e *env) customerRole(t testing.TB, arn, bucketSetting, externalID string) 
 		TrustPolicy: mustPolicy(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":%q}}}]}`,
 			testIntermediate, externalID)),
 		PermissionPolicies: []localaws.Policy{mustPolicy(t, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:PutObjectAcl","s3:AbortMultipartUpload"],"Resource":"arn:aws:s3:::%s/%ssegment-logs/*"}]}`, bucket, prefix))}})
+}
+
+// referenceRole creates a customer role with exactly the reference's documents: the trust policy with
+// our intermediate role as Principal and the workspace as External ID, and the PutObjectsInBucket
+// permission policy (s3:PutObject and s3:PutObjectAcl on bucket/segment-logs/*, nothing else: no
+// s3:AbortMultipartUpload).
+func (e *env) referenceRole(t testing.TB, arn, bucket string) {
+	t.Helper()
+	e.g.Dir.PutRole(localaws.Role{ARN: arn,
+		TrustPolicy: mustPolicy(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"","Effect":"Allow","Principal":{"AWS":%q},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":%q}}}]}`,
+			testIntermediate, testWorkspace)),
+		PermissionPolicies: []localaws.Policy{mustPolicy(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"PutObjectsInBucket","Effect":"Allow","Action":["s3:PutObject","s3:PutObjectAcl"],"Resource":"arn:aws:s3:::%s/segment-logs/*"}]}`, bucket))}})
 }
 
 // destination stores an enabled AWS S3 destination of source.

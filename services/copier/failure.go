@@ -32,10 +32,31 @@ const (
 // failure is a delivery error with what the customer is told. A failing one is something only the
 // customer can fix (403, a missing bucket, a wrong region): the destination's files then wait in staging
 // and are retried on the slow schedule (Config.FailingRetry) instead of the usual backoff.
+//
+// A permanent one can never succeed however often it is tried (S3 refusing the key or the bucket name
+// itself): the file is dead-lettered for that destination with the reason instead of retried forever.
 type failure struct {
-	err     error
-	message string
-	failing bool
+	err       error
+	message   string
+	failing   bool
+	permanent bool
+}
+
+// neverSucceeds are S3 error codes of a write that no retry, and no change of role or bucket policy, can
+// make succeed for this file and these settings.
+var neverSucceeds = map[string]bool{
+	"KeyTooLongError":         true, // the key (prefix + layout) is over 1024 bytes
+	"InvalidBucketName":       true,
+	"EntityTooLarge":          true,
+	"MetadataTooLarge":        true,
+	"InvalidObjectName":       true,
+	"XMinioInvalidObjectName": true,
+}
+
+// isPermanent reports an error no retry can fix.
+func isPermanent(err error) bool {
+	var f *failure
+	return errors.As(err, &f) && f.permanent
 }
 
 func (f *failure) Error() string { return f.err.Error() }
@@ -66,22 +87,24 @@ func classify(err error, at step, d *configv1.Destination) error {
 	status, code := awsclient.HTTPStatus(err), awsclient.ErrorCode(err)
 	if real := awsclient.BucketRegion(err); real != "" && real != d.GetSettings().GetRegion() {
 		return &failure{err, fmt.Sprintf("Wrong region. The bucket %q is in %s, not in %s: please set the AWS Region setting to %s.",
-			bucket, real, d.GetSettings().GetRegion(), real), true}
+			bucket, real, d.GetSettings().GetRegion(), real), true, false}
 	}
 	switch {
 	case errors.Is(err, errIntermediate):
-		return &failure{err, MsgTryAgain, false}
+		return &failure{err, MsgTryAgain, false, false}
 	case at == stepAssume && (status == http.StatusForbidden || code == "AccessDenied"):
-		return &failure{err, MsgExternalID, true}
+		return &failure{err, MsgExternalID, true, false}
 	case at == stepAssume && status >= 400 && status < 500 && status != http.StatusTooManyRequests:
-		return &failure{err, MsgFollowSetup, true}
+		return &failure{err, MsgFollowSetup, true, false}
 	case at == stepPut && awsclient.IsExpiredCredentials(err):
 		// Cached credentials the store no longer accepts: dropped by the caller, assumed again on retry.
-		return &failure{err, MsgTryAgain, false}
+		return &failure{err, MsgTryAgain, false, false}
+	case at == stepPut && neverSucceeds[code]:
+		return &failure{err, MsgFollowSetup + fmt.Sprintf(" S3 refused the file for good (%s): check the Bucket Name setting.", code), false, true}
 	case at == stepPut && code == "NoSuchBucket":
-		return &failure{err, MsgFollowSetup + fmt.Sprintf(" The bucket %q does not exist: check the Bucket Name setting.", bucket), true}
+		return &failure{err, MsgFollowSetup + fmt.Sprintf(" The bucket %q does not exist: check the Bucket Name setting.", bucket), true, false}
 	case at == stepPut && (status == http.StatusForbidden || code == "AccessDenied"):
-		return &failure{err, MsgAddPutObject, true}
+		return &failure{err, MsgAddPutObject, true, false}
 	}
-	return &failure{err, MsgTryAgain, false}
+	return &failure{err, MsgTryAgain, false, false}
 }

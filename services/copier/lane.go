@@ -151,35 +151,50 @@ func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane,
 }
 
 // laneHandler delivers one staged file into the lane's destination, as the destination is configured
-// now: a disabled destination acknowledges without receiving (it receives nothing while disabled).
+// at each attempt: the settings are read again after every wait, so the attempt that a settings change
+// wakes uses the new role, bucket and region, never the ones seen before the wait. A disabled destination
+// acknowledges without receiving (it receives nothing while disabled).
+//
+// While the destination is failing, the handler keeps its file and tries again on the lane's slow
+// schedule instead of asking JetStream for a redelivery: a nak's backoff grows to minutes, and a file
+// parked there would miss the end of the wait (a fix) by that much. Files held here are renewed by the
+// bus (AckWait) and released on stop, and a success or a settings change wakes them at once.
 func (c *Copier) laneHandler(l *lane) bus.Handler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		var staged batchv1.BatchStaged
 		if err := proto.Unmarshal(msg.Data(), &staged); err != nil {
 			return bus.Permanent(fmt.Errorf("payload: not a BatchStaged: %w", err))
 		}
-		d, ok := c.view.Destination(l.id)
-		if !ok || !d.GetEnabled() || d.GetSourceId() != staged.GetBatch().GetSourceId() {
-			return nil
+		current := func() (*configv1.Destination, bool) {
+			d, ok := c.view.Destination(l.id)
+			return d, ok && d.GetEnabled() && d.GetSourceId() == staged.GetBatch().GetSourceId()
 		}
-		ws := c.view.Workspace()
-		if ws == nil {
-			return errors.New("no workspace configured yet")
-		}
-		if err := l.turn(ctx, c.now, c.cfg.FailingRetry); err != nil {
-			return err
-		}
-		err := c.deliver(ctx, &staged, d, ws.GetId(), l.limiter)
-		switch {
-		case err == nil:
-			l.resume()
-		case isFailing(err):
-			l.failed(c.now().Add(c.cfg.FailingRetry))
-		}
-		if err != nil {
+		for {
+			if _, ok := current(); !ok {
+				return nil
+			}
+			if err := l.turn(ctx, c.now, c.cfg.FailingRetry); err != nil {
+				return err
+			}
+			d, ok := current() // again: the wait may have ended because the settings changed
+			if !ok {
+				return nil
+			}
+			ws := c.view.Workspace()
+			if ws == nil {
+				return errors.New("no workspace configured yet")
+			}
+			err := c.deliver(ctx, &staged, d, ws.GetId(), l.limiter)
+			switch {
+			case err == nil:
+				l.resume()
+				return nil
+			case isFailing(err):
+				l.failed(c.now().Add(c.cfg.FailingRetry))
+				continue
+			}
 			return fmt.Errorf("destination %s: %w", d.GetId(), err)
 		}
-		return nil
 	}
 }
 
