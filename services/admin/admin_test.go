@@ -1,8 +1,8 @@
 package admin
 
 import (
-	"flag"
 	"context"
+	"flag"
 	"log/slog"
 	"net"
 	"os"
