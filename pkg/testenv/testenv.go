@@ -146,3 +146,26 @@ func FreePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// Serve starts svc (a service.Service: Start, then Run in the background) for the test's life: at cleanup
+// its context ends and the test fails unless Run returns nil, a clean stop.
+func Serve(t testing.TB, svc interface {
+	Name() string
+	Start(context.Context) error
+	Run(context.Context) error
+}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := svc.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("start %s: %v", svc.Name(), err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("%s did not stop cleanly: %v", svc.Name(), err)
+		}
+	})
+}

@@ -57,8 +57,7 @@ func serveValidator(t *testing.T) string {
 func startAdmin(t *testing.T, cfg Config) (*Service, *api) {
 	t.Helper()
 	_, nc, js := testenv.NATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	tel, err := platform.NewTelemetry(ctx, "admin-test")
+	tel, err := platform.NewTelemetry(t.Context(), "admin-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +67,7 @@ func startAdmin(t *testing.T, cfg Config) (*Service, *api) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("admin did not stop cleanly: %v", err)
-		}
-	})
+	testenv.Serve(t, svc)
 	return svc, &api{t: t, url: "http://" + svc.hln.Addr().String()}
 }
 

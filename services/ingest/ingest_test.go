@@ -62,12 +62,8 @@ func start(t testing.TB, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.Serve(t, in)
+	t.Cleanup(cancel)
 	return &harness{t: t, ns: ns, js: js, nc: nc, store: store, in: in, url: "http://" + in.Addr()}
 }
 

@@ -35,8 +35,7 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 		PermissionPolicies: []localaws.Policy{policy(t, putPolicy(`["s3:PutObject","s3:PutObjectAcl"]`, "arn:aws:s3:::cust/segment-logs/*"))}})
 
 	_, nc, js := testenv.NATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	tel, err := platform.NewTelemetry(ctx, "validator-test")
+	tel, err := platform.NewTelemetry(t.Context(), "validator-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +49,7 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("validator did not stop cleanly: %v", err)
-		}
-	})
+	testenv.Serve(t, svc)
 	client := func(opts ...grpc.DialOption) validatorv1.ValidatorServiceClient {
 		conn, err := grpc.NewClient(svc.Addr(), append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		if err != nil {
@@ -86,11 +75,11 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 	// Before the admin service has created the workspace there is no External ID to use.
 	_, err = call(authorized, request("d", "us-east-1", "cust", "arn:aws:iam::111111111111:role/ok"))
 	refused("before the workspace exists", err, codes.FailedPrecondition, "workspace")
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Open(t.Context(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.CreateWorkspace(ctx, &configv1.Workspace{Id: workspace}); err != nil {
+	if _, err := store.CreateWorkspace(t.Context(), &configv1.Workspace{Id: workspace}); err != nil {
 		t.Fatal(err)
 	}
 
