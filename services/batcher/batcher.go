@@ -6,10 +6,12 @@
 // Exactly once: every source has its own durable consumer (batcher-<sourceId>) with AckAll, so the
 // source's messages arrive, and after a crash arrive again, strictly in stream order. All open files of
 // a source are sealed together, in order of their first sequence, each sealed message recording
-// sealed_through: the sequence up to which the source's events are all in sealed files. That cursor (in
-// Redis, and recoverable from the last batch.sealed.<sourceId> message) lets a redelivered event that is
-// already sealed be acknowledged without being written again; file names derive from the partition and
-// sequences, so a replay overwrites rather than duplicates.
+// sealed_through: the sequence up to which the source's events are all in sealed files. That cursor is
+// read from JetStream only (the last batch.sealed.<sourceId> message, if it counts in this incarnation of
+// the EVENTS stream), never from Redis, which may have been flushed or restored from an old snapshot; it
+// lets a redelivered event that is already sealed be acknowledged without being written again. File
+// names derive from the partition, the EVENTS stream's identity and the sequences, so a replay overwrites
+// rather than duplicates, and a recreated stream never reuses an old name.
 package batcher
 
 import (
@@ -76,6 +78,8 @@ type Batcher struct {
 	// order, but JetStream delivers new messages before it redelivers pending ones.
 	recovering map[string]*recovery
 	events     jetstream.Stream
+	// stream is the EVENTS stream's identity (name and creation time) the sequences count in.
+	stream streamIdentity
 	// poisoned sources had a file fail: the value is the first sequence of that file, which must come
 	// back before the source moves on, or a later ack would cover it.
 	poisoned map[string]uint64
@@ -129,6 +133,7 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.events, err = b.js.Stream(ctx, bus.StreamEvents); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamEvents, err)
 	}
+	b.stream = streamIdentity{name: bus.StreamEvents, created: b.events.CachedInfo().Created}
 	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
 	if err != nil {
 		return err
@@ -234,6 +239,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 				b.dropSource(wctx, lost)
 			}
 			b.rebalance(wctx)
+			b.followStream(wctx)
 			b.sealExpired(wctx)
 			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
 				b.keepHeld()
@@ -346,7 +352,7 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		}
 	}
 	if f == nil {
-		if f, err = openFile(ctx, b.obs, part, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
+		if f, err = openFile(ctx, b.obs, part, b.stream, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
 			b.log.Error("open file", "error", err)
 			_ = m.NakWithDelay(time.Second)
 			return
@@ -450,12 +456,9 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 	}
 	failpoint.Hit("batcher.after-store")
 	if f.events == 0 {
-		// Every event was a retry of one already written: no file, only the cursor moves.
+		// Every event was a retry of one already written: no file.
 		if err := b.obs.Delete(ctx, f.objectName); err != nil {
 			b.log.WarnContext(ctx, "remove empty spooled object", "object", f.objectName, "error", err)
-		}
-		if err := b.setCursor(ctx, f.part.source, through); err != nil {
-			b.log.WarnContext(ctx, "record cursor", "error", err)
 		}
 		return nil
 	}
@@ -471,15 +474,13 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 		Sha256:            f.sha256(),
 		SealedAt:          timestamppb.New(b.now()),
 		FileName:          f.fileName(),
+		EventsStream:      f.stream.String(),
 	}
 	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: f.objectName, SealedThrough: through}
 	if _, err := bus.Publish(ctx, b.js, bus.SealedSubject(f.part.source), sealed, "sealed."+batch.GetBatchId()); err != nil {
 		return err
 	}
 	failpoint.Hit("batcher.after-sealed")
-	if err := b.setCursor(ctx, f.part.source, through); err != nil {
-		b.log.WarnContext(ctx, "record cursor", "error", err)
-	}
 	if err := b.cursors.Add(ctx, cursor.Sealed, f.part.source, f.part.dayMs, f.events, f.compressed, f.last, b.now()); err != nil {
 		b.log.WarnContext(ctx, "record day cursor", "error", err)
 	}
@@ -544,6 +545,35 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	for source := range sources {
 		b.sealSource(ctx, source, reason)
 	}
+}
+
+// followStream notices that the EVENTS stream was deleted and created again while this batcher runs.
+// The open files hold events of the old incarnation: they are sealed under its identity (their
+// acknowledgements go nowhere; the data is what matters). Then every source starts again on the new
+// stream: new consumers, cursors read again (an old incarnation's cursor counts for nothing), and new
+// names for everything sealed from now on.
+func (b *Batcher) followStream(ctx context.Context) {
+	info, err := b.events.Info(ctx)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			b.log.WarnContext(ctx, "read the EVENTS stream's identity", "error", err)
+		}
+		return
+	}
+	if info.Created.Equal(b.stream.created) {
+		return
+	}
+	b.log.WarnContext(ctx, "the EVENTS stream was created again: its sequences start over; following the new one",
+		"was", b.stream.String(), "now", streamIdentity{name: bus.StreamEvents, created: info.Created}.String())
+	b.sealAll(ctx, "stream recreated")
+	for id, it := range b.consumers {
+		it.Stop()
+		delete(b.consumers, id)
+	}
+	clear(b.sealedThrough)
+	clear(b.recovering)
+	clear(b.poisoned)
+	b.stream = streamIdentity{name: bus.StreamEvents, created: info.Created}
 }
 
 // rebalance hands over the sources this batcher holds beyond its fair share, ceil(sources / live
@@ -631,25 +661,16 @@ func (b *Batcher) nextOf(ctx context.Context, source string, seq uint64) (uint64
 	return m.Sequence, nil
 }
 
-func cursorKey(source string) string { return "s3dest:sealed-through:" + source }
-
-func (b *Batcher) setCursor(ctx context.Context, source string, through uint64) error {
-	return b.rdb.Set(ctx, cursorKey(source), through, 35*24*time.Hour).Err()
-}
-
-// sourceCursor returns the sequence up to which the source's events are all sealed. The truth is
-// JetStream (the last batch.sealed message's sealed_through); Redis is written after it, so it can be
-// behind but never ahead, and the larger of the two is right.
+// sourceCursor returns the sequence up to which the source's events are all sealed. JetStream is the
+// only truth: the sealed_through of the last batch.sealed message, if that message counts in this
+// incarnation of the EVENTS stream. Redis is never read for it: a flushed Redis would only cost a lookup,
+// but one restored from an old snapshot, or one that outlived a recreated stream, could hold a cursor
+// ahead of the stream, and every event up to it would be acknowledged unwritten.
 func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, error) {
 	if seq, ok := b.sealedThrough[source]; ok {
 		return seq, nil
 	}
 	var seq uint64
-	if v, err := b.rdb.Get(ctx, cursorKey(source)).Uint64(); err == nil {
-		seq = v
-	} else if !errors.Is(err, redis.Nil) {
-		b.log.Warn("cursor unavailable in Redis; using JetStream", "error", err)
-	}
 	raw, err := b.batches.GetLastMsgForSubject(ctx, bus.SealedSubject(source))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -660,10 +681,25 @@ func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, erro
 		if err := proto.Unmarshal(raw.Data, &last); err != nil {
 			return 0, fmt.Errorf("decode last sealed batch of %s: %w", source, err)
 		}
-		seq = max(seq, last.GetSealedThrough())
+		if b.sameStream(last.GetBatch().GetEventsStream(), raw.Time) {
+			seq = last.GetSealedThrough()
+		} else {
+			b.log.Warn("the last sealed batch counts in another incarnation of the EVENTS stream; starting the source from its first event",
+				"source", source, "sealedIn", last.GetBatch().GetEventsStream(), "stream", b.stream.String())
+		}
 	}
 	b.sealedThrough[source] = seq
 	return seq, nil
+}
+
+// sameStream reports whether a sealed message counts in the current EVENTS stream: its events_stream
+// says so, or, sealed before that field existed, it was stored after the stream was created (a sealed
+// message always follows the events it covers).
+func (b *Batcher) sameStream(sealedIn string, storedAt time.Time) bool {
+	if sealedIn != "" {
+		return sealedIn == b.stream.String()
+	}
+	return !storedAt.Before(b.stream.created)
 }
 
 func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {

@@ -79,8 +79,11 @@ func (l *leases) share(n int) int {
 	return (n + l.live - 1) / max(l.live, 1)
 }
 
-// acquire takes the source's lease if nobody holds it.
+// acquire takes the source's lease if nobody holds it, and reports whether this batcher holds it.
 func (l *leases) acquire(ctx context.Context, source string) bool {
+	if _, ok := l.owned[source]; ok {
+		return true
+	}
 	rev, err := l.kv.Create(ctx, source, []byte(l.me))
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {

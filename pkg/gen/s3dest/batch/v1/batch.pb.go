@@ -45,8 +45,13 @@ type Batch struct {
 	Sha256 string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// sealed_at is when the batcher closed the file.
 	SealedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=sealed_at,json=sealedAt,proto3" json:"sealed_at,omitempty"`
-	// file_name is the object's base name in every bucket (`{file}.gz`).
-	FileName      string `protobuf:"bytes,11,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// file_name is the object's base name in every bucket (`{file}.gz`):
+	// `{events_stream epoch}-{first_sequence}-{last_sequence}.gz`, zero-padded, so it sorts by stream position.
+	FileName string `protobuf:"bytes,11,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// events_stream is the identity of the EVENTS stream the sequences count in: `{name}@{created}`, the
+	// stream's creation time in Unix nanoseconds. A recreated stream starts its sequences again; its
+	// identity, and so every batch_id and file_name, differs. Empty in batches sealed before it existed.
+	EventsStream  string `protobuf:"bytes,12,opt,name=events_stream,json=eventsStream,proto3" json:"events_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,12 +163,20 @@ func (x *Batch) GetFileName() string {
 	return ""
 }
 
+func (x *Batch) GetEventsStream() string {
+	if x != nil {
+		return x.EventsStream
+	}
+	return ""
+}
+
 // BatchSealed is published on subject `batch.sealed.<sourceId>` (stream BATCHES) once the file is durably
 // stored in the JetStream object store `BATCHES` under object_name.
 type BatchSealed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Batch *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
-	// object_name in the object store BATCHES.
+	// object_name in the object store BATCHES. Empty when no file was stored (every event of it was a
+	// retry already written): the message then only moves sealed_through, and the stager acknowledges it.
 	ObjectName string `protobuf:"bytes,2,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
 	// sealed_through is the source's EVENTS sequence up to which every event is in a sealed file (this
 	// one or an earlier one): the batcher's cursor, recoverable from the last message of the subject.
@@ -371,7 +384,7 @@ var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n" +
+	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
 	"\x05Batch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12&\n" +
@@ -386,7 +399,8 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x06sha256\x18\t \x01(\tR\x06sha256\x127\n" +
 	"\tsealed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\x12\x1b\n" +
-	"\tfile_name\x18\v \x01(\tR\bfileName\"\x83\x01\n" +
+	"\tfile_name\x18\v \x01(\tR\bfileName\x12#\n" +
+	"\revents_stream\x18\f \x01(\tR\feventsStream\"\x83\x01\n" +
 	"\vBatchSealed\x12,\n" +
 	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12\x1f\n" +
 	"\vobject_name\x18\x02 \x01(\tR\n" +
