@@ -101,14 +101,16 @@ func chunkSize(maxPayload int64) uint32 {
 // crossing being a goroutine handoff.
 const pipeBuffer = 64 << 10
 
-// openFile starts a file whose object is named after its partition, the stream's incarnation and its
-// first sequence, so a replay after a crash that starts at the same message overwrites the same object.
-func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, stream streamIdentity, firstSeq uint64, level int, chunk uint32, now time.Time) (*file, error) {
+// openFile starts a file whose object is named after its partition, the stream's incarnation, its first
+// sequence and its writer (the batcher's ID): a batcher that stalled past its lease may still be writing
+// the same sequences as its successor, and neither may overwrite the object the other sealed. The
+// object of a file that is not sealed is deleted, or expires with the object store's TTL after a crash.
+func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, stream streamIdentity, writer string, firstSeq uint64, level int, chunk uint32, now time.Time) (*file, error) {
 	pr, pw := io.Pipe()
 	f := &file{
 		part:       part,
 		stream:     stream,
-		objectName: fmt.Sprintf("%s/%d/%d-%020d", part.source, part.dayMs, stream.epoch(), firstSeq),
+		objectName: fmt.Sprintf("%s/%d/%d-%020d-%s", part.source, part.dayMs, stream.epoch(), firstSeq, writer),
 		opened:     now,
 		pw:         pw,
 		putDone:    make(chan error, 1),
