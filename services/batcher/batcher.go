@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -52,6 +53,7 @@ type Batcher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	tracer trace.Tracer
+	meter  metric.MeterProvider
 	now    func() time.Time
 
 	rdb     *redis.Client
@@ -73,7 +75,8 @@ type Batcher struct {
 	// nothing changes while its events are written (each line is copied into its file's buffer).
 	batch eventwire.Batch
 	// recent holds the messageIds written recently, per source.
-	recent *recentIDs
+	recent  *recentIDs
+	metrics *metrics
 	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
 	sealedThrough map[string]uint64
 	// lastSealed is, per source, the BATCHES sequence of the last batch.sealed.<sourceId> message this
@@ -102,11 +105,12 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 	return &Batcher{
 		cfg: cfg, log: p.Log, nc: p.NATS, js: p.JS,
 		tracer:        p.Telemetry.Tracer.Tracer("s3dest/batcher"),
+		meter:         p.Telemetry.Meter,
 		now:           time.Now,
 		msgs:          make(chan fetched, 256),
 		consumers:     map[string]jetstream.MessagesContext{},
 		open:          map[partition]*file{},
-		recent:        newRecentIDs(cfg.DedupeWindow, time.Now()),
+		recent:        newRecentIDs(cfg.DedupeWindow, cfg.DedupeMaxIDs, time.Now()),
 		sealedThrough: map[string]uint64{},
 		lastSealed:    map[string]uint64{},
 	}, nil
@@ -139,6 +143,12 @@ func (b *Batcher) Start(ctx context.Context) error {
 		return fmt.Errorf("open stream %s: %w", bus.StreamEvents, err)
 	}
 	b.stream = streamIdentity{name: bus.StreamEvents, created: b.events.CachedInfo().Created}
+	if _, err := ensureDedupeStream(ctx, b.js, b.cfg.DedupeWindow, b.cfg.Replicas, b.log); err != nil {
+		return err
+	}
+	if b.metrics, err = newMetrics(b.meter); err != nil {
+		return err
+	}
 	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
 	if err != nil {
 		return err
@@ -198,6 +208,11 @@ func (b *Batcher) openSource(ctx context.Context, id string) error {
 		return err
 	}
 	if err := b.deleteConsumers(ctx, id); err != nil {
+		return err
+	}
+	// The retries a predecessor (or this batcher before a restart) already wrote are known before
+	// anything is read.
+	if err := b.rebuild(ctx, id); err != nil {
 		return err
 	}
 	b.generation++
@@ -280,6 +295,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			b.rebalance(wctx)
 			b.followStream(wctx)
 			b.sealExpired(wctx)
+			b.metrics.observe(b.recent, b.fenced)
 			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
 				b.keepHeld()
 				lastPing = time.Now()
@@ -542,6 +558,7 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 	if objectName == "" {
 		return nil
 	}
+	b.journal(ctx, f, batch.GetBatchId())
 	if err := b.cursors.Add(ctx, cursor.Sealed, f.part.source, f.part.dayMs, f.events, f.compressed, f.last, b.now()); err != nil {
 		b.log.WarnContext(ctx, "record day cursor", "error", err)
 	}

@@ -118,7 +118,7 @@ func (r *rig) sealedSeq(skip int) uint64 {
 }
 
 func defaults() Config {
-	return Config{FlushInterval: 200 * time.Millisecond, MaxFileBytes: 1_000_000, GzipLevel: 2, MaxOpenMessages: 10_000, DedupeWindow: 10 * time.Minute}
+	return Config{FlushInterval: 200 * time.Millisecond, MaxFileBytes: 1_000_000, GzipLevel: 2, MaxOpenMessages: 10_000, DedupeWindow: 10 * time.Minute, DedupeMaxIDs: 1_000_000}
 }
 
 // publish stores one request's events (messageIds given) as ingest would.

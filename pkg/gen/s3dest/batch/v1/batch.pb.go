@@ -380,6 +380,63 @@ func (x *BatchDelivered) GetDeliveredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SealedIDs is published on subject `dedupe.<sourceId>` (stream DEDUPE, kept for the batcher's dedupe
+// window) after a file is sealed: the fingerprints of the events it holds, so the batcher that owns the
+// source next (after a restart or a handover) still drops a producer's retry of them within the window.
+type SealedIDs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// batch_id of the sealed file.
+	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// fingerprints are 16 bytes each: the first half of SHA-256(sourceId, 0x00, messageId).
+	Fingerprints  []byte `protobuf:"bytes,2,opt,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedIDs) Reset() {
+	*x = SealedIDs{}
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedIDs) ProtoMessage() {}
+
+func (x *SealedIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedIDs.ProtoReflect.Descriptor instead.
+func (*SealedIDs) Descriptor() ([]byte, []int) {
+	return file_s3dest_batch_v1_batch_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SealedIDs) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *SealedIDs) GetFingerprints() []byte {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
 var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
@@ -416,7 +473,10 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x12\x16\n" +
 	"\x06bucket\x18\x03 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12=\n" +
-	"\fdelivered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAtB\xb9\x01\n" +
+	"\fdelivered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\"J\n" +
+	"\tSealedIDs\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\"\n" +
+	"\ffingerprints\x18\x02 \x01(\fR\ffingerprintsB\xb9\x01\n" +
 	"\x13com.s3dest.batch.v1B\n" +
 	"BatchProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1;batchv1\xa2\x02\x03SBX\xaa\x02\x0fS3dest.Batch.V1\xca\x02\x0fS3dest\\Batch\\V1\xe2\x02\x1bS3dest\\Batch\\V1\\GPBMetadata\xea\x02\x11S3dest::Batch::V1b\x06proto3"
 
@@ -432,20 +492,21 @@ func file_s3dest_batch_v1_batch_proto_rawDescGZIP() []byte {
 	return file_s3dest_batch_v1_batch_proto_rawDescData
 }
 
-var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*Batch)(nil),                 // 0: s3dest.batch.v1.Batch
 	(*BatchSealed)(nil),           // 1: s3dest.batch.v1.BatchSealed
 	(*BatchStaged)(nil),           // 2: s3dest.batch.v1.BatchStaged
 	(*BatchDelivered)(nil),        // 3: s3dest.batch.v1.BatchDelivered
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*SealedIDs)(nil),             // 4: s3dest.batch.v1.SealedIDs
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_s3dest_batch_v1_batch_proto_depIdxs = []int32{
-	4, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
+	5, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
 	0, // 1: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 2: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 3: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
-	4, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	5, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
 	5, // [5:5] is the sub-list for method output_type
 	5, // [5:5] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name
@@ -464,7 +525,7 @@ func file_s3dest_batch_v1_batch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_batch_v1_batch_proto_rawDesc), len(file_s3dest_batch_v1_batch_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
