@@ -184,7 +184,7 @@ func (b *Batcher) followSources(ctx context.Context) error {
 		if len(b.consumers) >= share {
 			return nil
 		}
-		if !b.leases.acquire(ctx, id) {
+		if !b.leases.acquire(ctx, id) || !b.leases.confirm(ctx, id) {
 			continue
 		}
 		if err := b.openSource(ctx, id); err != nil {
@@ -463,11 +463,12 @@ func (b *Batcher) sealSource(ctx context.Context, source, reason string) bool {
 				b.recent.forget(g.ids)
 			}
 			if bus.IsWrongLastSequence(err) {
-				// Sealed by another batcher meanwhile: what it sealed is read again from JetStream.
-				b.fenced++
-				delete(b.sealedThrough, source)
-				delete(b.lastSealed, source)
+				b.fenced++ // sealed by another batcher meanwhile
 			}
+			// What is sealed is read again from JetStream: another batcher's seal, or this one's own if the
+			// publish was stored but its answer lost.
+			delete(b.sealedThrough, source)
+			delete(b.lastSealed, source)
 			ok = false
 			break
 		}
@@ -537,16 +538,20 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 	if b.beforePublish != nil {
 		b.beforePublish()
 	}
+	failpoint.Hit("batcher.before-sealed")
 	// The fence: the publish expects the subject's last message to be the last one this batcher knows
 	// of. If a successor took the lease and sealed meanwhile, JetStream refuses it.
 	ack, err := bus.Publish(ctx, b.js, bus.SealedSubject(f.part.source), sealed, "sealed."+batch.GetBatchId(),
 		jetstream.WithExpectLastSequencePerSubject(b.lastSealed[f.part.source]))
 	if err == nil && ack.Duplicate {
-		// Only a seal of the very same batch by someone else gets here: read the truth again.
-		err = fmt.Errorf("sealed publish of %s deduplicated: %w", batch.GetBatchId(), &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Description: "duplicate"})
+		// The same batch was sealed already (by this batcher, if an earlier publish was stored but its
+		// answer lost): its object, of the same name, stays; the cursor is read again.
+		err = fmt.Errorf("sealed publish of %s deduplicated: the batch is sealed already", batch.GetBatchId())
 	}
 	if err != nil {
-		if objectName != "" {
+		// Only a refusal is certain: after a timeout or a lost connection the message may be stored, and
+		// its object must stay. Either way the cursor is read again from JetStream.
+		if objectName != "" && bus.IsWrongLastSequence(err) {
 			if derr := b.obs.Delete(ctx, objectName); derr != nil {
 				b.log.WarnContext(ctx, "remove spooled object of a refused seal", "object", objectName, "error", derr)
 			}

@@ -96,6 +96,22 @@ func (l *leases) acquire(ctx context.Context, source string) bool {
 	return true
 }
 
+// confirm renews one lease now and reports whether this batcher still holds it: a batcher that was
+// stopped past its lease learns it here before it touches the source again.
+func (l *leases) confirm(ctx context.Context, source string) bool {
+	rev, ok := l.owned[source]
+	if !ok {
+		return false
+	}
+	next, err := l.kv.Update(ctx, source, []byte(l.me), rev)
+	if err != nil {
+		delete(l.owned, source)
+		return false
+	}
+	l.owned[source] = next
+	return true
+}
+
 // renew extends every lease held, at most every third of the TTL, and returns the sources lost.
 func (l *leases) renew(ctx context.Context) (lost []string) {
 	if time.Since(l.renewed) < leaseTTL/3 {
