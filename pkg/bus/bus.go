@@ -9,6 +9,7 @@
 //	            batch.staged.<sourceId>  stager              copier
 //	            batch.delivered.<destId> copier              (status, audit)
 //	DEADLETTER  deadletter.>             any stage           operators
+//	DEDUPE      dedupe.<sourceId>        batcher             batcher (its next owner)
 //	object store BATCHES                 batcher             stager
 //	KV CONFIG                            admin               every service
 package bus
@@ -23,8 +24,11 @@ const (
 	StreamEvents     = "EVENTS"
 	StreamBatches    = "BATCHES"
 	StreamDeadLetter = "DEADLETTER"
-	ObjectBatches    = "BATCHES"
-	KVConfig         = "CONFIG"
+	// StreamDedupe holds the fingerprints of sealed events for the batcher's dedupe window; the batcher
+	// owns it (its MaxAge is the window).
+	StreamDedupe  = "DEDUPE"
+	ObjectBatches = "BATCHES"
+	KVConfig      = "CONFIG"
 )
 
 // ObjectChunk is the size of the chunk messages files are stored in in ObjectBatches (the object store's
@@ -41,6 +45,7 @@ const (
 	stagedPrefix     = "batch.staged."
 	deliveredPrefix  = "batch.delivered."
 	deadLetterPrefix = "deadletter."
+	dedupePrefix     = "dedupe."
 )
 
 // Subjects for a source or destination.
@@ -49,6 +54,7 @@ func EventsSubject(sourceID string) string  { return eventsPrefix + sourceID }
 func SealedSubject(sourceID string) string  { return sealedPrefix + sourceID }
 func StagedSubject(sourceID string) string  { return stagedPrefix + sourceID }
 func DeliveredSubject(destID string) string { return deliveredPrefix + destID }
+func DedupeSubject(sourceID string) string  { return dedupePrefix + sourceID }
 func DeadLetterSubject(stage, sourceID string) string {
 	return deadLetterPrefix + stage + "." + sourceID
 }
@@ -59,6 +65,7 @@ const (
 	AllEvents = eventsPrefix + "*"
 	AllSealed = sealedPrefix + "*"
 	AllStaged = stagedPrefix + "*"
+	AllDedupe = dedupePrefix + "*"
 )
 
 // LastToken returns the ID a subject ends with.

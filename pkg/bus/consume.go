@@ -42,6 +42,12 @@ type ConsumerConfig struct {
 	// AckAll makes acknowledging a message acknowledge every earlier one of the consumer too; the
 	// consumer then delivers, and redelivers after a crash, strictly in order.
 	AckAll bool
+	// StartSeq, if not 0, is the first stream sequence the consumer delivers (instead of every message).
+	StartSeq uint64
+	// InactiveThreshold, if not 0, lets the server delete the consumer after it has had no pull for that long.
+	InactiveThreshold time.Duration
+	// Metadata is stored with the consumer, for whoever lists consumers to know whose it is.
+	Metadata map[string]string
 }
 
 // EnsureConsumer creates or updates the durable consumer.
@@ -50,14 +56,20 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	if c.AckAll {
 		policy = jetstream.AckAllPolicy
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
-		Durable:       c.Durable,
-		FilterSubject: c.Filter,
-		AckPolicy:     policy,
-		AckWait:       c.AckWait,
-		MaxAckPending: c.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cc := jetstream.ConsumerConfig{
+		Durable:           c.Durable,
+		FilterSubject:     c.Filter,
+		AckPolicy:         policy,
+		AckWait:           c.AckWait,
+		MaxAckPending:     c.MaxAckPending,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: c.InactiveThreshold,
+		Metadata:          c.Metadata,
+	}
+	if c.StartSeq > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, c.StartSeq
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -24,17 +25,26 @@ func NewMsg(ctx context.Context, subject string, data []byte, msgID string) *nat
 	return m
 }
 
-// Publish marshals pb and publishes it on subject, returning once JetStream has stored it.
-func Publish(ctx context.Context, js jetstream.JetStream, subject string, pb proto.Message, msgID string) (*jetstream.PubAck, error) {
+// Publish marshals pb and publishes it on subject, returning once JetStream has stored it. opts add
+// JetStream's expectations (WithExpectLastSequencePerSubject fences a writer that lost its lease).
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, pb proto.Message, msgID string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	data, err := proto.Marshal(pb)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %T: %w", pb, err)
 	}
-	ack, err := js.PublishMsg(ctx, NewMsg(ctx, subject, data, msgID))
+	ack, err := js.PublishMsg(ctx, NewMsg(ctx, subject, data, msgID), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return ack, nil
+}
+
+// IsWrongLastSequence reports whether a publish was refused because the subject's last sequence was not
+// the one expected: someone else wrote to the subject since the writer last looked.
+func IsWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // ContextFrom returns ctx carrying the trace context found in a message's headers.

@@ -1,6 +1,8 @@
 // Package failpoint lets crash tests kill a process at an exact step: when S3DEST_FAILPOINT names a
 // point ("batcher.after-store", or "batcher.after-store:3" for its third hit), Hit sends SIGKILL to its
-// own process there, which is what a crash looks like to everything else. Unset, Hit is one atomic load.
+// own process there, which is what a crash looks like to everything else. With S3DEST_FAILPOINT_ACTION=stop
+// it sends SIGSTOP instead, and goes on once the test sends SIGCONT: a process that stalls (a long GC
+// pause, a VM frozen) at that very step. Unset, Hit is one atomic load.
 package failpoint
 
 import (
@@ -16,6 +18,7 @@ import (
 var (
 	once   sync.Once
 	target string
+	stop   bool
 	after  atomic.Int64
 )
 
@@ -23,6 +26,7 @@ func load() {
 	spec := os.Getenv("S3DEST_FAILPOINT")
 	name, n, found := strings.Cut(spec, ":")
 	target = name
+	stop = os.Getenv("S3DEST_FAILPOINT_ACTION") == "stop"
 	count := int64(1)
 	if found {
 		if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
@@ -39,6 +43,10 @@ func Hit(name string) {
 		return
 	}
 	if after.Add(-1) == 0 {
+		if stop {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) // returns after SIGCONT
+			return
+		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way; never continue past a failpoint
 	}

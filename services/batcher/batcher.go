@@ -3,13 +3,18 @@
 // stop. A sealed file is stored in the JetStream object store BATCHES and announced on
 // batch.sealed.<sourceId>; only then are its events acknowledged.
 //
-// Exactly once: every source has its own durable consumer (batcher-<sourceId>) with AckAll, so the
-// source's messages arrive, and after a crash arrive again, strictly in stream order. All open files of
+// Exactly once: the batcher that leases a source reads it through a consumer of its own with AckAll,
+// created at takeover to start right after the source's sealed cursor (any other batcher consumer of the
+// source is deleted first), so the source's messages arrive strictly in stream order. All open files of
 // a source are sealed together, in order of their first sequence, each sealed message recording
-// sealed_through: the sequence up to which the source's events are all in sealed files. That cursor (in
-// Redis, and recoverable from the last batch.sealed.<sourceId> message) lets a redelivered event that is
-// already sealed be acknowledged without being written again; file names derive from the partition and
-// sequences, so a replay overwrites rather than duplicates.
+// sealed_through: the sequence up to which the source's events are all in sealed files. That cursor is
+// read from JetStream only (the last batch.sealed.<sourceId> message, if it counts in this incarnation of
+// the EVENTS stream), never from Redis, which may have been flushed or restored from an old snapshot; it
+// lets a redelivered event that is already sealed be acknowledged without being written again. File
+// names derive from the partition, the EVENTS stream's identity and the sequences, so a replay overwrites
+// rather than duplicates, and a recreated stream never reuses an old name. Each sealed publish expects
+// the subject's last message to be the one the batcher knows (the fence), so a batcher that stalled past
+// its lease cannot seal what its successor sealed.
 package batcher
 
 import (
@@ -19,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -48,6 +53,7 @@ type Batcher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	tracer trace.Tracer
+	meter  metric.MeterProvider
 	now    func() time.Time
 
 	rdb     *redis.Client
@@ -69,19 +75,26 @@ type Batcher struct {
 	// nothing changes while its events are written (each line is copied into its file's buffer).
 	batch eventwire.Batch
 	// recent holds the messageIds written recently, per source.
-	recent *recentIDs
+	recent  *recentIDs
+	metrics *metrics
 	// sealedThrough caches each source's cursor: every event up to it is in a sealed file.
 	sealedThrough map[string]uint64
-	// recovering sources have messages from before a restart still pending: AckAll needs them in stream
-	// order, but JetStream delivers new messages before it redelivers pending ones.
-	recovering map[string]*recovery
+	// lastSealed is, per source, the BATCHES sequence of the last batch.sealed.<sourceId> message this
+	// batcher knows of: every sealed publish expects it (the fence), so a batcher that stalled past its
+	// lease cannot seal after its successor did.
+	lastSealed map[string]uint64
+	// generation numbers this process's consumers, so a reopened source never reuses a consumer name.
+	generation int
 	events     jetstream.Stream
-	// poisoned sources had a file fail: the value is the first sequence of that file, which must come
-	// back before the source moves on, or a later ack would cover it.
-	poisoned map[string]uint64
-	held     int
-	// duplicates counts events dropped as retries.
-	duplicates int64
+	// stream is the EVENTS stream's identity (name and creation time) the sequences count in.
+	stream streamIdentity
+	held   int
+	// duplicates counts events dropped as retries; fenced counts seals JetStream refused because another
+	// batcher sealed the source since.
+	duplicates, fenced int64
+	// beforePublish, if set (tests only), runs before each sealed publish: it stands for a batcher that
+	// stops there (SIGSTOP, a long GC pause, a partition).
+	beforePublish func()
 }
 
 // New validates cfg; it does no I/O.
@@ -92,14 +105,14 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 	return &Batcher{
 		cfg: cfg, log: p.Log, nc: p.NATS, js: p.JS,
 		tracer:        p.Telemetry.Tracer.Tracer("s3dest/batcher"),
+		meter:         p.Telemetry.Meter,
 		now:           time.Now,
 		msgs:          make(chan fetched, 256),
 		consumers:     map[string]jetstream.MessagesContext{},
 		open:          map[partition]*file{},
-		recent:        newRecentIDs(cfg.DedupeWindow, time.Now()),
+		recent:        newRecentIDs(cfg.DedupeWindow, cfg.DedupeMaxIDs, time.Now()),
 		sealedThrough: map[string]uint64{},
-		poisoned:      map[string]uint64{},
-		recovering:    map[string]*recovery{},
+		lastSealed:    map[string]uint64{},
 	}, nil
 }
 
@@ -129,6 +142,13 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.events, err = b.js.Stream(ctx, bus.StreamEvents); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamEvents, err)
 	}
+	b.stream = streamIdentity{name: bus.StreamEvents, created: b.events.CachedInfo().Created}
+	if _, err := ensureDedupeStream(ctx, b.js, b.cfg.DedupeWindow, b.cfg.Replicas, b.log); err != nil {
+		return err
+	}
+	if b.metrics, err = newMetrics(b.meter); err != nil {
+		return err
+	}
 	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
 	if err != nil {
 		return err
@@ -142,16 +162,17 @@ func (b *Batcher) Start(ctx context.Context) error {
 	return b.followSources(ctx)
 }
 
-// fetched is a message and the iterator that fetched it.
+// fetched is a message and the iterator that fetched it; a nil msg says the iterator ended on its own
+// (its consumer was deleted).
 type fetched struct {
-	msg  jetstream.Msg
-	from jetstream.MessagesContext
+	msg    jetstream.Msg
+	from   jetstream.MessagesContext
+	source string
 }
 
-// followSources starts a consumer for every source this batcher can lease, up to its fair share, and
-// has no consumer for yet: one ordered, AckAll consumer per source, so a source's events are delivered
-// and redelivered in stream order. Several batchers share the sources: each source is leased by one
-// batcher at a time, and each batcher takes at most ceil(sources / live batchers).
+// followSources opens every source this batcher can lease, up to its fair share, and is not reading
+// yet. Several batchers share the sources: each source is leased by one batcher at a time, and each
+// batcher takes at most ceil(sources / live batchers).
 func (b *Batcher) followSources(ctx context.Context) error {
 	sources := b.view.Sources()
 	share := b.leases.share(len(sources))
@@ -163,56 +184,94 @@ func (b *Batcher) followSources(ctx context.Context) error {
 		if len(b.consumers) >= share {
 			return nil
 		}
-		if !b.leases.acquire(ctx, id) {
+		if !b.leases.acquire(ctx, id) || !b.leases.confirm(ctx, id) {
 			continue
 		}
-		cons, err := bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
-			Stream: bus.StreamEvents, Durable: "batcher-" + id, Filter: bus.EventsSubject(id),
-			// Events wait in an open file for up to the flush interval; keepHeld renews them meanwhile.
-			AckWait: b.cfg.Common.AckWait, MaxAckPending: b.cfg.MaxOpenMessages, AckAll: true,
-		})
-		if err != nil {
+		if err := b.openSource(ctx, id); err != nil {
 			return err
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("consumer of %s: %w", id, err)
-		}
-		// Delivered before the restart but never acknowledged: those come back first, in order. Those
-		// already in a sealed file (a crash between the sealed publish and the ack) are only acknowledged,
-		// so recovery starts after the source's cursor.
-		from := info.AckFloor.Stream
-		if through, err := b.sourceCursor(ctx, id); err == nil {
-			from = max(from, through)
-		}
-		if info.Delivered.Stream > from {
-			r := &recovery{until: info.Delivered.Stream}
-			if r.next, err = b.nextOf(ctx, id, from); err != nil {
-				return err
+	}
+	return nil
+}
+
+// consumerSource is the metadata key that names the source of a batcher's consumer.
+const consumerSource = "s3dest-batcher-source"
+
+// openSource starts reading a leased source from its cursor, through a consumer of this batcher's own.
+// The truth of where to start is JetStream's (the last batch.sealed message), never a consumer's ack
+// floor: any other consumer of the source, a predecessor's that stalled past its lease included, is
+// deleted first, so its pending pulls take no more messages and its acknowledgements count for nothing.
+// The new consumer delivers the source's events strictly in stream order from the cursor on, with AckAll.
+func (b *Batcher) openSource(ctx context.Context, id string) error {
+	through, err := b.sourceCursor(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := b.deleteConsumers(ctx, id); err != nil {
+		return err
+	}
+	// The retries a predecessor (or this batcher before a restart) already wrote are known before
+	// anything is read.
+	if err := b.rebuild(ctx, id); err != nil {
+		return err
+	}
+	b.generation++
+	cons, err := bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
+		Stream: bus.StreamEvents, Durable: fmt.Sprintf("batcher-%s-%s-%d", id, b.leases.me, b.generation), Filter: bus.EventsSubject(id),
+		// Events wait in an open file for up to the flush interval; keepHeld renews them meanwhile.
+		AckWait: b.cfg.Common.AckWait, MaxAckPending: b.cfg.MaxOpenMessages, AckAll: true,
+		StartSeq: through + 1, Metadata: map[string]string{consumerSource: id},
+		// The next owner deletes it; this only cleans up after a source that left the configuration.
+		InactiveThreshold: time.Hour,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("consume events of %s: %w", id, err)
+	}
+	b.log.Info("reading source", "source", id, "from", through+1, "consumer", cons.CachedInfo().Name)
+	b.consumers[id] = it
+	b.feeders.Add(1)
+	go func() {
+		defer b.feeders.Done()
+		for {
+			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
 			}
-			b.recovering[id] = r
-			b.log.Info("recovering unacknowledged events", "source", id, "from", r.next, "through", r.until)
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(256))
-		if err != nil {
-			return fmt.Errorf("consume events of %s: %w", id, err)
-		}
-		b.consumers[id] = it
-		b.feeders.Add(1)
-		go func() {
-			defer b.feeders.Done()
-			for {
-				m, err := it.Next()
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					return
-				}
-				if err != nil {
-					b.log.Warn("fetch events", "source", id, "error", err)
-					continue
-				}
-				b.msgs <- fetched{msg: m, from: it}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				b.msgs <- fetched{from: it, source: id}
+				return
 			}
-		}()
+			if err != nil {
+				b.log.Warn("fetch events", "source", id, "error", err)
+				continue
+			}
+			b.msgs <- fetched{msg: m, from: it, source: id}
+		}
+	}()
+	return nil
+}
+
+// deleteConsumers deletes every consumer of EVENTS that reads the source for a batcher: those named in
+// their metadata, and the one consumer per source of earlier versions (batcher-<sourceId>).
+func (b *Batcher) deleteConsumers(ctx context.Context, id string) error {
+	list := b.events.ListConsumers(ctx)
+	var names []string
+	for info := range list.Info() {
+		if info.Config.Metadata[consumerSource] == id || info.Name == "batcher-"+id {
+			names = append(names, info.Name)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return fmt.Errorf("list the consumers of %s: %w", id, err)
+	}
+	for _, name := range names {
+		if err := b.events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete consumer %s of %s: %w", name, id, err)
+		}
 	}
 	return nil
 }
@@ -234,7 +293,9 @@ func (b *Batcher) Run(ctx context.Context) error {
 				b.dropSource(wctx, lost)
 			}
 			b.rebalance(wctx)
+			b.followStream(wctx)
 			b.sealExpired(wctx)
+			b.metrics.observe(b.recent, b.fenced)
 			if time.Since(lastPing) >= b.cfg.Common.AckWait/3 {
 				b.keepHeld()
 				lastPing = time.Now()
@@ -270,10 +331,15 @@ func (b *Batcher) Run(ctx context.Context) error {
 
 // add writes one EVENTS message (one accepted request) into the file of its partition.
 func (b *Batcher) add(ctx context.Context, in fetched) {
+	if b.consumers[in.source] != in.from {
+		// Fetched through a consumer this batcher no longer reads (the source was handed over, lost, or
+		// reopened): whoever reads the source now starts from the sealed cursor and gets it there.
+		return
+	}
 	m := in.msg
-	if b.consumers[bus.LastToken(m.Subject())] != in.from {
-		// Fetched before its source was handed over: the owner gets it again, at once and in order.
-		_ = m.Nak()
+	if m == nil {
+		b.log.WarnContext(ctx, "the source's consumer was deleted; reopening it from the sealed cursor", "source", in.source)
+		b.reopen(ctx, in.source, "consumer deleted")
 		return
 	}
 	md, err := m.Metadata()
@@ -292,23 +358,8 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		return
 	}
 	if seq <= through {
-		b.recovered(ctx, source, seq)
-		_ = m.Ack() // already in a sealed file: a redelivery after a crash
+		_ = m.Ack() // already in a sealed file: a redelivery after AckWait
 		return
-	}
-	if r, ok := b.recovering[source]; ok {
-		if seq > r.next {
-			_ = m.NakWithDelay(200 * time.Millisecond) // wait for the pending ones, in order
-			return
-		}
-		b.recovered(ctx, source, seq)
-	}
-	if want, ok := b.poisoned[source]; ok {
-		if seq > want {
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		delete(b.poisoned, source)
 	}
 	batch := &b.batch
 	if err := eventwire.Decode(m.Data(), batch); err != nil {
@@ -333,22 +384,18 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		fits, err := f.fits(size, b.cfg.MaxFileBytes)
 		if err != nil {
 			b.fail(ctx, source, err)
-			_ = m.NakWithDelay(time.Second)
 			return
 		}
 		if !fits {
-			b.sealSource(ctx, source, "size")
-			f = nil
-			if _, ok := b.poisoned[source]; ok {
-				_ = m.NakWithDelay(time.Second)
-				return
+			if !b.sealSource(ctx, source, "size") {
+				return // reopened: the message comes again, in order
 			}
+			f = nil
 		}
 	}
 	if f == nil {
-		if f, err = openFile(ctx, b.obs, part, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
-			b.log.Error("open file", "error", err)
-			_ = m.NakWithDelay(time.Second)
+		if f, err = openFile(ctx, b.obs, part, b.stream, b.leases.me, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
+			b.fail(ctx, source, fmt.Errorf("open file: %w", err))
 			return
 		}
 		b.open[part] = f
@@ -363,7 +410,6 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		f.ids = append(f.ids, fp)
 		if err := f.write(e.JSON); err != nil {
 			b.fail(ctx, source, err)
-			_ = m.NakWithDelay(time.Second)
 			return
 		}
 	}
@@ -382,9 +428,10 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 
 // sealSource seals every open file of a source, in order of their first sequence, and then acknowledges
 // the prefix of the source's events that is sealed. Each sealed message claims only that prefix, so a
-// crash between two of them never claims an unsealed event. If a file fails, it and the files after it
-// are released and the source waits for their events to come back.
-func (b *Batcher) sealSource(ctx context.Context, source, reason string) {
+// crash between two of them never claims an unsealed event. If a file fails, or JetStream refuses a seal
+// because another batcher sealed the source since (the fence), it and the files after it are dropped and
+// the source is reopened from the sealed cursor; sealSource then reports false.
+func (b *Batcher) sealSource(ctx context.Context, source, reason string) bool {
 	var files []*file
 	for part, f := range b.open {
 		if part.source == source {
@@ -401,17 +448,28 @@ func (b *Batcher) sealSource(ctx context.Context, source, reason string) {
 	// The prefix of the source that is sealed after each file; the last file completes the group.
 	prefix := b.sealedThrough[source]
 	var sealed []*file
+	ok := true
 	for i, f := range files {
 		through := maxLast
 		if i+1 < len(files) {
 			through = files[i+1].first - 1
 		}
 		if err := b.seal(ctx, f, through, reason); err != nil {
-			b.log.Error("file not sealed; its events will be redelivered", "object", f.objectName, "error", err)
-			for _, g := range files[i:] {
+			b.log.Error("file not sealed; the source is read again from its sealed cursor", "object", f.objectName, "error", err)
+			for _, g := range files[i+1:] {
 				g.abort(err)
-				b.release(g)
 			}
+			for _, g := range files[i:] {
+				b.recent.forget(g.ids)
+			}
+			if bus.IsWrongLastSequence(err) {
+				b.fenced++ // sealed by another batcher meanwhile
+			}
+			// What is sealed is read again from JetStream: another batcher's seal, or this one's own if the
+			// publish was stored but its answer lost.
+			delete(b.sealedThrough, source)
+			delete(b.lastSealed, source)
+			ok = false
 			break
 		}
 		prefix = max(prefix, through)
@@ -432,6 +490,10 @@ func (b *Batcher) sealSource(ctx context.Context, source, reason string) {
 	if ackReply != "" {
 		_ = b.nc.Publish(ackReply, []byte("+ACK"))
 	}
+	if !ok {
+		b.reopen(ctx, source, "seal failed")
+	}
+	return ok
 }
 
 // seal closes f and announces it on batch.sealed.<sourceId> with the source's cursor through.
@@ -449,15 +511,14 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 		return err
 	}
 	failpoint.Hit("batcher.after-store")
+	objectName := f.objectName
 	if f.events == 0 {
-		// Every event was a retry of one already written: no file, only the cursor moves.
+		// Every event was a retry of one already written: no file, but the sealed message still moves
+		// the cursor, so those events are not read again.
 		if err := b.obs.Delete(ctx, f.objectName); err != nil {
 			b.log.WarnContext(ctx, "remove empty spooled object", "object", f.objectName, "error", err)
 		}
-		if err := b.setCursor(ctx, f.part.source, through); err != nil {
-			b.log.WarnContext(ctx, "record cursor", "error", err)
-		}
-		return nil
+		objectName = ""
 	}
 	batch := &batchv1.Batch{
 		BatchId:           f.batchID(),
@@ -471,15 +532,38 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 		Sha256:            f.sha256(),
 		SealedAt:          timestamppb.New(b.now()),
 		FileName:          f.fileName(),
+		EventsStream:      f.stream.String(),
 	}
-	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: f.objectName, SealedThrough: through}
-	if _, err := bus.Publish(ctx, b.js, bus.SealedSubject(f.part.source), sealed, "sealed."+batch.GetBatchId()); err != nil {
-		return err
+	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: objectName, SealedThrough: through}
+	if b.beforePublish != nil {
+		b.beforePublish()
 	}
+	failpoint.Hit("batcher.before-sealed")
+	// The fence: the publish expects the subject's last message to be the last one this batcher knows
+	// of. If a successor took the lease and sealed meanwhile, JetStream refuses it.
+	ack, err := bus.Publish(ctx, b.js, bus.SealedSubject(f.part.source), sealed, "sealed."+batch.GetBatchId(),
+		jetstream.WithExpectLastSequencePerSubject(b.lastSealed[f.part.source]))
+	if err == nil && ack.Duplicate {
+		// The same batch was sealed already (by this batcher, if an earlier publish was stored but its
+		// answer lost): its object, of the same name, stays; the cursor is read again.
+		err = fmt.Errorf("sealed publish of %s deduplicated: the batch is sealed already", batch.GetBatchId())
+	}
+	if err != nil {
+		// Only a refusal is certain: after a timeout or a lost connection the message may be stored, and
+		// its object must stay. Either way the cursor is read again from JetStream.
+		if objectName != "" && bus.IsWrongLastSequence(err) {
+			if derr := b.obs.Delete(ctx, objectName); derr != nil {
+				b.log.WarnContext(ctx, "remove spooled object of a refused seal", "object", objectName, "error", derr)
+			}
+		}
+		return fmt.Errorf("seal batch %s: %w", batch.GetBatchId(), err)
+	}
+	b.lastSealed[f.part.source] = ack.Sequence
 	failpoint.Hit("batcher.after-sealed")
-	if err := b.setCursor(ctx, f.part.source, through); err != nil {
-		b.log.WarnContext(ctx, "record cursor", "error", err)
+	if objectName == "" {
+		return nil
 	}
+	b.journal(ctx, f, batch.GetBatchId())
 	if err := b.cursors.Add(ctx, cursor.Sealed, f.part.source, f.part.dayMs, f.events, f.compressed, f.last, b.now()); err != nil {
 		b.log.WarnContext(ctx, "record day cursor", "error", err)
 	}
@@ -498,29 +582,37 @@ func (b *Batcher) keepHeld() {
 	}
 }
 
-// fail drops every open file of a source after a write error and releases their events.
+// fail drops every open file of a source after a write error and reads the source again from its
+// sealed cursor.
 func (b *Batcher) fail(ctx context.Context, source string, err error) {
-	b.log.ErrorContext(ctx, "file failed; the source's events will be redelivered", "source", source, "error", err)
+	b.log.ErrorContext(ctx, "file failed; the source is read again from its sealed cursor", "source", source, "error", err)
+	b.dropFiles(source, err)
+	b.reopen(ctx, source, "file failed")
+}
+
+// dropFiles aborts every open file of a source and forgets their messageIds, so their events are
+// written when they come again.
+func (b *Batcher) dropFiles(source string, err error) {
 	for part, f := range b.open {
 		if part.source == source {
 			delete(b.open, part)
 			b.held -= len(f.replies)
 			f.abort(err)
-			b.release(f)
+			b.recent.forget(f.ids)
 		}
 	}
 }
 
-// release asks JetStream to redeliver a file's events soon, forgets their messageIds so the redelivery
-// is written, and holds the source back until the file's first event returns.
-func (b *Batcher) release(f *file) {
-	b.recent.forget(f.ids)
-	if want, ok := b.poisoned[f.part.source]; !ok || f.first < want {
-		b.poisoned[f.part.source] = f.first
+// reopen stops reading a source (its open files must be gone already); the next tick opens it again
+// from its sealed cursor with a new consumer, which delivers everything after the cursor in order. One
+// way back from every failure keeps AckAll safe: nothing is acknowledged that was not written.
+func (b *Batcher) reopen(ctx context.Context, source, why string) {
+	b.dropFiles(source, errors.New(why))
+	if it, ok := b.consumers[source]; ok {
+		it.Stop()
+		delete(b.consumers, source)
 	}
-	for _, r := range f.replies {
-		_ = b.nc.Publish(r, []byte(`-NAK {"delay": 1000000000}`))
-	}
+	b.log.InfoContext(ctx, "source will be read again from its sealed cursor", "source", source, "reason", why)
 }
 
 func (b *Batcher) sealExpired(ctx context.Context) {
@@ -546,6 +638,34 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	}
 }
 
+// followStream notices that the EVENTS stream was deleted and created again while this batcher runs.
+// The open files hold events of the old incarnation: they are sealed under its identity (their
+// acknowledgements go nowhere; the data is what matters). Then every source starts again on the new
+// stream: new consumers, cursors read again (an old incarnation's cursor counts for nothing), and new
+// names for everything sealed from now on.
+func (b *Batcher) followStream(ctx context.Context) {
+	info, err := b.events.Info(ctx)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			b.log.WarnContext(ctx, "read the EVENTS stream's identity", "error", err)
+		}
+		return
+	}
+	if info.Created.Equal(b.stream.created) {
+		return
+	}
+	b.log.WarnContext(ctx, "the EVENTS stream was created again: its sequences start over; following the new one",
+		"was", b.stream.String(), "now", streamIdentity{name: bus.StreamEvents, created: info.Created}.String())
+	b.sealAll(ctx, "stream recreated")
+	for id, it := range b.consumers {
+		it.Stop()
+		delete(b.consumers, id)
+	}
+	clear(b.sealedThrough)
+	clear(b.lastSealed)
+	b.stream = streamIdentity{name: bus.StreamEvents, created: info.Created}
+}
+
 // rebalance hands over the sources this batcher holds beyond its fair share, ceil(sources / live
 // batchers), so that a batcher that joins gets its part within a lease renewal.
 func (b *Batcher) rebalance(ctx context.Context) {
@@ -561,109 +681,73 @@ func (b *Batcher) rebalance(ctx context.Context) {
 
 // handOver gives a source to whichever batcher takes it next, without loss or duplicate: fetching
 // stops, its open files are sealed and their events acknowledged, and only then is the lease deleted.
-// Messages fetched but not yet written are nak'd as they come out of the drained iterator (add sees
-// that their iterator is no longer the source's), so the next owner gets them at once; its recovery
-// replays them in stream order before anything newer.
+// Messages fetched but not yet written are dropped as they come out of the drained iterator (add sees
+// that their iterator is no longer the source's): the next owner deletes this batcher's consumer and
+// reads the source with its own from the sealed cursor, in stream order.
 func (b *Batcher) handOver(ctx context.Context, source string) {
 	b.consumers[source].Drain()
 	delete(b.consumers, source)
 	b.sealSource(ctx, source, "handover")
 	delete(b.sealedThrough, source)
-	delete(b.recovering, source)
-	delete(b.poisoned, source)
+	delete(b.lastSealed, source)
 	b.leases.release(ctx, source)
 	b.log.InfoContext(ctx, "source handed over to even out the batchers", "source", source)
 }
 
 // dropSource stops working on a source whose lease was lost: another batcher owns it now. Its open
-// files are released unsealed, so their events are redelivered to the new owner.
+// files are dropped unsealed; the new owner reads their events from the sealed cursor.
 func (b *Batcher) dropSource(ctx context.Context, source string) {
 	if it, ok := b.consumers[source]; ok {
 		it.Stop()
 		delete(b.consumers, source)
 	}
-	for part, f := range b.open {
-		if part.source == source {
-			delete(b.open, part)
-			b.held -= len(f.replies)
-			f.abort(errors.New("lease lost"))
-			b.recent.forget(f.ids)
-		}
-	}
+	b.dropFiles(source, errors.New("lease lost"))
 	delete(b.sealedThrough, source)
-	delete(b.recovering, source)
-	delete(b.poisoned, source)
+	delete(b.lastSealed, source)
 	b.log.WarnContext(ctx, "lease lost; another batcher owns the source now", "source", source)
 }
 
-// recovered moves a recovering source past seq: the next pending message is the one after it.
-func (b *Batcher) recovered(ctx context.Context, source string, seq uint64) {
-	r, ok := b.recovering[source]
-	if !ok || seq < r.next {
-		return
-	}
-	if seq >= r.until {
-		delete(b.recovering, source)
-		return
-	}
-	var err error
-	if r.next, err = b.nextOf(ctx, source, seq); err != nil {
-		b.log.Warn("find the next pending event", "source", source, "error", err)
-		delete(b.recovering, source)
-	}
-}
-
-// recovery is what a source must replay before new messages: every one of its messages after the
-// consumer's ack floor up to until, the last one delivered before the restart.
-type recovery struct {
-	next, until uint64
-}
-
-// nextOf returns the sequence of the source's first message after seq.
-func (b *Batcher) nextOf(ctx context.Context, source string, seq uint64) (uint64, error) {
-	m, err := b.events.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(bus.EventsSubject(source)))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return math.MaxUint64, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("next event of %s after %d: %w", source, seq, err)
-	}
-	return m.Sequence, nil
-}
-
-func cursorKey(source string) string { return "s3dest:sealed-through:" + source }
-
-func (b *Batcher) setCursor(ctx context.Context, source string, through uint64) error {
-	return b.rdb.Set(ctx, cursorKey(source), through, 35*24*time.Hour).Err()
-}
-
-// sourceCursor returns the sequence up to which the source's events are all sealed. The truth is
-// JetStream (the last batch.sealed message's sealed_through); Redis is written after it, so it can be
-// behind but never ahead, and the larger of the two is right.
+// sourceCursor returns the sequence up to which the source's events are all sealed. JetStream is the
+// only truth: the sealed_through of the last batch.sealed message, if that message counts in this
+// incarnation of the EVENTS stream. Redis is never read for it: a flushed Redis would only cost a lookup,
+// but one restored from an old snapshot, or one that outlived a recreated stream, could hold a cursor
+// ahead of the stream, and every event up to it would be acknowledged unwritten.
 func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, error) {
 	if seq, ok := b.sealedThrough[source]; ok {
 		return seq, nil
 	}
 	var seq uint64
-	if v, err := b.rdb.Get(ctx, cursorKey(source)).Uint64(); err == nil {
-		seq = v
-	} else if !errors.Is(err, redis.Nil) {
-		b.log.Warn("cursor unavailable in Redis; using JetStream", "error", err)
-	}
 	raw, err := b.batches.GetLastMsgForSubject(ctx, bus.SealedSubject(source))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
+		b.lastSealed[source] = 0
 	case err != nil:
 		return 0, fmt.Errorf("last sealed batch of %s: %w", source, err)
 	default:
+		b.lastSealed[source] = raw.Sequence
 		var last batchv1.BatchSealed
 		if err := proto.Unmarshal(raw.Data, &last); err != nil {
 			return 0, fmt.Errorf("decode last sealed batch of %s: %w", source, err)
 		}
-		seq = max(seq, last.GetSealedThrough())
+		if b.sameStream(last.GetBatch().GetEventsStream(), raw.Time) {
+			seq = last.GetSealedThrough()
+		} else {
+			b.log.Warn("the last sealed batch counts in another incarnation of the EVENTS stream; starting the source from its first event",
+				"source", source, "sealedIn", last.GetBatch().GetEventsStream(), "stream", b.stream.String())
+		}
 	}
 	b.sealedThrough[source] = seq
 	return seq, nil
+}
+
+// sameStream reports whether a sealed message counts in the current EVENTS stream: its events_stream
+// says so, or, sealed before that field existed, it was stored after the stream was created (a sealed
+// message always follows the events it covers).
+func (b *Batcher) sameStream(sealedIn string, storedAt time.Time) bool {
+	if sealedIn != "" {
+		return sealedIn == b.stream.String()
+	}
+	return !storedAt.Before(b.stream.created)
 }
 
 func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {

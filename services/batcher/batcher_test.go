@@ -62,6 +62,12 @@ func putSources(t *testing.T, js jetstream.JetStream, ids ...string) {
 // runBatcher runs one more batcher on the rig's JetStream; stop ends it and waits for it.
 func runBatcher(t *testing.T, cfg Config, nc *nats.Conn, js jetstream.JetStream, redisURL string) (stop func()) {
 	t.Helper()
+	return runBatcherWith(t, cfg, nc, js, redisURL, nil)
+}
+
+// runBatcherWith is runBatcher with a chance to set test hooks on the batcher before it runs.
+func runBatcherWith(t *testing.T, cfg Config, nc *nats.Conn, js jetstream.JetStream, redisURL string, hook func(*Batcher)) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tel, err := platform.NewTelemetry(ctx, "test")
 	if err != nil {
@@ -71,6 +77,9 @@ func runBatcher(t *testing.T, cfg Config, nc *nats.Conn, js jetstream.JetStream,
 	b, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(b)
 	}
 	if err := b.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -109,7 +118,7 @@ func (r *rig) sealedSeq(skip int) uint64 {
 }
 
 func defaults() Config {
-	return Config{FlushInterval: 200 * time.Millisecond, MaxFileBytes: 1_000_000, GzipLevel: 2, MaxOpenMessages: 10_000, DedupeWindow: 10 * time.Minute}
+	return Config{FlushInterval: 200 * time.Millisecond, MaxFileBytes: 1_000_000, GzipLevel: 2, MaxOpenMessages: 10_000, DedupeWindow: 10 * time.Minute, DedupeMaxIDs: 1_000_000}
 }
 
 // publish stores one request's events (messageIds given) as ingest would.

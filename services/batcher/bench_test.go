@@ -82,7 +82,7 @@ func benchFile(b *testing.B, obs jetstream.ObjectStore, lines [][]byte) {
 		_, _ = zw.Write(joined)
 		_ = zw.Close()
 		t1, c1 := time.Now(), cpuSeconds(b)
-		f, err := openFile(ctx, obs, partition{source: "src1", dayMs: int64(n)}, 1, level, bus.ObjectChunk, time.Now())
+		f, err := openFile(ctx, obs, partition{source: "src1", dayMs: int64(n)}, streamIdentity{name: bus.StreamEvents}, "bench", 1, level, bus.ObjectChunk, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,7 +16,7 @@ const HardMaxFileBytes = 100_000_000
 // Config configures the batcher.
 type Config struct {
 	platform.Common
-	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for day-partition cursors"`
+	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for per-day status counters (rebuildable; never trusted for which events are sealed)"`
 	// FlushInterval is the age at which an open file is sealed even if it is small: it bounds how late an
 	// event reaches the customer's bucket. One minute keeps data fresh while a busy source still fills
 	// large files; the reference promises about an hour, so there is room to raise it for fewer files.
@@ -30,6 +30,10 @@ type Config struct {
 	// DedupeWindow is how long a messageId is remembered per source: a retried event within it is
 	// written once. Ten minutes matches JetStream's duplicate window for whole requests.
 	DedupeWindow time.Duration `flag:"dedupe-window" env:"S3DEST_DEDUPE_WINDOW" default:"10m" help:"drop an event whose messageId the source sent this recently (0: off)"`
+	// DedupeMaxIDs caps the messageIds remembered for the dedupe window, at most 36 bytes each (72 MB for
+	// the default). Past it the window is cut short (s3dest_batcher_dedupe_window_shortened_total): a
+	// retry older than that is written twice, never lost. 2M is 20 minutes at 1,700 events/s.
+	DedupeMaxIDs int `flag:"dedupe-max-ids" env:"S3DEST_DEDUPE_MAX_IDS" default:"2000000" help:"messageIds remembered at most for the dedupe window (36 bytes each)"`
 	// MaxOpenMessages bounds the EVENTS messages held unacknowledged in open files.
 	MaxOpenMessages int `flag:"max-open-messages" env:"S3DEST_MAX_OPEN_MESSAGES" default:"200000" help:"EVENTS messages held in open files"`
 }
@@ -51,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.DedupeWindow < 0 || c.DedupeWindow > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("dedupe-window: must be between 0 (off) and 24h, got %s", c.DedupeWindow))
+	}
+	if c.DedupeWindow > 0 && (c.DedupeMaxIDs < 1000 || c.DedupeMaxIDs > 100_000_000) {
+		errs = append(errs, fmt.Errorf("dedupe-max-ids: must be between 1000 and 100000000 (3.6 GB) when dedupe-window is set, got %d", c.DedupeMaxIDs))
 	}
 	if c.RedisURL == "" {
 		errs = append(errs, errors.New("redis-url: must be set"))

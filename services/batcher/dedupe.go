@@ -1,8 +1,18 @@
 package batcher
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3dest/s3dest/pkg/bus"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 )
 
 // fingerprint identifies a (source, messageId) pair in 16 bytes: a collision, which would drop an event,
@@ -15,22 +25,31 @@ func fingerprintOf(source string, messageID []byte) fingerprint {
 	return fingerprint(sum[:16])
 }
 
+// idBytes is what one remembered ID costs in a Go map of fingerprints, measured (Go 1.26, swiss tables,
+// 1M to 5M entries): 24 to 36 bytes, depending on where the count falls between two table sizes.
+const idBytes = 36
+
 // recentIDs remembers the messageIds written recently, so a producer's retry of an event (same source,
 // same messageId) within the window is written once. Two generations rotate every window: an ID is
-// remembered for at least one window and at most two. Memory: about 50 bytes per remembered event,
-// so 50 MB per million events in the window. It is owned by the batcher's Run goroutine.
+// remembered for at least one window and at most two. The generations together hold at most max IDs
+// (at most idBytes each): when the current one reaches half of it, it rotates early, and the window is
+// that much shorter until the rate drops (counted in shortened; a retry older than the shortened window
+// is written twice, never lost). It is owned by the batcher's Run goroutine.
 //
-// The memory starts empty when the batcher starts: a retry that straddles a batcher restart is not
-// caught here. JetStream's duplicate window (Nats-Msg-Id of the whole request) still catches retries of
-// the same request.
+// It survives restarts and handovers through the DEDUPE stream: after each seal the file's fingerprints
+// are published on dedupe.<sourceId> (kept for one window), and whoever opens a source reads back the
+// window's fingerprints (rebuild) before it writes anything.
 type recentIDs struct {
 	window    time.Duration
+	max       int
 	cur, prev map[fingerprint]struct{}
 	rotated   time.Time
+	// shortened counts early rotations: the cap, not the window, decided how long IDs were remembered.
+	shortened int64
 }
 
-func newRecentIDs(window time.Duration, now time.Time) *recentIDs {
-	return &recentIDs{window: window, cur: map[fingerprint]struct{}{}, prev: map[fingerprint]struct{}{}, rotated: now}
+func newRecentIDs(window time.Duration, max int, now time.Time) *recentIDs {
+	return &recentIDs{window: window, max: max, cur: map[fingerprint]struct{}{}, prev: map[fingerprint]struct{}{}, rotated: now}
 }
 
 // seen reports whether f was remembered, and remembers it if not. A new generation starts with room for
@@ -40,7 +59,10 @@ func (r *recentIDs) seen(f fingerprint, now time.Time) bool {
 		return false
 	}
 	if now.Sub(r.rotated) >= r.window {
-		r.prev, r.cur, r.rotated = r.cur, make(map[fingerprint]struct{}, len(r.cur)), now
+		r.rotate(now)
+	} else if 2*len(r.cur) >= r.max {
+		r.shortened++
+		r.rotate(now)
 	}
 	if _, ok := r.prev[f]; ok {
 		return true
@@ -50,6 +72,10 @@ func (r *recentIDs) seen(f fingerprint, now time.Time) bool {
 	return len(r.cur) == n
 }
 
+func (r *recentIDs) rotate(now time.Time) {
+	r.prev, r.cur, r.rotated = r.cur, make(map[fingerprint]struct{}, len(r.cur)), now
+}
+
 // forget removes IDs whose events were not sealed after all, so their redelivery is written.
 func (r *recentIDs) forget(fs []fingerprint) {
 	for _, f := range fs {
@@ -57,3 +83,93 @@ func (r *recentIDs) forget(fs []fingerprint) {
 		delete(r.prev, f)
 	}
 }
+
+// len is the number of IDs remembered.
+func (r *recentIDs) len() int { return len(r.cur) + len(r.prev) }
+
+// idsPerMessage bounds a SealedIDs message to 256 KiB of fingerprints, under any server's max_payload.
+const idsPerMessage = 16 << 10
+
+// ensureDedupeStream creates the DEDUPE stream, kept for the dedupe window. The batcher owns it: a
+// stream whose settings differ from this batcher's is reported, not changed behind another's back.
+func ensureDedupeStream(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int, log *slog.Logger) (jetstream.Stream, error) {
+	cfg := jetstream.StreamConfig{
+		Name: bus.StreamDedupe, Description: "fingerprints of the events in sealed files, for the batcher's dedupe window",
+		Subjects: []string{bus.AllDedupe}, Storage: jetstream.FileStorage, Replicas: replicas,
+		Retention: jetstream.LimitsPolicy, MaxAge: max(window, time.Second),
+	}
+	s, err := js.Stream(ctx, bus.StreamDedupe)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = js.CreateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", bus.StreamDedupe, err)
+		}
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", bus.StreamDedupe, err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != cfg.MaxAge {
+		log.Warn("the dedupe journal's retention differs from this batcher's dedupe-window; not changed here: set the same window on every batcher, or update the stream",
+			"stream", bus.StreamDedupe, "maxAge", got, "dedupeWindow", window)
+	}
+	return s, nil
+}
+
+// journal publishes the fingerprints of a sealed file. It runs after the sealed publish: had it run
+// before, a seal that then failed would leave fingerprints of unsealed events, and the next owner would
+// drop those events. A crash between the two only lets a retry of that file's events be written twice.
+func (b *Batcher) journal(ctx context.Context, f *file, batchID string) {
+	for ids := f.ids; len(ids) > 0; {
+		n := min(len(ids), idsPerMessage)
+		buf := make([]byte, 0, n*len(fingerprint{}))
+		for _, id := range ids[:n] {
+			buf = append(buf, id[:]...)
+		}
+		ids = ids[n:]
+		if _, err := bus.Publish(ctx, b.js, bus.DedupeSubject(f.part.source), &batchv1.SealedIDs{BatchId: batchID, Fingerprints: buf}, ""); err != nil {
+			b.log.WarnContext(ctx, "journal the sealed file's messageIds; a retry of them may be written again", "batch", batchID, "error", err)
+			return
+		}
+	}
+}
+
+// rebuild reads back the fingerprints the source's files sealed within the window, whoever sealed them.
+func (b *Batcher) rebuild(ctx context.Context, source string) error {
+	if b.cfg.DedupeWindow <= 0 {
+		return nil
+	}
+	start := time.Now()
+	cons, err := b.js.OrderedConsumer(ctx, bus.StreamDedupe, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.DedupeSubject(source)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(time.Now().Add(-b.cfg.DedupeWindow)),
+	})
+	if err != nil {
+		return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
+	}
+	n, ids := info.NumPending, 0
+	now := b.now()
+	for ; n > 0; n-- {
+		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
+		}
+		var msg batchv1.SealedIDs
+		if err := proto.Unmarshal(m.Data(), &msg); err != nil {
+			b.log.WarnContext(ctx, "dedupe journal message is not SealedIDs; skipped", "source", source, "error", err)
+			continue
+		}
+		fps := msg.GetFingerprints()
+		for i := 0; i+len(fingerprint{}) <= len(fps); i += len(fingerprint{}) {
+			b.recent.seen(fingerprint(fps[i:i+len(fingerprint{})]), now)
+			ids++
+		}
+	}
+	b.log.InfoContext(ctx, "dedupe window rebuilt", "source", source, "ids", ids, "took", time.Since(start))
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }

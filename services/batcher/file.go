@@ -23,6 +23,22 @@ type partition struct {
 	dayMs  int64
 }
 
+// streamIdentity names one incarnation of the EVENTS stream: its name and creation time. Sequences count
+// within an incarnation only: a stream deleted and created again starts at 1, so every name derived from
+// sequences (batch ID, object name, file name) carries the identity too, or a new event would take the
+// name, and the "already sealed" or "already delivered" status, of an old one.
+type streamIdentity struct {
+	name    string
+	created time.Time
+}
+
+// String is the batch's events_stream: `{name}@{created, Unix ns}`.
+func (s streamIdentity) String() string { return fmt.Sprintf("%s@%d", s.name, s.created.UnixNano()) }
+
+// epoch is the creation time in Unix nanoseconds, 19 digits until 2286: it leads file names, so they sort
+// by incarnation, then by position.
+func (s streamIdentity) epoch() int64 { return s.created.UnixNano() }
+
 // worstCaseGrowth bounds the compressed bytes n more input bytes can add: deflate's stored blocks cost 5
 // bytes per 64 KiB, plus the gzip trailer and a flush marker.
 func worstCaseGrowth(n int64) int64 { return n + n/1000 + 64 }
@@ -31,6 +47,7 @@ func worstCaseGrowth(n int64) int64 { return n + n/1000 + 64 }
 // through a pipe, so memory holds one compression window, never the file.
 type file struct {
 	part       partition
+	stream     streamIdentity
 	objectName string
 	opened     time.Time
 
@@ -84,13 +101,16 @@ func chunkSize(maxPayload int64) uint32 {
 // crossing being a goroutine handoff.
 const pipeBuffer = 64 << 10
 
-// openFile starts a file whose object is named after its partition and first sequence, so a replay after
-// a crash that starts at the same message overwrites the same object.
-func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, firstSeq uint64, level int, chunk uint32, now time.Time) (*file, error) {
+// openFile starts a file whose object is named after its partition, the stream's incarnation, its first
+// sequence and its writer (the batcher's ID): a batcher that stalled past its lease may still be writing
+// the same sequences as its successor, and neither may overwrite the object the other sealed. The
+// object of a file that is not sealed is deleted, or expires with the object store's TTL after a crash.
+func openFile(ctx context.Context, obs jetstream.ObjectStore, part partition, stream streamIdentity, writer string, firstSeq uint64, level int, chunk uint32, now time.Time) (*file, error) {
 	pr, pw := io.Pipe()
 	f := &file{
 		part:       part,
-		objectName: fmt.Sprintf("%s/%d/%020d", part.source, part.dayMs, firstSeq),
+		stream:     stream,
+		objectName: fmt.Sprintf("%s/%d/%d-%020d-%s", part.source, part.dayMs, stream.epoch(), firstSeq, writer),
 		opened:     now,
 		pw:         pw,
 		putDone:    make(chan error, 1),
@@ -201,14 +221,18 @@ func (f *file) abort(err error) {
 	<-f.putDone
 }
 
-// batchID is derived from the partition and the sequences only, so it is the same on every replay.
+// batchID is derived from the partition, the stream's incarnation and the sequences only, so it is the
+// same on every replay and different for the same sequences of a recreated stream.
 func (f *file) batchID() string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%d-%d", f.part.source, f.part.dayMs, f.first, f.last))
+	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%s/%d-%d", f.part.source, f.part.dayMs, f.stream, f.first, f.last))
 	return hex.EncodeToString(h[:16])
 }
 
-// fileName is the object's base name in every bucket: sortable by stream position and unique per source.
-func (f *file) fileName() string { return fmt.Sprintf("%020d-%020d.gz", f.first, f.last) }
+// fileName is the object's base name in every bucket: sortable by stream incarnation and position, and
+// unique per source.
+func (f *file) fileName() string {
+	return fmt.Sprintf("%019d-%020d-%020d.gz", f.stream.epoch(), f.first, f.last)
+}
 
 // sha256 is the stored object's SHA-256 in hex; known once close returned.
 func (f *file) sha256() string { return hex.EncodeToString(f.digest) }

@@ -79,8 +79,11 @@ func (l *leases) share(n int) int {
 	return (n + l.live - 1) / max(l.live, 1)
 }
 
-// acquire takes the source's lease if nobody holds it.
+// acquire takes the source's lease if nobody holds it, and reports whether this batcher holds it.
 func (l *leases) acquire(ctx context.Context, source string) bool {
+	if _, ok := l.owned[source]; ok {
+		return true
+	}
 	rev, err := l.kv.Create(ctx, source, []byte(l.me))
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -90,6 +93,22 @@ func (l *leases) acquire(ctx context.Context, source string) bool {
 	}
 	l.owned[source] = rev
 	l.log.Info("lease taken", "source", source, "batcher", l.me)
+	return true
+}
+
+// confirm renews one lease now and reports whether this batcher still holds it: a batcher that was
+// stopped past its lease learns it here before it touches the source again.
+func (l *leases) confirm(ctx context.Context, source string) bool {
+	rev, ok := l.owned[source]
+	if !ok {
+		return false
+	}
+	next, err := l.kv.Update(ctx, source, []byte(l.me), rev)
+	if err != nil {
+		delete(l.owned, source)
+		return false
+	}
+	l.owned[source] = next
 	return true
 }
 

@@ -36,7 +36,7 @@ func BenchmarkBatcherMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("file-%dMB", target/1_000_000), func(b *testing.B) {
 			for i := range b.N {
 				peak := testenv.PeakRSS(b)
-				f, err := openFile(ctx, obs, partition{source: "mem", dayMs: int64(i)}, uint64(target), 3, bus.ObjectChunk, time.Now())
+				f, err := openFile(ctx, obs, partition{source: "mem", dayMs: int64(i)}, streamIdentity{name: bus.StreamEvents}, "mem", uint64(target), 3, bus.ObjectChunk, time.Now())
 				if err != nil {
 					b.Fatal(err)
 				}

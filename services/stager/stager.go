@@ -134,6 +134,11 @@ func (s *Stager) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := proto.Unmarshal(msg.Data(), &sealed); err != nil {
 		return bus.Permanent(fmt.Errorf("payload: not a BatchSealed: %w", err))
 	}
+	if sealed.GetObjectName() == "" {
+		// The batcher dropped every event of it as a retry of one already written: nothing to stage,
+		// the message only moved the source's cursor.
+		return nil
+	}
 	b := sealed.GetBatch()
 	key := Key(b)
 	staged := &batchv1.BatchStaged{Batch: b, StagingBucket: s.cfg.Bucket, StagingKey: key}

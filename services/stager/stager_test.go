@@ -117,3 +117,47 @@ func TestTwoStagersStageEveryFileOnceWithItsBytesVerified(t *testing.T) {
 func testenvS3(m *testenv.MinIOServer) *s3.Client {
 	return (&testenv.Gate{MinIO: m}).RootS3()
 }
+
+// The batcher announces a file whose every event was a retry (nothing stored) with a sealed message
+// without an object name: it only moves the source's cursor. The stager acknowledges it and stages
+// nothing for it.
+func TestASealedMessageWithoutAnObjectIsAcknowledgedAndNothingIsStaged(t *testing.T) {
+	_, nc, js := testenv.NATS(t)
+	m := testenv.MinIO(t)
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	runStager(t, nc, js, m)
+	marker := &batchv1.BatchSealed{Batch: &batchv1.Batch{BatchId: "only-retries", SourceId: "src", FirstSequence: 1, LastSequence: 1}, SealedThrough: 1}
+	if _, err := bus.Publish(ctx, js, bus.SealedSubject("src"), marker, "sealed.only-retries"); err != nil {
+		t.Fatal(err)
+	}
+	real := seal(t, js, 2, 1000)
+	cons, err := js.OrderedConsumer(ctx, bus.StreamBatches, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.AllStaged}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st batchv1.BatchStaged
+	if err := proto.Unmarshal(msg.Data(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.GetBatch().GetBatchId() != real.GetBatchId() {
+		t.Fatalf("staged %s, want only %s", st.GetBatch().GetBatchId(), real.GetBatchId())
+	}
+	stager, err := js.Consumer(ctx, bus.StreamBatches, "stager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "both sealed messages acknowledged", func() bool {
+		info, err := stager.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+	})
+	if _, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
+		t.Fatal("something else was staged")
+	}
+}

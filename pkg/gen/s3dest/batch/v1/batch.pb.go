@@ -45,8 +45,13 @@ type Batch struct {
 	Sha256 string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// sealed_at is when the batcher closed the file.
 	SealedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=sealed_at,json=sealedAt,proto3" json:"sealed_at,omitempty"`
-	// file_name is the object's base name in every bucket (`{file}.gz`).
-	FileName      string `protobuf:"bytes,11,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// file_name is the object's base name in every bucket (`{file}.gz`):
+	// `{events_stream epoch}-{first_sequence}-{last_sequence}.gz`, zero-padded, so it sorts by stream position.
+	FileName string `protobuf:"bytes,11,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// events_stream is the identity of the EVENTS stream the sequences count in: `{name}@{created}`, the
+	// stream's creation time in Unix nanoseconds. A recreated stream starts its sequences again; its
+	// identity, and so every batch_id and file_name, differs. Empty in batches sealed before it existed.
+	EventsStream  string `protobuf:"bytes,12,opt,name=events_stream,json=eventsStream,proto3" json:"events_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,12 +163,20 @@ func (x *Batch) GetFileName() string {
 	return ""
 }
 
+func (x *Batch) GetEventsStream() string {
+	if x != nil {
+		return x.EventsStream
+	}
+	return ""
+}
+
 // BatchSealed is published on subject `batch.sealed.<sourceId>` (stream BATCHES) once the file is durably
 // stored in the JetStream object store `BATCHES` under object_name.
 type BatchSealed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Batch *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
-	// object_name in the object store BATCHES.
+	// object_name in the object store BATCHES. Empty when no file was stored (every event of it was a
+	// retry already written): the message then only moves sealed_through, and the stager acknowledges it.
 	ObjectName string `protobuf:"bytes,2,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
 	// sealed_through is the source's EVENTS sequence up to which every event is in a sealed file (this
 	// one or an earlier one): the batcher's cursor, recoverable from the last message of the subject.
@@ -367,11 +380,68 @@ func (x *BatchDelivered) GetDeliveredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SealedIDs is published on subject `dedupe.<sourceId>` (stream DEDUPE, kept for the batcher's dedupe
+// window) after a file is sealed: the fingerprints of the events it holds, so the batcher that owns the
+// source next (after a restart or a handover) still drops a producer's retry of them within the window.
+type SealedIDs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// batch_id of the sealed file.
+	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// fingerprints are 16 bytes each: the first half of SHA-256(sourceId, 0x00, messageId).
+	Fingerprints  []byte `protobuf:"bytes,2,opt,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedIDs) Reset() {
+	*x = SealedIDs{}
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedIDs) ProtoMessage() {}
+
+func (x *SealedIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedIDs.ProtoReflect.Descriptor instead.
+func (*SealedIDs) Descriptor() ([]byte, []int) {
+	return file_s3dest_batch_v1_batch_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SealedIDs) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *SealedIDs) GetFingerprints() []byte {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
 var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n" +
+	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
 	"\x05Batch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12&\n" +
@@ -386,7 +456,8 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x06sha256\x18\t \x01(\tR\x06sha256\x127\n" +
 	"\tsealed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\x12\x1b\n" +
-	"\tfile_name\x18\v \x01(\tR\bfileName\"\x83\x01\n" +
+	"\tfile_name\x18\v \x01(\tR\bfileName\x12#\n" +
+	"\revents_stream\x18\f \x01(\tR\feventsStream\"\x83\x01\n" +
 	"\vBatchSealed\x12,\n" +
 	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12\x1f\n" +
 	"\vobject_name\x18\x02 \x01(\tR\n" +
@@ -402,7 +473,10 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x12\x16\n" +
 	"\x06bucket\x18\x03 \x01(\tR\x06bucket\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12=\n" +
-	"\fdelivered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAtB\xb9\x01\n" +
+	"\fdelivered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\"J\n" +
+	"\tSealedIDs\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\"\n" +
+	"\ffingerprints\x18\x02 \x01(\fR\ffingerprintsB\xb9\x01\n" +
 	"\x13com.s3dest.batch.v1B\n" +
 	"BatchProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1;batchv1\xa2\x02\x03SBX\xaa\x02\x0fS3dest.Batch.V1\xca\x02\x0fS3dest\\Batch\\V1\xe2\x02\x1bS3dest\\Batch\\V1\\GPBMetadata\xea\x02\x11S3dest::Batch::V1b\x06proto3"
 
@@ -418,20 +492,21 @@ func file_s3dest_batch_v1_batch_proto_rawDescGZIP() []byte {
 	return file_s3dest_batch_v1_batch_proto_rawDescData
 }
 
-var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*Batch)(nil),                 // 0: s3dest.batch.v1.Batch
 	(*BatchSealed)(nil),           // 1: s3dest.batch.v1.BatchSealed
 	(*BatchStaged)(nil),           // 2: s3dest.batch.v1.BatchStaged
 	(*BatchDelivered)(nil),        // 3: s3dest.batch.v1.BatchDelivered
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*SealedIDs)(nil),             // 4: s3dest.batch.v1.SealedIDs
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_s3dest_batch_v1_batch_proto_depIdxs = []int32{
-	4, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
+	5, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
 	0, // 1: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 2: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 3: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
-	4, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	5, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
 	5, // [5:5] is the sub-list for method output_type
 	5, // [5:5] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name
@@ -450,7 +525,7 @@ func file_s3dest_batch_v1_batch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_batch_v1_batch_proto_rawDesc), len(file_s3dest_batch_v1_batch_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
