@@ -137,10 +137,10 @@ func (c *Copier) Run(ctx context.Context) error {
 // deliver copies one staged file into one destination, once.
 func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string, limiter s3put.Limiter) error {
 	b := staged.GetBatch()
+	// The bucket is the truth of what was delivered: every file is written with If-None-Match, and one
+	// already there counts as delivered. Redis's marker only keeps the day's counters from counting a
+	// redelivered file twice; a flushed, stale or foreign Redis can never make a file be skipped.
 	marker := "s3dest:delivered:" + d.GetId() + ":" + b.GetBatchId()
-	if n, err := c.rdb.Exists(ctx, marker).Result(); err == nil && n == 1 {
-		return nil
-	}
 	bucket, prefix, err := layout.SplitBucket(d.GetSettings().GetS3Bucket())
 	if err != nil {
 		return fmt.Errorf("settings.s3Bucket: %w", err)
@@ -190,7 +190,12 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		return err
 	}
 	// The day's cursor and the marker change together, so a redelivery after a crash counts the file once:
-	// before the transaction nothing was counted, after it the marker skips the file.
+	// before the transaction nothing was counted, after it the marker says so. Without Redis's marker (a
+	// flush) the file is counted again: counters may be rebuilt, data is never dropped.
+	if n, err := c.rdb.Exists(ctx, marker).Result(); err == nil && n == 1 {
+		c.log.InfoContext(ctx, "delivered again; counted before", "batch", b.GetBatchId(), "destination", d.GetId(), "existed", res.Existed)
+		return nil
+	}
 	if err := c.cursors.AddOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now(), marker, deliveredTTL); err != nil {
 		c.log.WarnContext(ctx, "record delivery cursor and marker", "error", err)
 	}
