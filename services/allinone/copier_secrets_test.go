@@ -152,7 +152,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 	waitForObjects(t, g.RootS3(), "cust", "", 1)
 	testenv.Eventually(t, 30*time.Second, "both refusals to be logged", func() bool {
 		l := logs.String()
-		return strings.Contains(l, "AccessDenied") && strings.Count(l, "will retry") >= 2
+		return strings.Contains(l, "AccessDenied") && strings.Count(l, "destination failing") >= 2
 	})
 	cancel()
 	if err := <-done; err != nil {

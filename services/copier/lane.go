@@ -190,6 +190,8 @@ func (c *Copier) laneHandler(l *lane) bus.Handler {
 				l.resume()
 				return nil
 			case isFailing(err):
+				c.log.WarnContext(ctx, "destination failing; its files wait in staging", "destination", d.GetId(),
+					"batch", staged.GetBatch().GetBatchId(), "retry in", c.cfg.FailingRetry, "error", err)
 				l.failed(c.now().Add(c.cfg.FailingRetry))
 				continue
 			}
