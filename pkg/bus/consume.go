@@ -50,13 +50,17 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	if c.AckAll {
 		policy = jetstream.AckAllPolicy
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
-		Durable:       c.Durable,
-		FilterSubject: c.Filter,
-		AckPolicy:     policy,
-		AckWait:       c.AckWait,
-		MaxAckPending: c.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	var cons jetstream.Consumer
+	err := AgainOnTimeout(ctx, func() (err error) {
+		cons, err = js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+			Durable:       c.Durable,
+			FilterSubject: c.Filter,
+			AckPolicy:     policy,
+			AckWait:       c.AckWait,
+			MaxAckPending: c.MaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", c.Durable, c.Stream, err)

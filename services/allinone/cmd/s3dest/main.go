@@ -19,6 +19,8 @@ const usage = `usage: s3dest <command> [flags]
 commands:
   dev                        run every service in one process with embedded NATS, Redis, S3 and STS
   sts-gate                   the STS trust gate in front of a MinIO, as its own process (the local cluster)
+  cluster-bootstrap          wait for the local cluster (deploy/local/Procfile), create the demo, write summary.json
+  await LINE…                 wait until these lines of deploy/local/Procfile are ready
   validate <destinationId>   check a destination's IAM setup, step by step (the reference's "Validate")
   sources …                  list, get, create, update, delete sources; create, rotate, revoke write keys
   destinations …             list, get, create, update, delete, validate destinations
@@ -57,6 +59,26 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return allinone.RunGate(ctx, cfg, os.Stdout)
+	case "cluster-bootstrap":
+		var cfg allinone.BootstrapConfig
+		if help, err := parse("s3dest cluster-bootstrap", &cfg, args[1:]); help || err != nil {
+			return err
+		}
+		_, err := allinone.ClusterBootstrap(ctx, cfg, os.Stdout)
+		return err
+	case "await":
+		var cfg allinone.BootstrapConfig
+		fs := flag.NewFlagSet("s3dest await", flag.ContinueOnError)
+		if err := platform.Bind(fs, &cfg); err != nil {
+			return err
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		return allinone.Await(ctx, cfg, fs.Args())
 	case "validate", "sources", "destinations", "status", "workspace", "migrate":
 		return allinone.RunCLI(ctx, args, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
