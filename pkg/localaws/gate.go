@@ -99,12 +99,17 @@ func (g *Gate) PutIntermediateRole(arn string) error {
 
 // RootS3 is an S3 client of MinIO's root user.
 func (g *Gate) RootS3() *s3.Client {
+	return MinIOS3(g.cfg.MinIOURL, g.cfg.RootUser, g.cfg.RootPassword, g.cfg.Region, g.cfg.HTTPClient)
+}
+
+// MinIOS3 is an S3 client of a MinIO user (path-style addressing, as MinIO needs).
+func MinIOS3(endpoint, user, password, region string, hc aws.HTTPClient) *s3.Client {
 	return s3.New(s3.Options{
-		Region:       g.cfg.Region,
-		BaseEndpoint: aws.String(g.cfg.MinIOURL),
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(g.cfg.RootUser, g.cfg.RootPassword, ""),
-		HTTPClient:   g.cfg.HTTPClient,
+		Credentials:  credentials.NewStaticCredentialsProvider(user, password, ""),
+		HTTPClient:   hc,
 	})
 }
 

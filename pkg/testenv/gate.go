@@ -45,7 +45,9 @@ func StartGate(t testing.TB) *Gate {
 }
 
 // RootS3 is an S3 client of MinIO's root user, for tests to arrange and inspect buckets.
-func (g *Gate) RootS3() *s3.Client { return g.gate.RootS3() }
+func (g *Gate) RootS3() *s3.Client {
+	return localaws.MinIOS3(g.MinIO.URL, g.MinIO.RootUser, g.MinIO.RootPassword, "us-east-1", awshttp.NewBuildableClient())
+}
 
 // CreateBucket creates a bucket in MinIO.
 func (g *Gate) CreateBucket(t testing.TB, name string) {
