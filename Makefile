@@ -3,12 +3,14 @@ SHELL := /bin/bash
 SERVICES := ingest batcher stager copier validator admin
 MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone) bench
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+NATS_SERVER_VERSION := v2.15.2
+CLUSTER_ENV := deploy/local/cluster.env
 GOBIN := $(shell go env GOPATH)/bin
 BROWSER_CLIENT := services/allinone/testdata/browser-client
 TEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 30s
 
-.PHONY: build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
+.PHONY: cluster build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -30,18 +32,28 @@ fuzz:
 	done; \
 	test -z "$$failed" || { echo "fuzz found inputs in:$$failed"; git status --short --untracked-files=all -- '*/testdata/fuzz/*'; exit 1; }
 
-## deps: redis-server, chromium, node and npm (Debian packages; apt-get update once if any is missing), the
-## pinned MinIO (go install, cached in $(GOBIN)), and the browser test's analytics.js: npm ci from the
+## deps: redis-server, chromium, node, npm and foreman (Debian packages; apt-get update once if any is missing),
+## the pinned MinIO and nats-server (go install, cached in $(GOBIN)), and the browser test's analytics.js: npm ci from the
 ## committed lockfile, again whenever the lockfile is newer than the install (npm writes node_modules/.package-lock.json)
 deps:
-	@missing=""; for p in redis-server:redis-server chromium:chromium node:nodejs npm:npm; do \
+	@missing=""; for p in redis-server:redis-server chromium:chromium node:nodejs npm:npm foreman:ruby-foreman; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	  test -z "$$missing" || { echo "apt-get install$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 	@test -x $(GOBIN)/minio && grep -qx '$(MINIO_VERSION)' $(GOBIN)/.minio-version 2>/dev/null || { \
 	  echo "installing MinIO $(MINIO_VERSION) (a few minutes, once)"; \
 	  GOFLAGS=-buildvcs=false go install github.com/minio/minio@$(MINIO_VERSION) && echo '$(MINIO_VERSION)' > $(GOBIN)/.minio-version; }
+	@test -x $(GOBIN)/nats-server && grep -qx '$(NATS_SERVER_VERSION)' $(GOBIN)/.nats-server-version 2>/dev/null || { \
+	  echo "installing nats-server $(NATS_SERVER_VERSION)"; \
+	  go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION) && echo '$(NATS_SERVER_VERSION)' > $(GOBIN)/.nats-server-version; }
 	@test $(BROWSER_CLIENT)/node_modules/.package-lock.json -nt $(BROWSER_CLIENT)/package-lock.json || { \
 	  echo "npm ci in $(BROWSER_CLIENT)"; cd $(BROWSER_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; }
+
+## cluster: the local cluster of deploy/local (DESIGN.md §8) under foreman, then its bootstrap, which
+## writes $$S3DEST_CLUSTER_DIR/summary.json and prints how to send an event; Ctrl-C stops every process
+cluster: deps build
+	@PATH="$(GOBIN):$$PATH" foreman start -f deploy/local/Procfile -e $(CLUSTER_ENV) -d . & foreman=$$!; \
+	  trap 'kill $$foreman 2>/dev/null; wait $$foreman' INT TERM EXIT; \
+	  deploy/local/bootstrap && wait $$foreman
 
 ## check: what CI checks besides the tests
 check: lint check-generated vet build-isolated

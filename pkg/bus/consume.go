@@ -69,7 +69,11 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	if c.StartSeq > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, c.StartSeq
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
+	var cons jetstream.Consumer
+	err := AgainOnTimeout(ctx, func() (err error) {
+		cons, err = js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}

@@ -56,18 +56,34 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) 
 		sc.MaxAge = c.Retention
 		sc.Duplicates = c.DuplicateWindow
 		sc.Retention = jetstream.LimitsPolicy
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := AgainOnTimeout(ctx, func() error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      ObjectBatches,
-		Description: "sealed batch files waiting to be staged",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.Replicas,
-		TTL:         c.Retention,
+	if err := AgainOnTimeout(ctx, func() error {
+		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      ObjectBatches,
+			Description: "sealed batch files waiting to be staged",
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			TTL:         c.Retention,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", ObjectBatches, err)
 	}
 	return nil
+}
+
+// AgainOnTimeout runs an idempotent JetStream API call (creating or updating a stream, KV bucket or
+// consumer) again when it times out while ctx is alive, up to 5 times: on a cluster, a create racing
+// another replica's create of the same stream can go unanswered (every replica of every service
+// ensures the streams, buckets and consumers it uses when it starts).
+func AgainOnTimeout(ctx context.Context, call func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := call()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || attempt == 5 {
+			return err
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/s3dest/s3dest/pkg/bus"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 )
@@ -35,12 +36,16 @@ type Store struct {
 
 // Open creates the CONFIG bucket if needed.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      "CONFIG",
-		Description: "s3dest workspace, sources and destinations",
-		History:     5,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+	var kv jetstream.KeyValue
+	err := bus.AgainOnTimeout(ctx, func() (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      "CONFIG",
+			Description: "s3dest workspace, sources and destinations",
+			History:     5,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open config bucket: %w", err)

@@ -66,3 +66,32 @@ func (c DevConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// GateConfig configures `s3dest sts-gate`: the STS trust gate in front of a real MinIO (DESIGN.md §7) as
+// its own process, for the local cluster (DESIGN.md §8).
+type GateConfig struct {
+	Addr                string `flag:"addr" env:"S3DEST_STS_GATE_ADDR" default:"127.0.0.1:9101" help:"address of the STS (and of PUT /gate/v1/dev-aws-config, GET /readyz)"`
+	MinIOURL            string `flag:"minio-url" env:"S3DEST_MINIO_URL" default:"http://127.0.0.1:9000" help:"the MinIO whose temporary credentials the gate hands out"`
+	MinIORootUser       string `flag:"minio-root-user" env:"S3DEST_MINIO_ROOT_USER" help:"MinIO's root user: our principal, and the gate's admin"`
+	MinIORootPassword   string `flag:"minio-root-password" env:"S3DEST_MINIO_ROOT_PASSWORD" secret:"true" help:"MinIO's root password"`
+	StateDir            string `flag:"state-dir" env:"S3DEST_STS_GATE_STATE_DIR" help:"keeps the dev configs given by PUT, so a restart knows the same roles; empty keeps them in memory"`
+	DevAWSConfig        string `flag:"dev-aws-config" env:"S3DEST_DEV_AWS_CONFIG" help:"JSON file of buckets and roles to add on start (the format of s3dest dev's)"`
+	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" default:"arn:aws:iam::000000000000:role/s3dest-intermediate" help:"our role, trusted by MinIO's root user; empty adds none"`
+	Region              string `flag:"region" env:"S3DEST_AWS_REGION" default:"us-east-1" help:"region of the STS"`
+	LogLevel            string `flag:"log-level" env:"S3DEST_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
+}
+
+// Validate checks the rules of each field.
+func (c GateConfig) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must be host:port (port 0 picks a free one)"))
+	}
+	if c.MinIOURL == "" {
+		errs = append(errs, errors.New("minio-url: must be set"))
+	}
+	if c.MinIORootUser == "" || c.MinIORootPassword == "" {
+		errs = append(errs, errors.New("minio-root-user and minio-root-password: must be set (S3DEST_MINIO_ROOT_USER, S3DEST_MINIO_ROOT_PASSWORD)"))
+	}
+	return errors.Join(errs...)
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s3dest/s3dest/pkg/bus"
 )
 
 // leaseTTL is how long a dead batcher's sources stay unowned; owners renew every third of it.
@@ -32,16 +34,23 @@ type leases struct {
 }
 
 func openLeases(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*leases, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: "BATCHER_LEASES", Description: "which batcher owns which source", TTL: leaseTTL,
-		Storage: jetstream.FileStorage, Replicas: replicas,
+	var kv, members jetstream.KeyValue
+	err := bus.AgainOnTimeout(ctx, func() (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "BATCHER_LEASES", Description: "which batcher owns which source", TTL: leaseTTL,
+			Storage: jetstream.FileStorage, Replicas: replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open lease bucket: %w", err)
 	}
-	members, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: "BATCHER_MEMBERS", Description: "live batchers, to share the sources evenly", TTL: leaseTTL,
-		Storage: jetstream.FileStorage, Replicas: replicas,
+	err = bus.AgainOnTimeout(ctx, func() (err error) {
+		members, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "BATCHER_MEMBERS", Description: "live batchers, to share the sources evenly", TTL: leaseTTL,
+			Storage: jetstream.FileStorage, Replicas: replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open member bucket: %w", err)

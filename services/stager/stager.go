@@ -93,7 +93,9 @@ func (s *Stager) ensureBucket(ctx context.Context) error {
 	if awsclient.HTTPStatus(err) != 404 {
 		return fmt.Errorf("staging bucket %s: %w", s.cfg.Bucket, err)
 	}
-	if _, err := s.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil {
+	// Another stager replica may create it between our HEAD and our create: that is success too.
+	var owned *types.BucketAlreadyOwnedByYou
+	if _, err := s.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil && !errors.As(err, &owned) {
 		return fmt.Errorf("create staging bucket %s: %w", s.cfg.Bucket, err)
 	}
 	s.log.Info("created the staging bucket", "bucket", s.cfg.Bucket)

@@ -18,6 +18,9 @@ const usage = `usage: s3dest <command> [flags]
 
 commands:
   dev                        run every service in one process with embedded NATS, Redis, S3 and STS
+  sts-gate                   the STS trust gate in front of a MinIO, as its own process (the local cluster)
+  cluster-bootstrap          wait for the local cluster (deploy/local/Procfile), create the demo, write summary.json
+  await LINE…                 wait until these lines of deploy/local/Procfile are ready
   validate <destinationId>   check a destination's IAM setup, step by step (the reference's "Validate")
   sources …                  list, get, create, update, delete sources; create, rotate, revoke write keys
   destinations …             list, get, create, update, delete, validate destinations
@@ -46,7 +49,26 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "dev":
 		var cfg allinone.DevConfig
-		fs := flag.NewFlagSet("s3dest dev", flag.ContinueOnError)
+		if help, err := parse("s3dest dev", &cfg, args[1:]); help || err != nil {
+			return err
+		}
+		return allinone.Dev(ctx, cfg, os.Stdout)
+	case "sts-gate":
+		var cfg allinone.GateConfig
+		if help, err := parse("s3dest sts-gate", &cfg, args[1:]); help || err != nil {
+			return err
+		}
+		return allinone.RunGate(ctx, cfg, os.Stdout)
+	case "cluster-bootstrap":
+		var cfg allinone.BootstrapConfig
+		if help, err := parse("s3dest cluster-bootstrap", &cfg, args[1:]); help || err != nil {
+			return err
+		}
+		_, err := allinone.ClusterBootstrap(ctx, cfg, os.Stdout)
+		return err
+	case "await":
+		var cfg allinone.BootstrapConfig
+		fs := flag.NewFlagSet("s3dest await", flag.ContinueOnError)
 		if err := platform.Bind(fs, &cfg); err != nil {
 			return err
 		}
@@ -56,7 +78,7 @@ func run(ctx context.Context, args []string) error {
 			}
 			return err
 		}
-		return allinone.Dev(ctx, cfg, os.Stdout)
+		return allinone.Await(ctx, cfg, fs.Args())
 	case "validate", "sources", "destinations", "status", "workspace", "migrate":
 		return allinone.RunCLI(ctx, args, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
@@ -65,4 +87,19 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// parse binds cfg's flags and environment and parses args; help is true after -h.
+func parse(name string, cfg any, args []string) (help bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if err := platform.Bind(fs, cfg); err != nil {
+		return false, err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	return false, nil
 }
