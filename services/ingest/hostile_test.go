@@ -19,6 +19,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
 // Write keys ship inside every web page that loads analytics.js, so these tests play a caller who has
@@ -249,17 +250,18 @@ func TestPastTheInflightCapARequestGets429AndTheCapFreesWhenDone(t *testing.T) {
 	h := start(t, func(c *Config) { c.MaxInflightBytes = MaxBatchBytes })
 	holder := rawRequest(t, h, writeKey, MaxBatchBytes, `{"batch":[`)
 	small := `{"userId":"u","event":"E"}`
-	var resp *http.Response
-	var body string
-	// The holder takes its bytes when the server has read its headers; ask until that has happened.
-	deadline := time.Now().Add(10 * time.Second)
-	for resp, body = h.post("/v1/track", small, nil); resp.StatusCode == 200 && time.Now().Before(deadline); resp, body = h.post("/v1/track", small, nil) {
-	}
+	// The holder takes its bytes when the server has read its headers.
+	testenv.Eventually(t, 60*time.Second, "the holder to take the in-flight bytes", func() bool {
+		h.in.inflight.mu.Lock()
+		defer h.in.inflight.mu.Unlock()
+		return h.in.inflight.used >= MaxBatchBytes
+	})
+	resp, body := h.post("/v1/track", small, nil)
 	if field, _ := refusal(t, body); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || field != "body" {
 		t.Fatalf("over the cap: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	holder.Close()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for resp, body = h.post("/v1/track", small, nil); resp.StatusCode == 429 && time.Now().Before(deadline); resp, body = h.post("/v1/track", small, nil) {
 	}
 	if resp.StatusCode != 200 {
