@@ -55,31 +55,7 @@ func TestABatcherStalledPastItsLeaseCannotSealWhatItsSuccessorSealed(t *testing.
 	})
 
 	// Events keep coming, through the stall, the takeover and the wake-up.
-	stopPublishing := make(chan struct{})
-	published := make(chan []string, 1)
-	go func() {
-		var ids []string
-		defer func() { published <- ids }()
-		pace := time.NewTicker(2 * time.Millisecond)
-		defer pace.Stop()
-		for n := 0; ; n++ {
-			select {
-			case <-stopPublishing:
-				return
-			case <-pace.C:
-			}
-			batch := &eventsv1.EventBatch{SourceId: "a", ReceivedAt: timestamppb.Now()}
-			for k := range 2 {
-				id := fmt.Sprintf("e-%d-%d", n, k)
-				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
-				ids = append(ids, id)
-			}
-			if _, err := bus.Publish(ctx, js, bus.EventsSubject("a"), batch, ""); err != nil {
-				t.Errorf("publish: %v", err)
-				return
-			}
-		}
-	}()
+	stopPublishing := publishUnderLoad(t, ctx, js)
 
 	select {
 	case <-stalled:
@@ -97,8 +73,7 @@ func TestABatcherStalledPastItsLeaseCannotSealWhatItsSuccessorSealed(t *testing.
 	testenv.Eventually(t, 10*time.Second, "the successor to seal more after the wake-up", func() bool {
 		return sealedCount(t, js, "a") > before+3
 	})
-	close(stopPublishing)
-	ids := <-published
+	ids := stopPublishing()
 	r.waitSealedOnce(fmt.Sprintf("all %d events sealed", len(ids)), ids)
 	stopOld()
 	if old.fenced == 0 {
@@ -125,4 +100,38 @@ func TestAFileOfOnlyRetriesMovesTheCursorSoARestartDoesNotWriteThem(t *testing.T
 	runBatcher(t, defaults(), nc, js, redisURL)
 	r.publish("a", now, "m3")
 	r.waitSealedOnce("m3 sealed after the restart, and the retries not again", []string{"m1", "m2", "m3"})
+}
+
+// publishUnderLoad publishes EventBatches of two events on events.a every 2 ms until the returned stop
+// is called, which returns every messageId published.
+func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream) (stop func() []string) {
+	stopPublishing := make(chan struct{})
+	published := make(chan []string, 1)
+	go func() {
+		var ids []string
+		defer func() { published <- ids }()
+		pace := time.NewTicker(2 * time.Millisecond)
+		defer pace.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-stopPublishing:
+				return
+			case <-pace.C:
+			}
+			batch := &eventsv1.EventBatch{SourceId: "a", ReceivedAt: timestamppb.Now()}
+			for k := range 2 {
+				id := fmt.Sprintf("e-%d-%d", n, k)
+				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
+				ids = append(ids, id)
+			}
+			if _, err := bus.Publish(ctx, js, bus.EventsSubject("a"), batch, ""); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+		}
+	}()
+	return func() []string {
+		close(stopPublishing)
+		return <-published
+	}
 }

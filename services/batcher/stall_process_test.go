@@ -16,10 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/s3dest/s3dest/pkg/bus"
-	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
@@ -131,31 +128,7 @@ func TestABatcherProcessStoppedPastItsLeaseAndResumedUnderLoadLeavesEveryEventSe
 		firstID = id
 	}
 
-	stopPublishing := make(chan struct{})
-	published := make(chan []string, 1)
-	go func() {
-		var ids []string
-		defer func() { published <- ids }()
-		pace := time.NewTicker(2 * time.Millisecond)
-		defer pace.Stop()
-		for n := 0; ; n++ {
-			select {
-			case <-stopPublishing:
-				return
-			case <-pace.C:
-			}
-			batch := &eventsv1.EventBatch{SourceId: "a", ReceivedAt: timestamppb.Now()}
-			for k := range 2 {
-				id := fmt.Sprintf("e-%d-%d", n, k)
-				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
-				ids = append(ids, id)
-			}
-			if _, err := bus.Publish(ctx, js, bus.EventsSubject("a"), batch, ""); err != nil {
-				t.Errorf("publish: %v", err)
-				return
-			}
-		}
-	}()
+	stopPublishing := publishUnderLoad(t, ctx, js)
 	testenv.Eventually(t, 30*time.Second, "the first batcher to stop itself at its third sealed publish", first.stopped)
 	stoppedAt := sealedCount(t, js, "a")
 	startBatcherProcess(t, exe, srv.URL(), redisURL)
@@ -170,8 +143,7 @@ func TestABatcherProcessStoppedPastItsLeaseAndResumedUnderLoadLeavesEveryEventSe
 	testenv.Eventually(t, 20*time.Second, "sealing to go on after the stopped batcher resumed", func() bool {
 		return sealedCount(t, js, "a") > resumedAt+2
 	})
-	close(stopPublishing)
-	ids := <-published
+	ids := stopPublishing()
 	r.waitSealedOnce(fmt.Sprintf("all %d events sealed", len(ids)), ids)
 	// Whether the resumed publish is refused by the fence (counted) or times out first (its connection
 	// was closed as a slow consumer while it was stopped) depends on the timing; either way the events
