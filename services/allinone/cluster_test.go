@@ -42,14 +42,7 @@ func startLocalCluster(t *testing.T, overrides map[string]string) *localCluster 
 			t.Fatalf("needs %s (make deps installs it): %v", p, err)
 		}
 	}
-	lines, err := ReadProcfile(procfilePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := ReadEnvFile(envFilePath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lines, env := readClusterFiles(t)
 	for k := range env {
 		if strings.HasSuffix(k, "_PORT") {
 			env[k] = strconv.Itoa(testenv.FreePort(t))
