@@ -32,6 +32,8 @@ var ErrNotFound = errors.New("not found")
 // Store reads and writes the CONFIG bucket.
 type Store struct {
 	kv jetstream.KeyValue
+	// js publishes the conditional writes that KeyValue has no call for (PutDestinationUnderClaim).
+	js jetstream.JetStream
 }
 
 // Open creates the CONFIG bucket if needed.
@@ -50,7 +52,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open config bucket: %w", err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, js: js}, nil
 }
 
 // Workspace returns the workspace.
@@ -122,17 +124,8 @@ func (s *Store) DeleteValidation(ctx context.Context, destinationID string) erro
 }
 
 func (s *Store) get(ctx context.Context, key string, m proto.Message) error {
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("%s: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := proto.Unmarshal(e.Value(), m); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
-	}
-	return nil
+	_, err := s.getAt(ctx, key, m)
+	return err
 }
 
 func (s *Store) put(ctx context.Context, key string, m proto.Message) error {

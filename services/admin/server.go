@@ -45,9 +45,10 @@ type Server struct {
 	legacyS3 bool
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
-	// mu serializes writes that check a rule across objects (one AWS S3 destination per source, a
-	// source's destinations before deleting it, a validation against the settings still current).
-	mu sync.Mutex
+	// claimGrace is how old a claim naming no destination must be to be taken over (rules.go). Rules
+	// across objects hold by compare-and-set in the config bucket, never by a lock of this process, so
+	// that they hold across admin replicas.
+	claimGrace time.Duration
 	adminv1.UnimplementedAdminServiceServer
 }
 
@@ -78,7 +79,7 @@ func WithLegacyS3(on bool) Option { return func(s *Server) { s.legacyS3 = on } }
 // ValidateDestination and GetDestinationStatus answer FailedPrecondition, and destinations are not
 // validated when created or changed.
 func NewServer(store *configstore.Store, view *configstore.View, validator validatorv1.ValidatorServiceClient, cursors *cursor.Store, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace, own: awsclient.OwnBuckets{}}
+	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace, claimGrace: defaultClaimGrace, own: awsclient.OwnBuckets{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -229,21 +230,8 @@ func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDesti
 	if err := checkSettings(req.GetSettings(), md.GetId() == layout.AWSS3MetadataID, s.own); err != nil {
 		return nil, invalid("%v", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, err := s.source(ctx, req.GetSourceId()); err != nil {
 		return nil, err
-	}
-	if md.GetId() == layout.AWSS3MetadataID {
-		all, err := s.store.Destinations(ctx)
-		if err != nil {
-			return nil, internal(err)
-		}
-		for _, d := range all {
-			if d.GetSourceId() == req.GetSourceId() && d.GetMetadata().GetId() == layout.AWSS3MetadataID {
-				return nil, invalid("Multiple instance of AWS S3 are not allowed for this source")
-			}
-		}
 	}
 	name := req.GetName()
 	if name == "" {
@@ -254,8 +242,15 @@ func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDesti
 		Id: newID(22), Name: name, Enabled: req.Enabled == nil || req.GetEnabled(), SourceId: req.GetSourceId(),
 		Metadata: md, Settings: req.GetSettings(), CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.store.PutDestination(ctx, d); err != nil {
+	if md.GetId() == layout.AWSS3MetadataID {
+		if err := s.storeSoleAWSS3(ctx, d); err != nil {
+			return nil, err
+		}
+	} else if err := s.store.PutDestination(ctx, d); err != nil {
 		return nil, internal(err)
+	}
+	if err := s.confirmSource(ctx, d); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -310,19 +305,55 @@ func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDesti
 }
 
 func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (d *configv1.Destination, settingsChanged bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, err = s.destination(ctx, req.GetDestinationId())
-	if err != nil {
-		return nil, false, err
+	if !idRE.MatchString(req.GetDestinationId()) {
+		return nil, false, invalid("destinationId: %q is not a destination ID", req.GetDestinationId())
 	}
-	d = proto.Clone(d).(*configv1.Destination)
+	for range casAttempts {
+		d, rev, err := s.store.DestinationAt(ctx, req.GetDestinationId())
+		if errors.Is(err, configstore.ErrNotFound) {
+			return nil, false, notFound("destination", req.GetDestinationId())
+		}
+		if err != nil {
+			return nil, false, internal(err)
+		}
+		settingsChanged, err := s.changeDestination(d, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if settingsChanged {
+			// The old result describes settings that are going away.
+			if err := s.store.DeleteValidation(ctx, d.GetId()); err != nil {
+				return nil, false, internal(err)
+			}
+		}
+		_, err = s.store.UpdateDestination(ctx, d, rev)
+		if errors.Is(err, configstore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, false, internal(err)
+		}
+		if settingsChanged {
+			// A validation of the old settings stored after the delete above, by a replica that read
+			// them before this update, is as old: it goes too (runValidation stores only at the
+			// revision it validated, so none comes after this).
+			if err := s.store.DeleteValidation(ctx, d.GetId()); err != nil {
+				return nil, false, internal(err)
+			}
+		}
+		return d, settingsChanged, nil
+	}
+	return nil, false, errContended("destinationId " + req.GetDestinationId())
+}
+
+// changeDestination applies what req sets to d and checks the result.
+func (s *Server) changeDestination(d *configv1.Destination, req *adminv1.UpdateDestinationRequest) (settingsChanged bool, err error) {
 	if d.GetMetadata().GetId() == layout.AmazonS3MetadataID && !s.legacyS3 && (req.GetEnabled() || req.GetSettings() != nil) {
-		return nil, false, errLegacyOff() // disabling, renaming and deleting it stay possible
+		return false, errLegacyOff() // disabling, renaming and deleting it stay possible
 	}
 	if req.Name != nil {
 		if req.GetName() == "" {
-			return nil, false, invalid("name: must not be empty")
+			return false, invalid("name: must not be empty")
 		}
 		d.Name = req.GetName()
 	}
@@ -344,34 +375,21 @@ func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDesti
 			d.Settings.IamRoleArn = set.GetIamRoleArn()
 		}
 		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID, s.own); err != nil {
-			return nil, false, invalid("%v", err)
+			return false, invalid("%v", err)
 		}
 		settingsChanged = !proto.Equal(before, d.GetSettings())
 	}
 	d.UpdatedAt = timestamppb.New(s.now())
-	if settingsChanged {
-		// The old result describes settings that no longer exist.
-		if err := s.store.DeleteValidation(ctx, d.GetId()); err != nil {
-			return nil, false, internal(err)
-		}
-	}
-	if err := s.store.PutDestination(ctx, d); err != nil {
-		return nil, false, internal(err)
-	}
-	return d, settingsChanged, nil
+	return settingsChanged, nil
 }
 
 // DeleteDestination implements AdminService.
 func (s *Server) DeleteDestination(ctx context.Context, req *adminv1.DeleteDestinationRequest) (*adminv1.DeleteDestinationResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.destination(ctx, req.GetDestinationId()); err != nil {
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
 		return nil, err
 	}
-	if err := s.store.DeleteDestination(ctx, req.GetDestinationId()); err != nil {
-		return nil, internal(err)
-	}
-	if err := s.store.DeleteValidation(ctx, req.GetDestinationId()); err != nil {
+	if err := s.removeDestination(ctx, d); err != nil {
 		return nil, internal(err)
 	}
 	s.log.InfoContext(ctx, "destination deleted", "destination", req.GetDestinationId())

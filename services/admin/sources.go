@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,9 +10,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/s3dest/s3dest/pkg/configstore"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 )
@@ -57,26 +58,45 @@ func (s *Server) UpdateSource(ctx context.Context, req *adminv1.UpdateSourceRequ
 // DeleteSource implements AdminService. A source with destinations is refused: deleting them first is
 // a deliberate step, so no accepted event loses its way to a bucket by accident.
 func (s *Server) DeleteSource(ctx context.Context, req *adminv1.DeleteSourceRequest) (*adminv1.DeleteSourceResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, err := s.source(ctx, req.GetSourceId()); err != nil {
 		return nil, err
 	}
-	all, err := s.store.Destinations(ctx)
-	if err != nil {
-		return nil, internal(err)
-	}
-	var ids []string
-	for _, d := range all {
-		if d.GetSourceId() == req.GetSourceId() {
-			ids = append(ids, d.GetId())
+	deleted := false
+	for range casAttempts {
+		_, rev, err := s.store.SourceAt(ctx, req.GetSourceId())
+		if errors.Is(err, configstore.ErrNotFound) {
+			return nil, notFound("source", req.GetSourceId())
 		}
+		if err != nil {
+			return nil, internal(err)
+		}
+		all, err := s.store.Destinations(ctx)
+		if err != nil {
+			return nil, internal(err)
+		}
+		var ids []string
+		for _, d := range all {
+			if d.GetSourceId() == req.GetSourceId() {
+				ids = append(ids, d.GetId())
+			}
+		}
+		if len(ids) > 0 {
+			return nil, status.Errorf(codes.FailedPrecondition, "sourceId: source %s still has destinations (%s); delete them first", req.GetSourceId(), strings.Join(ids, ", "))
+		}
+		// Only at the revision the destinations were listed at: a destination created meanwhile
+		// rewrites its source (confirmSource), and this lists again.
+		err = s.store.DeleteSourceAt(ctx, req.GetSourceId(), rev)
+		if errors.Is(err, configstore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, internal(err)
+		}
+		deleted = true
+		break
 	}
-	if len(ids) > 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "sourceId: source %s still has destinations (%s); delete them first", req.GetSourceId(), strings.Join(ids, ", "))
-	}
-	if err := s.store.DeleteSource(ctx, req.GetSourceId()); err != nil {
-		return nil, internal(err)
+	if !deleted {
+		return nil, errContended("sourceId " + req.GetSourceId())
 	}
 	s.log.InfoContext(ctx, "source deleted", "source", req.GetSourceId())
 	return &adminv1.DeleteSourceResponse{Data: &adminv1.DeleteSourceResponse_Data{Status: "SUCCESS"}}, nil
@@ -156,24 +176,35 @@ func writeKeyNotFound(src *configv1.Source, key string) error {
 	return status.Errorf(codes.NotFound, "writeKey: %q is not a write key of source %s", shown, src.GetId())
 }
 
-// changeSource applies change to a copy of the stored source and stores it, dropping retiring keys
-// whose grace has ended.
+// changeSource applies change to the stored source and stores it at the revision it read, dropping
+// retiring keys whose grace has ended; when another admin replica wrote the source meanwhile, change is
+// applied again to what that replica stored, so no change is lost.
 func (s *Server) changeSource(ctx context.Context, id string, change func(*configv1.Source) error) (*configv1.Source, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	src, err := s.source(ctx, id)
-	if err != nil {
+	if _, err := s.source(ctx, id); err != nil {
 		return nil, err
 	}
-	src = proto.Clone(src).(*configv1.Source)
-	if err := change(src); err != nil {
-		return nil, err
+	for range casAttempts {
+		src, rev, err := s.store.SourceAt(ctx, id)
+		if errors.Is(err, configstore.ErrNotFound) {
+			return nil, notFound("source", id)
+		}
+		if err != nil {
+			return nil, internal(err)
+		}
+		if err := change(src); err != nil {
+			return nil, err
+		}
+		now := s.now()
+		src.RetiringWriteKeys = slices.DeleteFunc(src.RetiringWriteKeys, func(k *configv1.RetiringWriteKey) bool { return !now.Before(k.GetExpiresAt().AsTime()) })
+		src.UpdatedAt = timestamppb.New(now)
+		_, err = s.store.UpdateSource(ctx, src, rev)
+		if errors.Is(err, configstore.ErrConflict) {
+			continue // another replica changed it: apply the change to what it stored
+		}
+		if err != nil {
+			return nil, internal(fmt.Errorf("store source %s: %w", id, err))
+		}
+		return src, nil
 	}
-	now := s.now()
-	src.RetiringWriteKeys = slices.DeleteFunc(src.RetiringWriteKeys, func(k *configv1.RetiringWriteKey) bool { return !now.Before(k.GetExpiresAt().AsTime()) })
-	src.UpdatedAt = timestamppb.New(now)
-	if err := s.store.PutSource(ctx, src); err != nil {
-		return nil, internal(fmt.Errorf("store source %s: %w", id, err))
-	}
-	return src, nil
+	return nil, errContended("sourceId " + id)
 }

@@ -79,9 +79,7 @@ func (s *Server) runValidation(ctx context.Context, d *configv1.Destination) (*v
 		return nil, err
 	}
 	res := out.GetResult()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, err := s.store.Destination(ctx, d.GetId())
+	cur, rev, err := s.store.DestinationAt(ctx, d.GetId())
 	switch {
 	case errors.Is(err, configstore.ErrNotFound):
 		return res, nil // deleted meanwhile
@@ -90,7 +88,8 @@ func (s *Server) runValidation(ctx context.Context, d *configv1.Destination) (*v
 	case !proto.Equal(cur.GetSettings(), d.GetSettings()):
 		return res, nil // changed meanwhile: that change runs its own validation
 	}
-	if err := s.store.PutValidation(ctx, d.GetId(), res); err != nil {
+	// Stored only while the destination is still at rev, whichever replica changes it.
+	if err := s.store.PutValidationAt(ctx, d.GetId(), res, rev); err != nil && !errors.Is(err, configstore.ErrConflict) {
 		return nil, internal(err)
 	}
 	return res, nil
