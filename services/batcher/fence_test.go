@@ -102,9 +102,13 @@ func TestAFileOfOnlyRetriesMovesTheCursorSoARestartDoesNotWriteThem(t *testing.T
 	r.waitSealedOnce("m3 sealed after the restart, and the retries not again", []string{"m1", "m2", "m3"})
 }
 
-// publishUnderLoad publishes EventBatches of two events on events.a every 2 ms until the returned stop
-// is called, which returns every messageId published.
-func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream) (stop func() []string) {
+// publishUnderLoad publishes EventBatches of two events every 2 ms, on events.<source> of each source in
+// turn (events.a when none is named), until the returned stop is called, which returns every messageId
+// published.
+func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream, sources ...string) (stop func() []string) {
+	if len(sources) == 0 {
+		sources = []string{"a"}
+	}
 	stopPublishing := make(chan struct{})
 	published := make(chan []string, 1)
 	go func() {
@@ -118,13 +122,14 @@ func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream)
 				return
 			case <-pace.C:
 			}
-			batch := &eventsv1.EventBatch{SourceId: "a", ReceivedAt: timestamppb.Now()}
+			source := sources[n%len(sources)]
+			batch := &eventsv1.EventBatch{SourceId: source, ReceivedAt: timestamppb.Now()}
 			for k := range 2 {
 				id := fmt.Sprintf("e-%d-%d", n, k)
 				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
 				ids = append(ids, id)
 			}
-			if _, err := bus.Publish(ctx, js, bus.EventsSubject("a"), batch, ""); err != nil {
+			if _, err := bus.Publish(ctx, js, bus.EventsSubject(source), batch, ""); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}

@@ -260,18 +260,7 @@ func TestADisabledDestinationReceivesNothingWhileDisabled(t *testing.T) {
 	e.putDestination(t, d)
 	e.start(t, e.config())
 	e.stage(t, "src-dis", day1, "off1", `{"messageId":"off-1"}`)
-	testenv.Eventually(t, 30*time.Second, "the disabled destination's lane to pass the file", func() bool {
-		info, err := e.js.Stream(e.ctx, "BATCHES")
-		if err != nil {
-			return false
-		}
-		cons, err := info.Consumer(e.ctx, consumerName("dest-dis"))
-		if err != nil {
-			return false
-		}
-		ci, err := cons.Info(e.ctx)
-		return err == nil && ci.AckFloor.Stream > 0 && ci.NumPending == 0 && ci.NumAckPending == 0
-	})
+	testenv.Eventually(t, 30*time.Second, "the disabled destination's lane to pass the file", func() bool { return e.laneIdle("dest-dis") })
 	d.Enabled = true
 	e.putDestination(t, d)
 	e.stage(t, "src-dis", day1, "on1", `{"messageId":"on-1"}`)

@@ -72,6 +72,9 @@ type env struct {
 	fault    func(r *http.Request) (status int, code string)
 	regions  map[string]string // bucket → the region S3 says it is in (MinIO has one region for all)
 	requests map[string]int    // "METHOD /bucket" → requests that reached the router
+	// writes counts, per /bucket/key, the whole-object writes (PUT without a part number) by the status
+	// they were answered: 200 stored the object, 412 was If-None-Match finding it there.
+	writes map[string]map[int]int
 	// body, when set, is asked about each write (PUT, POST); the function it returns, if any, sees the
 	// bytes of the request's body read so far, and cuts the request there (a 502 to the client, a
 	// truncated body to MinIO) when it returns true.
@@ -116,7 +119,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e := &env{ctx: ctx, natsURL: ns.URL(), js: js, g: g, redisURL: redisURL, rdb: rdb, store: store, logs: &lockedBuffer{},
-		assumes: map[string]int{}, acls: map[string]string{}, regions: map[string]string{}, via: map[string]string{}, requests: map[string]int{},
+		assumes: map[string]int{}, acls: map[string]string{}, regions: map[string]string{}, via: map[string]string{}, requests: map[string]int{}, writes: map[string]map[int]int{},
 		secrets: []string{g.MinIO.RootPassword, testCredsKey}}
 	g.PutIntermediateRole(t, testIntermediate)
 
@@ -218,6 +221,18 @@ func (e *env) s3Handler(target string) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodPut && !r.URL.Query().Has("partNumber") {
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			defer func() {
+				e.mu.Lock()
+				if e.writes[r.URL.Path] == nil {
+					e.writes[r.URL.Path] = map[int]int{}
+				}
+				e.writes[r.URL.Path][rec.status]++
+				e.mu.Unlock()
+			}()
+			w = rec
+		}
 		if via != "" {
 			proxyTo("http://"+via).ServeHTTP(w, r)
 			return
@@ -225,6 +240,20 @@ func (e *env) s3Handler(target string) http.Handler {
 		direct.ServeHTTP(w, r)
 	})
 }
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (the reverse proxy flushes through it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 var signingRegion = regexp.MustCompile(`Credential=[^/]+/[0-9]+/([^/]+)/s3/`)
 
@@ -345,7 +374,13 @@ func (e *env) process(t testing.TB) *platform.Process {
 // start runs a copier until the test ends.
 func (e *env) start(t *testing.T, cfg Config) *Copier {
 	t.Helper()
-	c, err := New(cfg, e.process(t))
+	return e.startWith(t, cfg, e.process(t))
+}
+
+// startWith runs a copier on p until the test ends.
+func (e *env) startWith(t *testing.T, cfg Config, p *platform.Process) *Copier {
+	t.Helper()
+	c, err := New(cfg, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +421,21 @@ func (e *env) waitKeys(t testing.TB, bucket string, n int) []string {
 		return len(keys) >= n
 	})
 	return keys
+}
+
+// laneIdle reports whether a destination's lane has passed at least one file and has nothing pending:
+// every staged file of its source is delivered (or skipped) and acknowledged.
+func (e *env) laneIdle(destinationID string) bool {
+	s, err := e.js.Stream(e.ctx, "BATCHES")
+	if err != nil {
+		return false
+	}
+	c, err := s.Consumer(e.ctx, consumerName(destinationID))
+	if err != nil {
+		return false
+	}
+	ci, err := c.Info(e.ctx)
+	return err == nil && ci.AckFloor.Stream > 0 && ci.NumPending == 0 && ci.NumAckPending == 0
 }
 
 // lastError is what the admin status API shows for (destination, day).

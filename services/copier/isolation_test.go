@@ -113,18 +113,7 @@ func TestASlowAndABrokenDestinationNeverDelayAnotherAndCatchUpOnceFixed(t *testi
 	// Nothing more arrives later: every file was written exactly once (If-None-Match would also refuse a
 	// second write of a key, so count the lanes' acknowledgements instead of trusting the listing alone).
 	for _, d := range []string{"dest-slow", "dest-broken", "dest-healthy"} {
-		testenv.Eventually(t, 20*time.Second, d+"'s lane to have nothing pending", func() bool {
-			s, err := e.js.Stream(e.ctx, "BATCHES")
-			if err != nil {
-				return false
-			}
-			c, err := s.Consumer(e.ctx, consumerName(d))
-			if err != nil {
-				return false
-			}
-			ci, err := c.Info(e.ctx)
-			return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
-		})
+		testenv.Eventually(t, 20*time.Second, d+"'s lane to have nothing pending", func() bool { return e.laneIdle(d) })
 	}
 	for b, n := range map[string]int{"slow": files, "broken": files, "healthy": 3} {
 		if keys := e.keys(t, b); len(keys) != n {

@@ -40,7 +40,22 @@ type harness struct {
 
 func start(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
-	ns, nc, js := testenv.NATS(t)
+	ns, _, _ := testenv.NATS(t)
+	return startOn(t, ns, mutate)
+}
+
+// startOn runs an ingest on ns with a NATS connection of its own, as each replica of a deployment has.
+func startOn(t testing.TB, ns *platform.EmbeddedNATS, mutate func(*Config)) *harness {
+	t.Helper()
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := configstore.Open(ctx, js, 1)
 	if err != nil {
