@@ -105,14 +105,14 @@ func newEnv(t testing.TB) *env {
 	redisURL, rdb := testenv.Redis(t)
 	g := testenv.StartGate(t)
 	g.CreateBucket(t, testStaging)
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.CreateWorkspace(ctx, &configv1.Workspace{Id: testWorkspace, Name: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{ctx: ctx, natsURL: ns.URL(), js: js, g: g, redisURL: redisURL, rdb: rdb, store: store, logs: &lockedBuffer{},

@@ -42,7 +42,7 @@ func start(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	ns, nc, js := testenv.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
