@@ -265,7 +265,7 @@ func TestADisabledDestinationReceivesNothingWhileDisabled(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		cons, err := info.Consumer(e.ctx, consumerName("dest-dis"))
+		cons, err := info.Consumer(e.ctx, bus.CopierConsumer("dest-dis"))
 		if err != nil {
 			return false
 		}

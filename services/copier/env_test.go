@@ -63,6 +63,8 @@ type env struct {
 
 	stsURL string
 	s3URL  string
+	// tel is the telemetry (metrics registry) of the last copier process started.
+	tel *platform.Telemetry
 
 	mu       sync.Mutex
 	assumes  map[string]int    // role ARN → AssumeRole calls that reached the gate
@@ -334,6 +336,9 @@ func (e *env) process(t testing.TB) *platform.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.tel = tel
+	e.mu.Unlock()
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	js, err := jetstream.New(mustConnect(t, e.natsURL))
 	if err != nil {

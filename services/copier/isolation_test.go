@@ -11,6 +11,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
@@ -118,7 +119,7 @@ func TestASlowAndABrokenDestinationNeverDelayAnotherAndCatchUpOnceFixed(t *testi
 			if err != nil {
 				return false
 			}
-			c, err := s.Consumer(e.ctx, consumerName(d))
+			c, err := s.Consumer(e.ctx, bus.CopierConsumer(d))
 			if err != nil {
 				return false
 			}
