@@ -98,7 +98,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	own, _ := awsclient.ParseOwnBuckets(s.cfg.StagingBucket, s.cfg.OwnBuckets) // Validate checked it
 	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace),
-		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3))
+		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3), WithJetStream(s.p.JS))
 	s.srv = srv
 	if s.grpc, err = grpcserver.New(grpcserver.Config{
 		Tokens:       map[string]string{adminv1.AdminService_ServiceDesc.ServiceName: s.cfg.Token},

@@ -8,12 +8,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
+	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/retention"
 )
 
 // The admin service owns the retention (DESIGN.md §8: stream and KV settings have one owner): its
@@ -57,6 +62,66 @@ func OwnRetention(ctx context.Context, js jetstream.JetStream, store *configstor
 		return time.Time{}, err
 	}
 	return again, nil
+}
+
+// ExtendDestinationRetention implements AdminService: the destination's waiting files are kept at
+// least until now + extend_by (carried forward by the copier), or, with end, the extension ends.
+func (s *Server) ExtendDestinationRetention(ctx context.Context, req *adminv1.ExtendDestinationRetentionRequest) (*adminv1.ExtendDestinationRetentionResponse, error) {
+	by := req.GetExtendBy()
+	switch {
+	case req.GetEnd() && by != nil:
+		return nil, invalid("extendBy and end: give one of them, not both")
+	case !req.GetEnd() && by == nil:
+		return nil, invalid("extendBy: required, a duration such as \"259200s\" (or end: true to end the extension)")
+	case by != nil && (by.CheckValid() != nil || by.AsDuration() <= 0 || by.AsDuration() > retention.MaxExtension):
+		return nil, invalid("extendBy: must be more than 0s and at most %s, got %s", retention.MaxExtension, by.AsDuration())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.destination(ctx, req.GetDestinationId())
+	if err != nil {
+		return nil, err
+	}
+	d = proto.Clone(d).(*configv1.Destination)
+	now := s.now()
+	if req.GetEnd() {
+		d.RetentionExtendedUntil = nil
+	} else if until := now.Add(by.AsDuration()); d.GetRetentionExtendedUntil() == nil || until.After(d.GetRetentionExtendedUntil().AsTime()) {
+		d.RetentionExtendedUntil = timestamppb.New(until)
+	}
+	d.UpdatedAt = timestamppb.New(now)
+	if err := s.store.PutDestination(ctx, d); err != nil {
+		return nil, internal(err)
+	}
+	s.log.InfoContext(ctx, "destination retention extended", "destination", d.GetId(), "until", d.GetRetentionExtendedUntil().AsTime().UTC(), "ended", req.GetEnd())
+	return &adminv1.ExtendDestinationRetentionResponse{Data: &adminv1.ExtendDestinationRetentionResponse_Data{Destination: d}}, nil
+}
+
+// retentionStatus is where destination d stands with the retention: the installation's retention, the
+// extension, the dead letters summed over days, and its lane's oldest waiting file (when JetStream is
+// at hand).
+func (s *Server) retentionStatus(ctx context.Context, d *configv1.Destination, days []*adminv1.DayStatus) (*adminv1.RetentionStatus, error) {
+	ret := s.view.Retention()
+	rs := &adminv1.RetentionStatus{Retention: durationpb.New(ret)}
+	if until := d.GetRetentionExtendedUntil(); until != nil && s.now().Before(until.AsTime()) {
+		rs.ExtendedUntil = until
+	}
+	for _, day := range days {
+		rs.DeadLetteredFiles += day.GetDeadLetteredFiles()
+		rs.DeadLetteredEvents += day.GetDeadLetteredEvents()
+	}
+	if s.js == nil {
+		return rs, nil
+	}
+	lane, err := retention.LaneOf(ctx, s.js, d.GetId(), d.GetSourceId(), ret)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read the destination's waiting files: %v", err)
+	}
+	rs.WaitingFiles = lane.Waiting
+	if !lane.OldestDeadline.IsZero() {
+		rs.OldestWaitingStagedAt, rs.OldestWaitingDeadline = timestamppb.New(lane.OldestStagedAt), timestamppb.New(lane.OldestDeadline)
+	}
+	return rs, nil
 }
 
 // CheckRetention is the rule of --retention.
