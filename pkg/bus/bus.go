@@ -7,6 +7,7 @@
 //	EVENTS      events.<sourceId>        ingest              batcher
 //	BATCHES     batch.sealed.<sourceId>  batcher             stager
 //	            batch.staged.<sourceId>  stager              copier
+//	            batch.carried.<destId>   copier              copier (that destination's lane)
 //	            batch.delivered.<destId> copier              (status, audit)
 //	DEADLETTER  deadletter.>             any stage           operators
 //	DEDUPE      dedupe.<sourceId>        batcher             batcher (its next owner)
@@ -17,6 +18,18 @@ package bus
 import (
 	"strings"
 )
+
+// CopierConsumer is the durable consumer of a destination's copier lane on BATCHES: "copier-" and the
+// destination ID in the characters a consumer name allows. It filters on the destination's source's
+// batch.staged and on its own batch.carried.
+func CopierConsumer(destinationID string) string {
+	return "copier-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, destinationID)
+}
 
 // Stream, object store and key-value bucket names.
 const (
@@ -44,6 +57,7 @@ const (
 	sealedPrefix     = "batch.sealed."
 	stagedPrefix     = "batch.staged."
 	deliveredPrefix  = "batch.delivered."
+	carriedPrefix    = "batch.carried."
 	deadLetterPrefix = "deadletter."
 	dedupePrefix     = "dedupe."
 )
@@ -54,6 +68,7 @@ func EventsSubject(sourceID string) string  { return eventsPrefix + sourceID }
 func SealedSubject(sourceID string) string  { return sealedPrefix + sourceID }
 func StagedSubject(sourceID string) string  { return stagedPrefix + sourceID }
 func DeliveredSubject(destID string) string { return deliveredPrefix + destID }
+func CarriedSubject(destID string) string   { return carriedPrefix + destID }
 func DedupeSubject(sourceID string) string  { return dedupePrefix + sourceID }
 func DeadLetterSubject(stage, sourceID string) string {
 	return deadLetterPrefix + stage + "." + sourceID

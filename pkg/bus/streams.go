@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,12 +15,27 @@ type StreamConfig struct {
 	// Replicas is 1 on a single node and 3 in a cluster (the production recommendation: with R3 an
 	// acknowledged write survives the loss of a node before the periodic fsync).
 	Replicas int
-	// Retention bounds how long messages stay in INGEST, EVENTS and BATCHES after they were handled;
-	// they are kept so that lost Redis state can be rebuilt from the stream.
+	// Retention is the installation's one retention (configstore Settings, owned by admin): how long a
+	// staged file waits for a failing destination before the copier dead-letters it. INGEST, EVENTS,
+	// BATCHES and the object store keep messages for Retention + RetentionMargin, so the copier always
+	// decides before anything expires; they are also kept so lost Redis state can be rebuilt.
 	Retention time.Duration
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
 	DuplicateWindow time.Duration
 }
+
+// MinRetention is the shortest retention an operator may set: undelivered work is never dropped sooner.
+const MinRetention = time.Hour
+
+// RetentionMargin is how much longer than the retention the streams, the object store and the staging
+// bucket keep data. The copier dead-letters (or carries forward) a file when its retention ends; the
+// margin covers the latest the copier can be to that decision: a redelivery after a nak (Backoff,
+// at most 5 minutes), a lane draining a backlog of files that all reached their deadline together, a
+// copier restarting. It is twelve times the longest nak backoff.
+const RetentionMargin = time.Hour
+
+// MaxAge is how long the streams keep a message: the retention plus the margin.
+func (c StreamConfig) MaxAge() time.Duration { return c.Retention + RetentionMargin }
 
 // Validate checks the rules of each field.
 func (c StreamConfig) Validate() error {
@@ -27,8 +43,8 @@ func (c StreamConfig) Validate() error {
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		errs = append(errs, fmt.Errorf("replicas: must be 1, 3 or 5, got %d", c.Replicas))
 	}
-	if c.Retention < time.Hour {
-		errs = append(errs, fmt.Errorf("retention: must be at least 1h so undelivered work is never dropped, got %s", c.Retention))
+	if c.Retention < MinRetention {
+		errs = append(errs, fmt.Errorf("retention: must be at least %s so undelivered work is never dropped, got %s", MinRetention, c.Retention))
 	}
 	if c.DuplicateWindow < time.Second || c.DuplicateWindow > c.Retention {
 		errs = append(errs, fmt.Errorf("duplicate window: must be between 1s and the retention, got %s", c.DuplicateWindow))
@@ -36,43 +52,124 @@ func (c StreamConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultRetention is the retention until the admin service sets one: 7 days, as Segment keeps data.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // DefaultStreamConfig is what a single node uses.
 func DefaultStreamConfig() StreamConfig {
-	return StreamConfig{Replicas: 1, Retention: 7 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute}
+	return StreamConfig{Replicas: 1, Retention: DefaultRetention, DuplicateWindow: 10 * time.Minute}
 }
 
-// EnsureStreams creates or updates every stream and the object store, idempotently. Every service calls
-// it at start, so any of them may be the first to run.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
+// streamConfigs are the streams every service uses, with c's settings.
+func streamConfigs(c StreamConfig) []jetstream.StreamConfig {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamIngest, Subjects: []string{AllIngest}},
 		{Name: StreamEvents, Subjects: []string{AllEvents}},
 		{Name: StreamBatches, Subjects: []string{"batch.>"}},
 		{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}},
 	}
-	for _, sc := range streams {
+	for i := range streams {
+		sc := &streams[i]
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = c.Replicas
-		sc.MaxAge = c.Retention
+		sc.MaxAge = c.MaxAge()
 		sc.Duplicates = c.DuplicateWindow
 		sc.Retention = jetstream.LimitsPolicy
+	}
+	return streams
+}
+
+func objectStoreConfig(c StreamConfig) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      ObjectBatches,
+		Description: "sealed batch files waiting to be staged",
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		TTL:         c.MaxAge(),
+	}
+}
+
+// ApplyStreams creates or updates every stream and the object store to c, idempotently. Only their
+// owner calls it: the admin service (and s3dest dev in its place), with the retention it owns.
+func ApplyStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
+	for _, sc := range streamConfigs(c) {
 		if err := AgainOnTimeout(ctx, func() error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+			return fmt.Errorf("apply stream %s: %w", sc.Name, err)
 		}
 	}
-	if err := AgainOnTimeout(ctx, func() error {
-		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      ObjectBatches,
-			Description: "sealed batch files waiting to be staged",
-			Storage:     jetstream.FileStorage,
-			Replicas:    c.Replicas,
-			TTL:         c.Retention,
-		})
-		return err
-	}); err != nil {
-		return fmt.Errorf("ensure object store %s: %w", ObjectBatches, err)
+	if err := AgainOnTimeout(ctx, func() error { _, err := js.CreateOrUpdateObjectStore(ctx, objectStoreConfig(c)); return err }); err != nil {
+		return fmt.Errorf("apply object store %s: %w", ObjectBatches, err)
 	}
 	return nil
+}
+
+// EnsureStreams creates every stream and the object store that is missing, with c. Every service calls
+// it at start, so any of them may be the first to run. A stream that exists is not changed: it has one
+// owner (ApplyStreams); where its replicas, max age or duplicate window differ from c, EnsureStreams
+// logs the field and both values, so the operator sees the disagreement and settles it with the owner.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig, log *slog.Logger) error {
+	for _, sc := range streamConfigs(c) {
+		var info *jetstream.StreamInfo
+		err := AgainOnTimeout(ctx, func() error {
+			s, err := js.Stream(ctx, sc.Name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				s, err = js.CreateStream(ctx, sc)
+				if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another service was first
+					s, err = js.Stream(ctx, sc.Name)
+				}
+			}
+			if err == nil {
+				info = s.CachedInfo()
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+		reportDifferences(log, "stream", sc.Name, []difference{
+			{"replicas", info.Config.Replicas, sc.Replicas},
+			{"maxAge", info.Config.MaxAge, sc.MaxAge},
+			{"duplicates", info.Config.Duplicates, sc.Duplicates},
+		})
+	}
+	oc := objectStoreConfig(c)
+	var st jetstream.ObjectStoreStatus
+	err := AgainOnTimeout(ctx, func() error {
+		obs, err := js.ObjectStore(ctx, ObjectBatches)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			obs, err = js.CreateObjectStore(ctx, oc)
+			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				obs, err = js.ObjectStore(ctx, ObjectBatches)
+			}
+		}
+		if err == nil {
+			st, err = obs.Status(ctx)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ensure object store %s: %w", ObjectBatches, err)
+	}
+	reportDifferences(log, "objectStore", ObjectBatches, []difference{
+		{"replicas", st.Replicas(), oc.Replicas},
+		{"ttl", st.TTL(), oc.TTL},
+	})
+	return nil
+}
+
+// difference is one setting of a stream: what it has, and what this service would have given it.
+type difference struct {
+	field     string
+	has, want any
+}
+
+func reportDifferences(log *slog.Logger, kind, name string, ds []difference) {
+	for _, d := range ds {
+		if d.has != d.want {
+			log.Warn("a JetStream setting differs from this service's configuration; not changed here (its owner is the admin service)",
+				kind, name, "field", d.field, "has", fmt.Sprint(d.has), "configured", fmt.Sprint(d.want))
+		}
+	}
 }
 
 // AgainOnTimeout runs an idempotent JetStream API call (creating or updating a stream, KV bucket or

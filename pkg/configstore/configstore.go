@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -24,6 +25,7 @@ const (
 	sourcePrefix      = "sources."
 	destinationPrefix = "destinations."
 	validationPrefix  = "validations."
+	settingsKey       = "settings"
 )
 
 // ErrNotFound is returned for a missing workspace, source or destination.
@@ -36,23 +38,100 @@ type Store struct {
 	js jetstream.JetStream
 }
 
-// Open creates the CONFIG bucket if needed.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+func bucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      "CONFIG",
+		Description: "s3dest workspace, sources and destinations",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// Own creates or updates the CONFIG bucket to this configuration: only its owner, the admin service
+// (and s3dest dev in its place), calls it.
+func Own(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	var kv jetstream.KeyValue
 	err := bus.AgainOnTimeout(ctx, func() (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      "CONFIG",
-			Description: "s3dest workspace, sources and destinations",
-			History:     5,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
+		kv, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(replicas))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open config bucket: %w", err)
 	}
 	return &Store{kv: kv, js: js}, nil
+}
+
+// Open opens the CONFIG bucket, creating it if it is missing (any service may start first). One that
+// exists is not changed: where its replicas differ from the caller's, that is logged with both values.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*Store, error) {
+	var kv jetstream.KeyValue
+	err := bus.AgainOnTimeout(ctx, func() (err error) {
+		kv, err = js.KeyValue(ctx, "CONFIG")
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, bucketConfig(replicas))
+			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				kv, err = js.KeyValue(ctx, "CONFIG")
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open config bucket: %w", err)
+	}
+	if st, err := kv.Status(ctx); err == nil {
+		if kvs, ok := st.(*jetstream.KeyValueBucketStatus); ok && kvs.StreamInfo().Config.Replicas != replicas {
+			log.Warn("a JetStream setting differs from this service's configuration; not changed here (its owner is the admin service)",
+				"kv", "CONFIG", "field", "replicas", "has", kvs.StreamInfo().Config.Replicas, "configured", replicas)
+		}
+	}
+	return &Store{kv: kv, js: js}, nil
+}
+
+// OpenWithStreams is what every service but the owner does at start: Open, then bus.EnsureStreams with
+// its replicas and the retention the admin service set (the default before it did).
+func OpenWithStreams(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*Store, error) {
+	store, err := Open(ctx, js, replicas, log)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := store.StreamConfig(ctx, replicas)
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, js, sc, log); err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+// Settings returns the installation's settings; ErrNotFound before the admin service wrote them.
+func (s *Store) Settings(ctx context.Context) (*configv1.Settings, error) {
+	st := &configv1.Settings{}
+	return st, s.get(ctx, settingsKey, st)
+}
+
+// PutSettings stores the installation's settings. Only the admin service writes them.
+func (s *Store) PutSettings(ctx context.Context, st *configv1.Settings) error {
+	return s.put(ctx, settingsKey, st)
+}
+
+// StreamConfig is the stream configuration a service ensures with its replicas: the retention the
+// admin service set, or the default before it did.
+func (s *Store) StreamConfig(ctx context.Context, replicas int) (bus.StreamConfig, error) {
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas = replicas
+	st, err := s.Settings(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return sc, nil
+	}
+	if err != nil {
+		return sc, err
+	}
+	if r := st.GetRetention().AsDuration(); r > 0 {
+		sc.Retention = r
+	}
+	return sc, nil
 }
 
 // Workspace returns the workspace.

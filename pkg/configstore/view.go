@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/s3dest/s3dest/pkg/bus"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 )
 
@@ -45,6 +46,7 @@ type viewState struct {
 	writeKeys    map[string]string // write key → source ID
 	retiring     map[string]retiringKey
 	destinations map[string]*configv1.Destination
+	settings     *configv1.Settings
 }
 
 func newViewState() viewState {
@@ -235,6 +237,14 @@ func (st *viewState) apply(e jetstream.KeyValueEntry, log *slog.Logger) {
 				st.retiring[k.GetWriteKey()] = retiringKey{sourceID: id, expires: k.GetExpiresAt().AsTime()}
 			}
 		}
+	case settingsKey:
+		set := &configv1.Settings{}
+		if deleted || decode(e, set, log) {
+			if deleted {
+				set = nil
+			}
+			st.settings = set
+		}
 	case strings.TrimSuffix(destinationPrefix, "."):
 		delete(st.destinations, id)
 		d := &configv1.Destination{}
@@ -250,6 +260,17 @@ func decode(e jetstream.KeyValueEntry, m proto.Message, log *slog.Logger) bool {
 		return false
 	}
 	return true
+}
+
+// Retention is the installation's retention (Settings, written by the admin service), or
+// bus.DefaultRetention before it set one.
+func (v *View) Retention() time.Duration {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if r := v.state.settings.GetRetention().AsDuration(); r > 0 {
+		return r
+	}
+	return bus.DefaultRetention
 }
 
 // Workspace returns the workspace, or nil before one exists.

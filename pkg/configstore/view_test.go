@@ -21,7 +21,7 @@ func TestARetiringWriteKeyStopsAtItsExpiry(t *testing.T) {
 	}
 	_, _, js := testenv.NATS(t)
 	ctx := context.Background()
-	store, err := Open(ctx, js, 1)
+	store, err := Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestARetiringWriteKeyStopsAtItsExpiry(t *testing.T) {
 func BenchmarkAChangeReachesAWatchingView(b *testing.B) {
 	_, _, js := testenv.NATS(b)
 	ctx := context.Background()
-	store, err := Open(ctx, js, 1)
+	store, err := Own(ctx, js, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestAViewWhoseWatchEndsStartsItAgainAndMissesNoRevocation(t *testing.T) {
 	_, _, js := testenv.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store, err := Open(ctx, js, 1)
+	store, err := Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestAViewThatCannotConfirmItIsCurrentSaysItIsStale(t *testing.T) {
 	ns, _, js := testenv.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store, err := Open(ctx, js, 1)
+	store, err := Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type Day struct {
 	LastAt    time.Time
 	LastError string
 	ErrorAt   time.Time
+	// DeadFiles and DeadEvents were dead-lettered instead of delivered (the retention ended).
+	DeadFiles  int64
+	DeadEvents int64
 }
 
 // Store reads and writes cursors.
@@ -98,6 +101,33 @@ func (s *Store) Fail(ctx context.Context, k Kind, owner string, dayMs int64, mes
 	return nil
 }
 
+// deadLetterOnce counts a dead-lettered file unless its marker exists, atomically: two copies of one
+// lane message (a redelivery while the first is still handled) reach it at the same moment.
+var deadLetterOnce = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'deadFiles', 1)
+redis.call('HINCRBY', KEYS[1], 'deadEvents', ARGV[1])
+redis.call('HSET', KEYS[1], 'lastError', ARGV[2], 'errorAt', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], 1, 'PX', ARGV[6])
+return 1
+`)
+
+// DeadLetterOnce records one file of (owner, day) that was dead-lettered, with its events and the
+// reason as the day's last error, and sets marker (for markerTTL), in one atomic step. A file whose
+// marker exists is not counted again (a redelivery of its message); counted says whether this call
+// counted it.
+func (s *Store) DeadLetterOnce(ctx context.Context, k Kind, owner string, dayMs, events int64, message string, at time.Time, marker string, markerTTL time.Duration) (counted bool, err error) {
+	n, err := deadLetterOnce.Run(ctx, s.rdb, []string{dayKey(k, owner, dayMs), daysKey(k, owner), marker},
+		events, message, at.UnixMilli(), s.ttl.Milliseconds(), dayMs, markerTTL.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("record %s dead letter %s/%d: %w", k, owner, dayMs, err)
+	}
+	return n == 1, nil
+}
+
 // Get returns the cursor of (owner, day); ok is false when Redis has none.
 func (s *Store) Get(ctx context.Context, k Kind, owner string, dayMs int64) (d Day, ok bool, err error) {
 	m, err := s.rdb.HGetAll(ctx, dayKey(k, owner, dayMs)).Result()
@@ -112,6 +142,8 @@ func (s *Store) Get(ctx context.Context, k Kind, owner string, dayMs int64) (d D
 	d.Events, _ = strconv.ParseInt(m["events"], 10, 64)
 	d.Bytes, _ = strconv.ParseInt(m["bytes"], 10, 64)
 	d.LastSeq, _ = strconv.ParseUint(m["lastSeq"], 10, 64)
+	d.DeadFiles, _ = strconv.ParseInt(m["deadFiles"], 10, 64)
+	d.DeadEvents, _ = strconv.ParseInt(m["deadEvents"], 10, 64)
 	if ms, err := strconv.ParseInt(m["lastAt"], 10, 64); err == nil {
 		d.LastAt = time.UnixMilli(ms).UTC()
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/cursor"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
@@ -43,6 +44,9 @@ type Service struct {
 	hln  net.Listener
 	conn *grpc.ClientConn
 	srv  *Server
+	// reapply is when the streams' max age must be applied again (a shrink waiting out the margin).
+	reapply time.Time
+	store   *configstore.Store
 }
 
 // New validates cfg; it does no I/O.
@@ -56,10 +60,15 @@ func New(cfg Config, p *platform.Process) (*Service, error) {
 // Name implements service.Service.
 func (s *Service) Name() string { return "admin" }
 
-// Start opens the config store, makes sure the workspace exists and binds both ports.
+// Start owns the config store and the streams (their replicas and the retention), makes sure the
+// workspace exists and binds both ports.
 func (s *Service) Start(ctx context.Context) error {
-	store, err := configstore.Open(ctx, s.p.JS, s.cfg.Replicas)
+	store, err := configstore.Own(ctx, s.p.JS, s.cfg.Replicas)
 	if err != nil {
+		return err
+	}
+	s.store = store
+	if s.reapply, err = OwnRetention(ctx, s.p.JS, store, s.streamConfig(), time.Now(), s.p.Log); err != nil {
 		return err
 	}
 	view, err := store.Watch(context.WithoutCancel(ctx), s.p.Log)
@@ -89,7 +98,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	own, _ := awsclient.ParseOwnBuckets(s.cfg.StagingBucket, s.cfg.OwnBuckets) // Validate checked it
 	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace),
-		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3))
+		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3), WithJetStream(s.p.JS))
 	s.srv = srv
 	if s.grpc, err = grpcserver.New(grpcserver.Config{
 		Tokens:       map[string]string{adminv1.AdminService_ServiceDesc.ServiceName: s.cfg.Token},
@@ -113,15 +122,38 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+// streamConfig is what admin applies to the streams it owns.
+func (s *Service) streamConfig() bus.StreamConfig {
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas, sc.Retention = s.cfg.Replicas, s.cfg.Retention
+	return sc
+}
+
 // Run serves until ctx ends, then finishes the calls in flight.
 func (s *Service) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(s.gln) }()
 	go func() { errc <- s.http.Serve(s.hln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	for waiting := true; waiting; {
+		var reapply <-chan time.Time
+		if !s.reapply.IsZero() {
+			t := time.NewTimer(time.Until(s.reapply))
+			defer t.Stop()
+			reapply = t.C
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			waiting = false
+		case <-reapply:
+			again, err := OwnRetention(ctx, s.p.JS, s.store, s.streamConfig(), time.Now(), s.p.Log)
+			if err != nil {
+				s.p.Log.Warn("apply the streams' retention; trying again in a minute", "error", err)
+				again = time.Now().Add(time.Minute)
+			}
+			s.reapply = again
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

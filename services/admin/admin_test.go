@@ -63,6 +63,9 @@ func startAdmin(t *testing.T, cfg Config) (*Service, *api) {
 	}
 	cfg.Common = platform.Common{Replicas: 1, AckWait: 30 * time.Second}
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.Token, cfg.WorkspaceID = "127.0.0.1:0", "127.0.0.1:0", token, "ws-admin-service-test"
+	if cfg.Retention == 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
 	svc, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +147,7 @@ func TestAdminsGRPCPortNeedsTheTokenAndBoundsRequests(t *testing.T) {
 
 func TestTheValidatorTokenIsRequiredWithAValidatorAddress(t *testing.T) {
 	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Token: token, ValidatorAddr: "127.0.0.1:7001"}
+		Token: token, ValidatorAddr: "127.0.0.1:7001", Retention: 7 * 24 * time.Hour}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "validator-token: must be set") {
 		t.Fatalf("validator-addr without a token: %v", err)
 	}

@@ -29,6 +29,10 @@ type Config struct {
 	OwnBuckets    string `flag:"own-buckets" env:"S3DEST_OWN_BUCKETS" help:"comma-separated buckets s3dest owns besides staging; no destination may name one"`
 	// EnableLegacyS3 allows Amazon S3 (legacy) destinations, which write as our own principal.
 	EnableLegacyS3 bool `flag:"enable-legacy-s3" env:"S3DEST_ENABLE_LEGACY_S3" help:"allow Amazon S3 (legacy) destinations, which write as our own principal"`
+	// Retention is the installation's one retention (DESIGN.md §3, §8): how long a staged file waits for a
+	// failing destination before the copier dead-letters it. Admin owns it: it writes it to the config
+	// store and applies the streams (retention + bus.RetentionMargin); the other services read it there.
+	Retention time.Duration `flag:"retention" env:"S3DEST_RETENTION" default:"168h" help:"how long staged files wait for a failing destination before they are dead-lettered (1h to 2160h); the streams and staging keep them 1h longer"`
 	// WriteKeyGrace is how long a rotated write key keeps working unless the rotation says otherwise.
 	WriteKeyGrace time.Duration `flag:"write-key-grace" env:"S3DEST_WRITE_KEY_GRACE" default:"24h" help:"how long a rotated write key keeps working (0 revokes at once)"`
 }
@@ -50,6 +54,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("intermediate-role-arn: must look like arn:aws:iam::123456789012:role/name, got %q", c.IntermediateRoleARN))
 	}
 	if _, err := awsclient.ParseOwnBuckets(c.StagingBucket, c.OwnBuckets); err != nil {
+		errs = append(errs, err)
+	}
+	if err := CheckRetention(c.Retention); err != nil {
 		errs = append(errs, err)
 	}
 	if c.WriteKeyGrace < 0 || c.WriteKeyGrace > maxWriteKeyGrace {

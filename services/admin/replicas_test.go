@@ -38,7 +38,7 @@ func adminReplicas(t *testing.T, n int) []*Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store, err := configstore.Open(t.Context(), js, 1)
+		store, err := configstore.Own(t.Context(), js, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func newAPIWith(t *testing.T, val validatorv1.ValidatorServiceClient, opts ...Op
 	t.Helper()
 	_, _, js := testenv.NATS(t)
 	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

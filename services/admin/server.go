@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,6 +44,8 @@ type Server struct {
 	// which writes as our own principal.
 	own      awsclient.OwnBuckets
 	legacyS3 bool
+	// js, when set, lets the status API read each destination's waiting files from its copier lane.
+	js jetstream.JetStream
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
 	// claimGrace is how old a claim naming no destination must be to be taken over (rules.go). Rules
@@ -74,6 +77,10 @@ func WithOwnBuckets(buckets ...string) Option {
 // WithLegacyS3 allows the Amazon S3 (legacy) destination, which writes as our own principal. Off, none
 // can be created or enabled; one that exists can still be disabled or deleted.
 func WithLegacyS3(on bool) Option { return func(s *Server) { s.legacyS3 = on } }
+
+// WithJetStream lets GetDestinationStatus report each destination's waiting files and the deadline of
+// its oldest one, read from the destination's copier lane.
+func WithJetStream(js jetstream.JetStream) Option { return func(s *Server) { s.js = js } }
 
 // NewServer returns the AdminService implementation. validator and cursors may be nil: then
 // ValidateDestination and GetDestinationStatus answer FailedPrecondition, and destinations are not
@@ -415,7 +422,8 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 	}
 	st := &adminv1.GetDestinationStatusResponse_Status{DestinationId: d.GetId(), Enabled: d.GetEnabled(), Validation: v}
 	for _, day := range days {
-		ds := &adminv1.DayStatus{ReceivedDayMs: day.DayMs, Files: day.Files, Events: day.Events, Bytes: day.Bytes, LastError: day.LastError}
+		ds := &adminv1.DayStatus{ReceivedDayMs: day.DayMs, Files: day.Files, Events: day.Events, Bytes: day.Bytes, LastError: day.LastError,
+			DeadLetteredFiles: day.DeadFiles, DeadLetteredEvents: day.DeadEvents}
 		if !day.LastAt.IsZero() {
 			ds.LastDeliveryAt = timestamppb.New(day.LastAt)
 		}
@@ -423,6 +431,9 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 			ds.LastErrorAt = timestamppb.New(day.ErrorAt)
 		}
 		st.Days = append(st.Days, ds)
+	}
+	if st.Retention, err = s.retentionStatus(ctx, d, st.Days); err != nil {
+		return nil, err
 	}
 	return &adminv1.GetDestinationStatusResponse{Data: &adminv1.GetDestinationStatusResponse_Data{Status: st}}, nil
 }

@@ -121,7 +121,8 @@ type (
 			ID   string `json:"id"`
 			Slug string `json:"slug"`
 		} `json:"metadata"`
-		Settings apiSettings `json:"settings"`
+		Settings               apiSettings `json:"settings"`
+		RetentionExtendedUntil string      `json:"retentionExtendedUntil"`
 	}
 	apiValidation struct {
 		Ok         bool   `json:"ok"`
@@ -142,12 +143,24 @@ type (
 		Bytes          string `json:"bytes"`
 		LastDeliveryAt string `json:"lastDeliveryAt"`
 		LastError      string `json:"lastError"`
+		DeadFiles      string `json:"deadLetteredFiles"`
+		DeadEvents     string `json:"deadLetteredEvents"`
+	}
+	apiRetention struct {
+		Retention             string `json:"retention"`
+		ExtendedUntil         string `json:"extendedUntil"`
+		DeadLetteredFiles     string `json:"deadLetteredFiles"`
+		DeadLetteredEvents    string `json:"deadLetteredEvents"`
+		WaitingFiles          string `json:"waitingFiles"`
+		OldestWaitingStagedAt string `json:"oldestWaitingStagedAt"`
+		OldestWaitingDeadline string `json:"oldestWaitingDeadline"`
 	}
 	apiStatus struct {
 		DestinationID string         `json:"destinationId"`
 		Enabled       bool           `json:"enabled"`
 		Days          []apiDay       `json:"days"`
 		Validation    *apiValidation `json:"validation"`
+		Retention     *apiRetention  `json:"retention"`
 	}
 	apiPagination struct {
 		Next string `json:"next"`

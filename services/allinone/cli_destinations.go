@@ -22,6 +22,10 @@ commands:
   update <destinationId> [--region R] [--bucket B] [--role-arn ARN] [--name N] [--enabled=true|false]
   delete <destinationId>
   validate <destinationId>            run the reference's Validate steps (same as s3dest validate)
+  extend-retention <destinationId> --by DURATION | --end
+                                      keep its waiting files until now + DURATION (e.g. 72h, at most
+                                      2160h) instead of dead-lettering them when the retention ends;
+                                      --end ends the extension (s3dest status shows both)
 
 Every command takes --admin-url, --token and --json.
 `
@@ -128,6 +132,24 @@ func Destinations(ctx context.Context, args []string, out io.Writer) error {
 		}
 	case "delete":
 		return c.deleteOne(ctx, args[1:], "destination", "/destinations/", out)
+	case "extend-retention":
+		by := c.fs.Duration("by", 0, "keep the destination's waiting files until now plus this long (e.g. 72h)")
+		end := c.fs.Bool("end", false, "end the destination's extension now")
+		usage := "s3dest destinations extend-retention <destinationId> --by DURATION | --end"
+		api, err := c.parse(args[1:], 1, usage)
+		if err != nil {
+			return err
+		}
+		if (*by > 0) == *end {
+			return fmt.Errorf("extend-retention: give --by DURATION (more than 0s) or --end\nusage: %s", usage)
+		}
+		body := map[string]any{"end": *end}
+		if *by > 0 {
+			body["extendBy"] = fmt.Sprintf("%.0fs", by.Seconds())
+		}
+		if raw, err = api.call(ctx, http.MethodPost, "/destinations/"+url.PathEscape(c.arg(0))+"/retention:extend", body, &got); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], destinationsUsage)
 	}
@@ -141,7 +163,7 @@ func printDestination(out io.Writer, d apiDestination, v *apiValidation) error {
 	rows := [][]string{
 		{"ID", d.ID}, {"NAME", d.Name}, {"KIND", d.Metadata.Slug + " (" + d.Metadata.ID + ")"}, {"SOURCE", d.SourceID},
 		{"ENABLED", yesNo(d.Enabled)}, {"REGION", d.Settings.Region}, {"BUCKET", d.Settings.S3Bucket}, {"ROLE", orDash(d.Settings.IamRoleArn)},
-		{"VALIDATION", validationSummary(v)},
+		{"VALIDATION", validationSummary(v)}, {"RETENTION EXTENDED UNTIL", orDash(d.RetentionExtendedUntil)},
 	}
 	return table(out, []string{"FIELD", "VALUE"}, rows)
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // Status runs `s3dest status [destinationId…]`: per destination (every one when none is named) its
-// validation and what each received day delivered.
+// validation and what each received day delivered or dead-lettered, then where it stands with the
+// retention: files waiting, the deadline of the oldest, an extension, the files dead-lettered.
 func Status(ctx context.Context, args []string, out io.Writer) error {
 	c, err := newCommand("status")
 	if err != nil {
@@ -47,7 +48,7 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	var raws []json.RawMessage
-	var rows [][]string
+	var rows, retention [][]string
 	for _, id := range ids {
 		var got struct {
 			Status apiStatus `json:"status"`
@@ -63,10 +64,15 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 			validation = v.Code
 		}
 		if len(st.Days) == 0 {
-			rows = append(rows, []string{id, yesNo(st.Enabled), validation, "-", "0", "0", "0", "-", "-"})
+			rows = append(rows, []string{id, yesNo(st.Enabled), validation, "-", "0", "0", "0", "0/0", "-", "-"})
 		}
 		for _, d := range st.Days {
-			rows = append(rows, []string{id, yesNo(st.Enabled), validation, dayOf(d.ReceivedDayMs), d.Files, d.Events, d.Bytes, orDash(d.LastDeliveryAt), orDash(d.LastError)})
+			rows = append(rows, []string{id, yesNo(st.Enabled), validation, dayOf(d.ReceivedDayMs), d.Files, d.Events, d.Bytes,
+				orZero(d.DeadFiles) + "/" + orZero(d.DeadEvents), orDash(d.LastDeliveryAt), orDash(d.LastError)})
+		}
+		if r := st.Retention; r != nil {
+			retention = append(retention, []string{id, orDash(r.Retention), orZero(r.WaitingFiles), orDash(r.OldestWaitingStagedAt),
+				orDash(r.OldestWaitingDeadline), orDash(r.ExtendedUntil), orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
 		}
 	}
 	if *c.json {
@@ -76,7 +82,22 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 	if len(ids) == 0 {
 		return errors.New("no destinations yet")
 	}
-	return table(out, []string{"DESTINATION", "ENABLED", "VALIDATION", "DAY (UTC)", "FILES", "EVENTS", "BYTES", "LAST DELIVERY", "LAST ERROR"}, rows)
+	if err := table(out, []string{"DESTINATION", "ENABLED", "VALIDATION", "DAY (UTC)", "FILES", "EVENTS", "BYTES", "DEAD-LETTERED FILES/EVENTS", "LAST DELIVERY", "LAST ERROR"}, rows); err != nil {
+		return err
+	}
+	if len(retention) == 0 {
+		return nil
+	}
+	fmt.Fprintln(out)
+	return table(out, []string{"DESTINATION", "RETENTION", "WAITING FILES", "OLDEST STAGED", "OLDEST DEADLINE", "EXTENDED UNTIL", "DEAD-LETTERED FILES/EVENTS"}, retention)
+}
+
+// orZero shows an absent count as 0.
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
 }
 
 // dayOf shows a received day (Unix ms of 00:00 UTC) as a date next to the folder name.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/s3dest/s3dest/services/admin"
 )
 
 // DevConfig configures `s3dest dev`. Every address accepts port 0 (a free port); the summary file
@@ -22,7 +24,9 @@ type DevConfig struct {
 	// EnableLegacyS3 is on in dev, unlike in the admin and copier binaries, so the reference's migration
 	// from the Amazon S3 destination can be rehearsed; --enable-legacy-s3=false turns it off.
 	EnableLegacyS3 bool `flag:"enable-legacy-s3" env:"S3DEST_ENABLE_LEGACY_S3" default:"true" help:"allow Amazon S3 (legacy) destinations, which write as our own principal"`
-	SyncAlways     bool `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
+	// Retention is the admin service's --retention (dev owns the streams in its place).
+	Retention  time.Duration `flag:"retention" env:"S3DEST_RETENTION" default:"168h" help:"how long staged files wait for a failing destination before they are dead-lettered (1h to 2160h)"`
+	SyncAlways bool          `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
 
 	TrackingAddr string `flag:"tracking-addr" env:"S3DEST_TRACKING_ADDR" default:"127.0.0.1:8080" help:"Tracking API address"`
 	AdminAddr    string `flag:"admin-addr" env:"S3DEST_ADMIN_ADDR" default:"127.0.0.1:8081" help:"admin REST API address"`
@@ -48,6 +52,9 @@ func (c DevConfig) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: must be set"))
+	}
+	if err := admin.CheckRetention(c.Retention); err != nil {
+		errs = append(errs, err)
 	}
 	if c.FlushInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("flush-interval: must be at least 100ms, got %s", c.FlushInterval))

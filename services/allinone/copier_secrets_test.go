@@ -79,7 +79,7 @@ func TestTheLogsOfAFullRunHoldNoSecret(t *testing.T) {
 
 	const intermediate = "arn:aws:iam::000000000000:role/s3dest-intermediate"
 	g.PutIntermediateRole(t, intermediate)
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

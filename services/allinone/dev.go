@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/platform"
 	"github.com/s3dest/s3dest/pkg/service"
@@ -93,8 +94,14 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 		redisURL = "redis://" + mr.Addr()
 	}
 
-	store, err := configstore.Open(ctx, js, 1)
+	// Dev stands in for the admin service as the owner of the config store and the streams.
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
+		return err
+	}
+	sc := bus.DefaultStreamConfig()
+	sc.Retention = cfg.Retention
+	if _, err := admin.OwnRetention(ctx, js, store, sc, time.Now(), log); err != nil {
 		return err
 	}
 	ws, err := admin.EnsureWorkspace(ctx, store, cfg.WorkspaceID)

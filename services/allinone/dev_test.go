@@ -31,7 +31,7 @@ func devConfig(t *testing.T, dataDir string) DevConfig {
 	return DevConfig{
 		DataDir: dataDir, SummaryFile: filepath.Join(dataDir, "summary.json"), LogLevel: "warn",
 		IntermediateRoleARN: "arn:aws:iam::000000000000:role/s3dest-intermediate",
-		FlushInterval:       300 * time.Millisecond, MaxFileBytes: 99_000_000, Region: "us-east-1",
+		FlushInterval:       300 * time.Millisecond, MaxFileBytes: 99_000_000, Region: "us-east-1", Retention: 7 * 24 * time.Hour,
 		EnableLegacyS3: true, // the flag's default in dev: the migration rehearsal needs it
 		TrackingAddr:   "127.0.0.1:0", AdminAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", S3Addr: "127.0.0.1:0",
 		STSAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",

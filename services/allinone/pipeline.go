@@ -185,7 +185,7 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 		return nil, err
 	}
 	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log,
-		admin.WithPrincipal(cfg.IntermediateRoleARN), admin.WithOwnBuckets(ours.Names()...), admin.WithLegacyS3(cfg.EnableLegacyS3))
+		admin.WithPrincipal(cfg.IntermediateRoleARN), admin.WithOwnBuckets(ours.Names()...), admin.WithLegacyS3(cfg.EnableLegacyS3), admin.WithJetStream(p.JS))
 	adm.Register(gs)
 	val.Register(gs)
 	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)

@@ -127,9 +127,8 @@ func (b *Batcher) Start(ctx context.Context) error {
 	}
 	b.rdb = rdb
 	b.cursors = cursor.New(rdb, 35*24*time.Hour)
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = b.cfg.Replicas
-	if err := bus.EnsureStreams(ctx, b.js, sc); err != nil {
+	store, err := configstore.OpenWithStreams(ctx, b.js, b.cfg.Replicas, b.log)
+	if err != nil {
 		return err
 	}
 	if b.obs, err = b.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
@@ -147,10 +146,6 @@ func (b *Batcher) Start(ctx context.Context) error {
 		return err
 	}
 	if b.metrics, err = newMetrics(b.meter); err != nil {
-		return err
-	}
-	store, err := configstore.Open(ctx, b.js, b.cfg.Replicas)
-	if err != nil {
 		return err
 	}
 	if b.leases, err = openLeases(ctx, b.js, b.cfg.Replicas, b.log); err != nil {

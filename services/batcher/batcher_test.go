@@ -48,7 +48,7 @@ func startBatcher(t *testing.T, cfg Config) *rig {
 // putSources adds enabled sources to the config store.
 func putSources(t *testing.T, js jetstream.JetStream, ids ...string) {
 	t.Helper()
-	store, err := configstore.Open(context.Background(), js, 1)
+	store, err := configstore.Own(context.Background(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestARestartAfterTheSealedPublishAndBeforeTheAckGoesOnWithNewEvents(t *test
 	redisURL, _ := testenv.Redis(t)
 	ctx := context.Background()
 	putSources(t, js, "a")
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, js: js}

@@ -50,7 +50,7 @@ func cpuSeconds(b *testing.B) float64 {
 func BenchmarkBatcherFile(b *testing.B) {
 	_, _, js := testenv.NATS(b)
 	ctx := context.Background()
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		b.Fatal(err)
 	}
 	obs, err := js.ObjectStore(ctx, bus.ObjectBatches)

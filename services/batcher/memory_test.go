@@ -18,7 +18,7 @@ import (
 func BenchmarkBatcherMemory(b *testing.B) {
 	_, _, js := testenv.NATS(b)
 	ctx := context.Background()
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		b.Fatal(err)
 	}
 	obs, err := js.ObjectStore(ctx, bus.ObjectBatches)

@@ -179,7 +179,7 @@ func TestARecreatedEventsStreamGetsNewBatchIDsAndNoEventIsSkipped(t *testing.T) 
 	if err := js.DeleteStream(ctx, bus.StreamEvents); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	r.publish("a", now, "new-1", "new-2")
@@ -232,7 +232,7 @@ func TestAnEventsStreamRecreatedWhileTheBatcherRunsIsFollowedAndNoEventIsSkipped
 	if err := js.DeleteStream(ctx, bus.StreamEvents); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	r.publish("a", now, "new-1", "new-2")

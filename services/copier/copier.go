@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,8 +64,15 @@ type Copier struct {
 	cursors *cursor.Store
 	view    *configstore.View
 
+	metrics *metrics
+
 	// lanes is owned by Run: one per destination in the config.
 	lanes map[string]*lane
+
+	mu sync.Mutex
+	// lastErrors is each destination's last failure as this copier saw it (noteFailure), for the
+	// reason of a dead letter.
+	lastErrors map[string]string
 }
 
 // New validates cfg; it does no I/O.
@@ -73,8 +81,17 @@ func New(cfg Config, p *platform.Process) (*Copier, error) {
 		return nil, err
 	}
 	own, _ := awsclient.ParseOwnBuckets(cfg.StagingBucket, cfg.OwnBuckets) // Validate checked it
-	return &Copier{cfg: cfg, own: own, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now}, nil
+	m, err := newMetrics(p.Telemetry.Meter)
+	if err != nil {
+		return nil, err
+	}
+	return &Copier{cfg: cfg, own: own, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/copier"), now: time.Now,
+		metrics: m, lastErrors: map[string]string{}}, nil
 }
+
+// retention is how long a staged file waits for a failing destination: the admin service's setting, as
+// the config store holds it (tests write seconds there; the admin service refuses less than 1h).
+func (c *Copier) retention() time.Duration { return c.view.Retention() }
 
 // Name implements service.Service.
 func (c *Copier) Name() string { return "copier" }
@@ -93,12 +110,7 @@ func (c *Copier) Start(ctx context.Context) error {
 		return err
 	}
 	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = c.cfg.Replicas
-	if err := bus.EnsureStreams(ctx, c.js, sc); err != nil {
-		return err
-	}
-	store, err := configstore.Open(ctx, c.js, c.cfg.Replicas)
+	store, err := configstore.OpenWithStreams(ctx, c.js, c.cfg.Replicas, c.log)
 	if err != nil {
 		return err
 	}
@@ -149,7 +161,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
 	// Admin refuses both when a destination is written; this holds whatever reached the config store.
 	if err := c.refuse(d, bucket, legacy); err != nil {
-		c.recordFailure(ctx, d, b, err)
+		c.recordFailure(ctx, d, b, "the destination's settings check", err)
 		return err
 	}
 
@@ -162,13 +174,13 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		opts.SSE = types.ServerSideEncryptionAes256
 	} else if creds, err = c.creds.get(ctx, d, workspaceID); err != nil {
 		err = classify(fmt.Errorf("credentials: %w", err), stepAssume, d)
-		c.recordFailure(ctx, d, b, err)
+		c.recordFailure(ctx, d, b, "AssumeRole of "+d.GetSettings().GetIamRoleArn(), err)
 		return err
 	}
 
 	res, err := c.copyWithRetries(ctx, staged, c.clients.S3(creds, d.GetSettings().GetRegion()), opts)
 	if errors.Is(err, errStagingExpired) {
-		return c.deadLetter(ctx, staged, d, fmt.Sprintf("staged file %s expired (staging retention) before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
+		return c.deadLetter(ctx, staged, d, reasonStagingGone, fmt.Sprintf("staged file %s was gone from staging before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
 	}
 	if err != nil {
 		if creds != c.clients.Base() && (awsclient.IsForbidden(err) || awsclient.IsExpiredCredentials(err)) {
@@ -176,10 +188,10 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		}
 		err = classify(err, stepPut, d)
 		if isPermanent(err) {
-			return c.deadLetter(ctx, staged, d, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
+			return c.deadLetter(ctx, staged, d, reasonRefused, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
 				d.GetId(), staged.GetStagingKey(), awsclient.ErrorCode(err), UserMessage(err)))
 		}
-		c.recordFailure(ctx, d, b, err)
+		c.recordFailure(ctx, d, b, "PutObject into "+bucket, err)
 		return err
 	}
 	if res.Size != b.GetSizeBytes() && !res.Existed {
@@ -272,27 +284,44 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on; the admin
-// status API shows it as the day's last error until a delivery succeeds.
-func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, err error) {
+// status API shows it as the day's last error until a delivery succeeds. what names the step.
+func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, what string, err error) {
+	c.noteFailure(d.GetId(), what, err)
 	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), UserMessage(err), c.now()); ferr != nil {
 		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
 	}
 }
 
-// deadLetter parks a staged message that can never reach the destination, with the reason, and
-// terminates it for this destination.
-func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, reason string) error {
+// deadLetterTTL keeps a dead letter's marker past any redelivery of its lane message.
+const deadLetterTTL = 35 * 24 * time.Hour
+
+// deadLetter parks a staged file that will never reach the destination, with the reason, counts it
+// (by reason in s3dest_dead_letters_total, and in the day's dead-lettered files and events of the
+// destination's status), and terminates its lane message.
+func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, why, reason string) error {
 	data, err := proto.Marshal(staged)
 	if err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	out := bus.NewMsg(ctx, bus.DeadLetterSubject("copier", staged.GetBatch().GetSourceId()), data, "copier."+d.GetId()+"."+staged.GetBatch().GetBatchId())
+	b := staged.GetBatch()
+	out := bus.NewMsg(ctx, bus.DeadLetterSubject("copier", b.GetSourceId()), data, "copier."+d.GetId()+"."+b.GetBatchId())
 	out.Header.Set(bus.HeaderReason, reason)
+	out.Header.Set(HeaderDestination, d.GetId())
 	if _, err := c.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), staged.GetBatch().GetReceivedDayMs(), "A file was dropped: "+reason, c.now()); ferr != nil {
-		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
+	counted, err := c.cursors.DeadLetterOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(),
+		"A file was dropped: "+reason, c.now(), "s3dest:deadlettered:"+d.GetId()+":"+b.GetBatchId(), deadLetterTTL)
+	if err != nil {
+		// The dead letter is published: a redelivery finds it deduplicated and counts it then.
+		return fmt.Errorf("dead-letter: %w", err)
 	}
+	if counted {
+		c.metrics.deadLettered(ctx, why)
+	}
+	c.log.WarnContext(ctx, "file dead-lettered for a destination", "destination", d.GetId(), "batch", b.GetBatchId(), "reason", why, "events", b.GetEventCount())
 	return bus.Permanent(errors.New(reason))
 }
+
+// HeaderDestination names, on a copier dead letter, the destination that lacks the file.
+const HeaderDestination = "S3dest-Destination"

@@ -63,6 +63,8 @@ type env struct {
 
 	stsURL string
 	s3URL  string
+	// tel is the telemetry (metrics registry) of the last copier process started.
+	tel *platform.Telemetry
 
 	mu       sync.Mutex
 	assumes  map[string]int    // role ARN → AssumeRole calls that reached the gate
@@ -108,14 +110,14 @@ func newEnv(t testing.TB) *env {
 	redisURL, rdb := testenv.Redis(t)
 	g := testenv.StartGate(t)
 	g.CreateBucket(t, testStaging)
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.CreateWorkspace(ctx, &configv1.Workspace{Id: testWorkspace, Name: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{ctx: ctx, natsURL: ns.URL(), js: js, g: g, redisURL: redisURL, rdb: rdb, store: store, logs: &lockedBuffer{},
@@ -363,6 +365,9 @@ func (e *env) process(t testing.TB) *platform.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.tel = tel
+	e.mu.Unlock()
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	js, err := jetstream.New(mustConnect(t, e.natsURL))
 	if err != nil {
@@ -430,7 +435,7 @@ func (e *env) laneIdle(destinationID string) bool {
 	if err != nil {
 		return false
 	}
-	c, err := s.Consumer(e.ctx, consumerName(destinationID))
+	c, err := s.Consumer(e.ctx, bus.CopierConsumer(destinationID))
 	if err != nil {
 		return false
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3dest/s3dest/pkg/bus"
-	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 )
 
@@ -43,17 +42,6 @@ type lane struct {
 	wake chan struct{}
 }
 
-// consumerName is the lane's durable consumer: "copier-" and the destination ID in the characters a
-// consumer name allows.
-func consumerName(destinationID string) string {
-	return "copier-" + strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, destinationID)
-}
-
 // reconcile makes the lanes match the destinations: a lane for each, restarted if its source changed or
 // it stopped; a settings change drops the cached credentials and ends a failing lane's wait at once.
 func (c *Copier) reconcile(ctx context.Context) {
@@ -67,7 +55,7 @@ func (c *Copier) reconcile(ctx context.Context) {
 			delete(c.lanes, d.GetId())
 			ok = false
 			if l.sourceID != d.GetSourceId() { // the consumer filters on the old source: start over
-				if err := c.js.DeleteConsumer(ctx, bus.StreamBatches, consumerName(d.GetId())); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				if err := c.js.DeleteConsumer(ctx, bus.StreamBatches, bus.CopierConsumer(d.GetId())); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 					c.log.WarnContext(ctx, "delete the lane of a destination moved to another source", "destination", d.GetId(), "error", err)
 				}
 			}
@@ -98,7 +86,7 @@ func (c *Copier) reconcile(ctx context.Context) {
 		go func() {
 			l.stop()
 			<-l.done
-			if err := c.js.DeleteConsumer(context.WithoutCancel(ctx), bus.StreamBatches, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if err := c.js.DeleteConsumer(context.WithoutCancel(ctx), bus.StreamBatches, bus.CopierConsumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				c.log.Warn("delete the lane of a deleted destination", "destination", id, "error", err)
 			}
 		}()
@@ -106,9 +94,11 @@ func (c *Copier) reconcile(ctx context.Context) {
 }
 
 // startLane ensures the destination's consumer and starts its workers. A new consumer starts at the
-// destination's creation: a destination receives the files staged since it exists, not the history.
+// destination's creation: a destination receives the files staged since it exists, not the history. It
+// reads its source's batch.staged and its own batch.carried (files carried forward past the retention).
 func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane, error) {
-	name := consumerName(d.GetId())
+	name := bus.CopierConsumer(d.GetId())
+	filters := []string{bus.StagedSubject(d.GetSourceId()), bus.CarriedSubject(d.GetId())}
 	cons, err := c.js.Consumer(ctx, bus.StreamBatches, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		start := c.now()
@@ -116,18 +106,23 @@ func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane,
 			start = d.GetCreatedAt().AsTime()
 		}
 		cons, err = c.js.CreateConsumer(ctx, bus.StreamBatches, jetstream.ConsumerConfig{
-			Durable:       name,
-			Description:   "copier lane of destination " + d.GetId(),
-			FilterSubject: bus.StagedSubject(d.GetSourceId()),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       c.cfg.AckWait,
-			MaxAckPending: maxPendingPerDestination,
-			DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-			OptStartTime:  &start,
+			Durable:        name,
+			Description:    "copier lane of destination " + d.GetId(),
+			FilterSubjects: filters,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        c.cfg.AckWait,
+			MaxAckPending:  maxPendingPerDestination,
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   &start,
 		})
 		if errors.Is(err, jetstream.ErrConsumerExists) { // another copier was first
 			cons, err = c.js.Consumer(ctx, bus.StreamBatches, name)
 		}
+	} else if err == nil && !slices.Equal(cons.CachedInfo().Config.FilterSubjects, filters) {
+		// A lane made before files could be carried forward filters on batch.staged alone.
+		cfg := cons.CachedInfo().Config
+		cfg.FilterSubject, cfg.FilterSubjects = "", filters
+		cons, err = c.js.UpdateConsumer(ctx, bus.StreamBatches, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", name, err)
@@ -159,39 +154,51 @@ func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane,
 // schedule instead of asking JetStream for a redelivery: a nak's backoff grows to minutes, and a file
 // parked there would miss the end of the wait (a fix) by that much. Files held here are renewed by the
 // bus (AckWait) and released on stop, and a success or a settings change wakes them at once.
+//
+// Before every attempt, and before asking for credentials, the file's deadline is checked (retention.go):
+// a file whose retention ended is carried forward or dead-lettered, whatever the destination's state, and
+// a file held while its destination fails is held no longer than its deadline.
 func (c *Copier) laneHandler(l *lane) bus.Handler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
-		var staged batchv1.BatchStaged
-		if err := proto.Unmarshal(msg.Data(), &staged); err != nil {
-			return bus.Permanent(fmt.Errorf("payload: not a BatchStaged: %w", err))
+		lm, err := decodeLaneMsg(msg, c.retention())
+		if err != nil {
+			return c.deadLetterPayload(ctx, msg, l.id, err)
 		}
+		staged := lm.staged
 		current := func() (*configv1.Destination, bool) {
 			d, ok := c.view.Destination(l.id)
 			return d, ok && d.GetEnabled() && d.GetSourceId() == staged.GetBatch().GetSourceId()
 		}
 		for {
-			if _, ok := current(); !ok {
-				return nil
-			}
-			if err := l.turn(ctx, c.now, c.cfg.FailingRetry); err != nil {
-				return err
-			}
-			d, ok := current() // again: the wait may have ended because the settings changed
+			d, ok := current()
 			if !ok {
 				return nil
+			}
+			if !c.now().Before(lm.deadline) {
+				return c.retentionEnded(ctx, lm, d)
+			}
+			if err := l.turn(ctx, c.now, c.cfg.FailingRetry, lm.deadline); err != nil {
+				return err
+			}
+			d, ok = current() // again: the wait may have ended because the settings changed
+			if !ok {
+				return nil
+			}
+			if !c.now().Before(lm.deadline) {
+				return c.retentionEnded(ctx, lm, d)
 			}
 			ws := c.view.Workspace()
 			if ws == nil {
 				return errors.New("no workspace configured yet")
 			}
-			err := c.deliver(ctx, &staged, d, ws.GetId(), l.limiter)
+			err := c.deliver(ctx, staged, d, ws.GetId(), l.limiter)
 			switch {
 			case err == nil:
 				l.resume()
 				return nil
 			case isFailing(err):
 				c.log.WarnContext(ctx, "destination failing; its files wait in staging", "destination", d.GetId(),
-					"batch", staged.GetBatch().GetBatchId(), "retry in", c.cfg.FailingRetry, "error", err)
+					"batch", staged.GetBatch().GetBatchId(), "retry in", c.cfg.FailingRetry, "deadline", lm.deadline.UTC(), "error", err)
 				l.failed(c.now().Add(c.cfg.FailingRetry))
 				continue
 			}
@@ -200,9 +207,23 @@ func (c *Copier) laneHandler(l *lane) bus.Handler {
 	}
 }
 
+// deadLetterPayload parks a lane message that is not one: it can never be delivered.
+func (c *Copier) deadLetterPayload(ctx context.Context, msg jetstream.Msg, destinationID string, cause error) error {
+	out := bus.NewMsg(ctx, bus.DeadLetterSubject("copier", bus.LastToken(msg.Subject())), msg.Data(), "")
+	reason := fmt.Sprintf("lane message on %s for destination %s: %v", msg.Subject(), destinationID, cause)
+	out.Header.Set(bus.HeaderReason, reason)
+	out.Header.Set(HeaderDestination, destinationID)
+	if _, err := c.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	c.metrics.deadLettered(ctx, reasonPayload)
+	return bus.Permanent(errors.New(reason))
+}
+
 // turn returns when an attempt may start: at once while the destination works; while it fails, when
-// retryAt comes (and then only for one attempt), or when a success or settings change ends the wait.
-func (l *lane) turn(ctx context.Context, now func() time.Time, every time.Duration) error {
+// retryAt comes (and then only for one attempt), or when a success or settings change ends the wait, or
+// when the file's deadline comes (the caller then decides for it instead of attempting).
+func (l *lane) turn(ctx context.Context, now func() time.Time, every time.Duration, deadline time.Time) error {
 	for {
 		l.mu.Lock()
 		at, wake := l.retryAt, l.wake
@@ -211,13 +232,21 @@ func (l *lane) turn(ctx context.Context, now func() time.Time, every time.Durati
 			return nil
 		}
 		t := now()
+		if !t.Before(deadline) {
+			l.mu.Unlock()
+			return nil
+		}
 		if !t.Before(at) {
 			l.retryAt = t.Add(every) // this attempt is the probe; the others keep waiting
 			l.mu.Unlock()
 			return nil
 		}
 		l.mu.Unlock()
-		timer := time.NewTimer(at.Sub(t))
+		next := at
+		if deadline.Before(next) {
+			next = deadline
+		}
+		timer := time.NewTimer(next.Sub(t))
 		select {
 		case <-ctx.Done():
 			timer.Stop()

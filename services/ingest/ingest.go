@@ -94,10 +94,7 @@ func (s *Ingest) Addr() string { return s.ln.Addr().String() }
 
 // Start ensures the streams, loads the write keys and binds the HTTP port.
 func (s *Ingest) Start(ctx context.Context) error {
-	if err := bus.EnsureStreams(ctx, s.js, streamConfig(s.cfg.Common)); err != nil {
-		return err
-	}
-	store, err := configstore.Open(ctx, s.js, s.cfg.Replicas)
+	store, err := configstore.OpenWithStreams(ctx, s.js, s.cfg.Replicas, s.log)
 	if err != nil {
 		return err
 	}
@@ -259,10 +256,4 @@ func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, re
 	}
 	s.metrics.deadLettered(ctx, sourceID)
 	return bus.Permanent(errors.New(reason))
-}
-
-func streamConfig(c platform.Common) bus.StreamConfig {
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = c.Replicas
-	return sc
 }

@@ -57,7 +57,7 @@ func startOn(t testing.TB, ns *platform.EmbeddedNATS, mutate func(*Config)) *har
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func BenchmarkStager(b *testing.B) {
 	_, nc, js := testenv.NATS(b)
 	m := testenv.MinIO(b)
 	ctx := context.Background()
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		b.Fatal(err)
 	}
 	runStager(b, nc, js, m)

@@ -15,8 +15,9 @@ type Config struct {
 	awsclient.Config
 	// Bucket is our staging bucket; files wait there until every destination has them.
 	Bucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
-	// Retention is how long staged files are kept for destinations that are failing.
-	Retention time.Duration `flag:"staging-retention" env:"S3DEST_STAGING_RETENTION" default:"168h" help:"how long staged files wait for failing destinations"`
+	// Retention is deprecated and ignored: the retention is one setting, the admin service's --retention
+	// (S3DEST_RETENTION), which the stager reads from the config store. A stager given this says so.
+	Retention time.Duration `flag:"staging-retention" env:"S3DEST_STAGING_RETENTION" help:"deprecated and ignored: set the admin service's --retention (S3DEST_RETENTION)"`
 	Workers   int           `flag:"workers" env:"S3DEST_STAGER_WORKERS" default:"2" help:"files staged at once"`
 }
 
@@ -25,9 +26,6 @@ func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(), c.Config.Validate()}
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("staging-bucket: must be set"))
-	}
-	if c.Retention < time.Hour {
-		errs = append(errs, fmt.Errorf("staging-retention: must be at least 1h, got %s", c.Retention))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))

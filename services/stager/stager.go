@@ -24,6 +24,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
 	"github.com/s3dest/s3dest/pkg/failpoint"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -41,6 +42,9 @@ type Stager struct {
 	s3       *s3.Client
 	obs      jetstream.ObjectStore
 	consumer jetstream.Consumer
+	store    *configstore.Store
+	// lifecycleDays is the staging lifecycle rule last applied (0: none yet). Run owns it after Start.
+	lifecycleDays int32
 }
 
 // New validates cfg; it does no I/O.
@@ -69,12 +73,18 @@ func (s *Stager) Start(ctx context.Context) error {
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
-	s.applyRetention(ctx)
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = s.cfg.Replicas
-	if err := bus.EnsureStreams(ctx, s.js, sc); err != nil {
+	if s.cfg.Retention != 0 {
+		s.log.Warn("staging-retention (S3DEST_STAGING_RETENTION) is deprecated and ignored: the retention is the admin service's --retention (S3DEST_RETENTION), read from the config store",
+			"stagingRetention", s.cfg.Retention)
+	}
+	if s.store, err = configstore.OpenWithStreams(ctx, s.js, s.cfg.Replicas, s.log); err != nil {
 		return err
 	}
+	sc, err := s.store.StreamConfig(ctx, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	s.applyRetention(ctx, sc.Retention)
 	if s.obs, err = s.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
 		return fmt.Errorf("open object store: %w", err)
 	}
@@ -102,11 +112,22 @@ func (s *Stager) ensureBucket(ctx context.Context) error {
 	return nil
 }
 
-// applyRetention sets the staging bucket's lifecycle rule: staged files expire after the retention
-// (whole days, as S3 counts them). Files wait there for failing destinations until then. A store without
-// lifecycle rules (the local S3 of s3dest dev) keeps them; that is logged, not fatal.
-func (s *Stager) applyRetention(ctx context.Context) {
-	days := int32((s.cfg.Retention + 24*time.Hour - 1) / (24 * time.Hour))
+// LifecycleDays is the staging bucket's expiry for a retention: the retention plus bus.RetentionMargin,
+// in whole days rounded up (S3 counts days, from the next midnight UTC after an object's last write), so
+// a staged file always outlives the copier's decision at its deadline. The copier refreshes a file it
+// carries forward (an extended retention), which restarts this count.
+func LifecycleDays(retention time.Duration) int32 {
+	return int32((retention + bus.RetentionMargin + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
+// applyRetention sets the staging bucket's lifecycle rule from the installation's retention (the admin
+// service's setting, never a stager flag, so every stager applies the same rule). A store without
+// lifecycle rules (the local S3 of s3dest dev) keeps the files; that is logged, not fatal.
+func (s *Stager) applyRetention(ctx context.Context, retention time.Duration) {
+	days := LifecycleDays(retention)
+	if days == s.lifecycleDays {
+		return
+	}
 	_, err := s.s3.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{
 		Bucket: aws.String(s.cfg.Bucket),
 		LifecycleConfiguration: &types.BucketLifecycleConfiguration{Rules: []types.LifecycleRule{{
@@ -121,11 +142,29 @@ func (s *Stager) applyRetention(ctx context.Context) {
 		s.log.Warn("staging retention not applied; staged files are kept until removed by hand", "bucket", s.cfg.Bucket, "days", days, "error", awsclient.ErrorCode(err))
 		return
 	}
-	s.log.Info("staging retention applied", "bucket", s.cfg.Bucket, "days", days)
+	s.lifecycleDays = days
+	s.log.Info("staging retention applied", "bucket", s.cfg.Bucket, "days", days, "retention", retention, "margin", bus.RetentionMargin)
+}
+
+// followRetention applies a changed retention to the staging bucket until ctx ends.
+func (s *Stager) followRetention(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if sc, err := s.store.StreamConfig(ctx, s.cfg.Replicas); err == nil {
+			s.applyRetention(ctx, sc.Retention)
+		}
+	}
 }
 
 // Run stages files until ctx ends, then finishes the uploads in flight.
 func (s *Stager) Run(ctx context.Context) error {
+	go s.followRetention(ctx)
 	return bus.Consume(ctx, s.consumer, s.handle, bus.ConsumeOptions{
 		Workers: s.cfg.Workers, AckWait: s.cfg.AckWait, SpanName: "stager.stage", Tracer: s.tracer, Log: s.log, DrainTimeout: 2 * time.Minute,
 	})

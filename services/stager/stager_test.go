@@ -34,7 +34,7 @@ func runStager(t testing.TB, nc *nats.Conn, js jetstream.JetStream, m *testenv.M
 	cfg := Config{
 		Common: platform.Common{Replicas: 1, AckWait: 5 * time.Second},
 		Config: awsclient.Config{Region: "us-east-1", S3Endpoint: m.URL, PathStyle: true, AccessKeyID: m.RootUser, SecretAccessKey: m.RootPassword},
-		Bucket: "staging-test", Retention: 24 * time.Hour, Workers: 2,
+		Bucket: "staging-test", Workers: 2,
 	}
 	s, err := New(cfg, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: nc, JS: js})
 	if err != nil {
@@ -74,7 +74,7 @@ func seal(t *testing.T, js jetstream.JetStream, i int, size int) *batchv1.Batch 
 func TestTwoStagersStageEveryFileOnceWithItsBytesVerified(t *testing.T) {
 	_, nc, js := testenv.NATS(t)
 	m := testenv.MinIO(t)
-	if err := bus.EnsureStreams(context.Background(), js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(context.Background(), js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	runStager(t, nc, js, m)
@@ -125,7 +125,7 @@ func TestASealedMessageWithoutAnObjectIsAcknowledgedAndNothingIsStaged(t *testin
 	_, nc, js := testenv.NATS(t)
 	m := testenv.MinIO(t)
 	ctx := context.Background()
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
+	if err := bus.ApplyStreams(ctx, js, bus.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	runStager(t, nc, js, m)

@@ -75,7 +75,7 @@ func TestTheValidatorServesOnlyCallersWithItsTokenAndAlwaysTheStoredWorkspacesEx
 	// Before the admin service has created the workspace there is no External ID to use.
 	_, err = call(authorized, request("d", "us-east-1", "cust", "arn:aws:iam::111111111111:role/ok"))
 	refused("before the workspace exists", err, codes.FailedPrecondition, "workspace")
-	store, err := configstore.Open(t.Context(), js, 1)
+	store, err := configstore.Own(t.Context(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,7 +264,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := configstore.Open(ctx, s.p.JS, s.cfg.Replicas)
+	store, err := configstore.Open(ctx, s.p.JS, s.cfg.Replicas, s.p.Log)
 	if err != nil {
 		return err
 	}

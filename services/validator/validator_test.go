@@ -120,7 +120,7 @@ func workspaceView(t testing.TB, id string) *configstore.View {
 	t.Helper()
 	_, _, js := testenv.NATS(t)
 	ctx := context.Background()
-	store, err := configstore.Open(ctx, js, 1)
+	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

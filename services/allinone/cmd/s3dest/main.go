@@ -23,8 +23,9 @@ commands:
   await LINE…                 wait until these lines of deploy/local/Procfile are ready
   validate <destinationId>   check a destination's IAM setup, step by step (the reference's "Validate")
   sources …                  list, get, create, update, delete sources; create, rotate, revoke write keys
-  destinations …             list, get, create, update, delete, validate destinations
-  status [destinationId…]    validation and deliveries per received day
+  destinations …             list, get, create, update, delete, validate destinations; extend-retention
+  status [destinationId…]    validation, deliveries and dead letters per received day; waiting files and
+                             the retention deadline of the oldest
   workspace [--bucket B]     the External ID and the IAM policies your role needs
   migrate --source ID …      move a source from Amazon S3 to AWS S3, step by step (the reference's migration)
 

@@ -1808,10 +1808,14 @@ type DayStatus struct {
 	// last_delivery_at is when the last file of the day arrived.
 	LastDeliveryAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_delivery_at,json=lastDeliveryAt,proto3" json:"last_delivery_at,omitempty"`
 	// last_error is the user-facing message of the last failure, empty once a later delivery succeeded.
-	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	LastErrorAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError   string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	// dead_lettered_files and dead_lettered_events of the day never reached the destination: their
+	// retention ended while it failed (deadletter.copier.<sourceId> holds each, with the reason).
+	DeadLetteredFiles  int64 `protobuf:"varint,8,opt,name=dead_lettered_files,json=deadLetteredFiles,proto3" json:"dead_lettered_files,omitempty"`
+	DeadLetteredEvents int64 `protobuf:"varint,9,opt,name=dead_lettered_events,json=deadLetteredEvents,proto3" json:"dead_lettered_events,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DayStatus) Reset() {
@@ -1893,6 +1897,120 @@ func (x *DayStatus) GetLastErrorAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DayStatus) GetDeadLetteredFiles() int64 {
+	if x != nil {
+		return x.DeadLetteredFiles
+	}
+	return 0
+}
+
+func (x *DayStatus) GetDeadLetteredEvents() int64 {
+	if x != nil {
+		return x.DeadLetteredEvents
+	}
+	return 0
+}
+
+// RetentionStatus is where a destination stands with the retention.
+type RetentionStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// retention is the installation's (admin --retention): how long a file waits for a failing destination.
+	Retention *durationpb.Duration `protobuf:"bytes,1,opt,name=retention,proto3" json:"retention,omitempty"`
+	// extended_until is the destination's extension, absent when none holds.
+	ExtendedUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=extended_until,json=extendedUntil,proto3" json:"extended_until,omitempty"`
+	// dead_lettered_files and dead_lettered_events are the sums over the days of the status.
+	DeadLetteredFiles  int64 `protobuf:"varint,3,opt,name=dead_lettered_files,json=deadLetteredFiles,proto3" json:"dead_lettered_files,omitempty"`
+	DeadLetteredEvents int64 `protobuf:"varint,4,opt,name=dead_lettered_events,json=deadLetteredEvents,proto3" json:"dead_lettered_events,omitempty"`
+	// waiting_files is how many files the destination has not received yet (its lane's pending messages).
+	WaitingFiles int64 `protobuf:"varint,5,opt,name=waiting_files,json=waitingFiles,proto3" json:"waiting_files,omitempty"`
+	// oldest_waiting_staged_at is when its oldest waiting file was staged (or last carried forward), and
+	// oldest_waiting_deadline when the copier dead-letters it unless it arrives or the retention is
+	// extended past it. Absent when nothing waits.
+	OldestWaitingStagedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=oldest_waiting_staged_at,json=oldestWaitingStagedAt,proto3" json:"oldest_waiting_staged_at,omitempty"`
+	OldestWaitingDeadline *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=oldest_waiting_deadline,json=oldestWaitingDeadline,proto3" json:"oldest_waiting_deadline,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *RetentionStatus) Reset() {
+	*x = RetentionStatus{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionStatus) ProtoMessage() {}
+
+func (x *RetentionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionStatus.ProtoReflect.Descriptor instead.
+func (*RetentionStatus) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RetentionStatus) GetRetention() *durationpb.Duration {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+func (x *RetentionStatus) GetExtendedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExtendedUntil
+	}
+	return nil
+}
+
+func (x *RetentionStatus) GetDeadLetteredFiles() int64 {
+	if x != nil {
+		return x.DeadLetteredFiles
+	}
+	return 0
+}
+
+func (x *RetentionStatus) GetDeadLetteredEvents() int64 {
+	if x != nil {
+		return x.DeadLetteredEvents
+	}
+	return 0
+}
+
+func (x *RetentionStatus) GetWaitingFiles() int64 {
+	if x != nil {
+		return x.WaitingFiles
+	}
+	return 0
+}
+
+func (x *RetentionStatus) GetOldestWaitingStagedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestWaitingStagedAt
+	}
+	return nil
+}
+
+func (x *RetentionStatus) GetOldestWaitingDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestWaitingDeadline
+	}
+	return nil
+}
+
 // GetDestinationStatusResponse is `{"data":{"status":{...}}}`.
 type GetDestinationStatusResponse struct {
 	state         protoimpl.MessageState             `protogen:"open.v1"`
@@ -1903,7 +2021,7 @@ type GetDestinationStatusResponse struct {
 
 func (x *GetDestinationStatusResponse) Reset() {
 	*x = GetDestinationStatusResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2033,7 @@ func (x *GetDestinationStatusResponse) String() string {
 func (*GetDestinationStatusResponse) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,10 +2046,120 @@ func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDestinationStatusResponse) GetData() *GetDestinationStatusResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ExtendDestinationRetentionRequest is `POST /destinations/{destinationId}/retention:extend` with
+// `{"extendBy":"259200s"}` or `{"end":true}`.
+type ExtendDestinationRetentionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// extend_by keeps the destination's waiting files at least until now plus this (at most 90 days); an
+	// extension that already ends later stays as it is.
+	ExtendBy *durationpb.Duration `protobuf:"bytes,2,opt,name=extend_by,json=extendBy,proto3" json:"extend_by,omitempty"`
+	// end ends the extension now: files past their deadline are dead-lettered at the copier's next look.
+	End           bool `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendDestinationRetentionRequest) Reset() {
+	*x = ExtendDestinationRetentionRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendDestinationRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendDestinationRetentionRequest) ProtoMessage() {}
+
+func (x *ExtendDestinationRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendDestinationRetentionRequest.ProtoReflect.Descriptor instead.
+func (*ExtendDestinationRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ExtendDestinationRetentionRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *ExtendDestinationRetentionRequest) GetExtendBy() *durationpb.Duration {
+	if x != nil {
+		return x.ExtendBy
+	}
+	return nil
+}
+
+func (x *ExtendDestinationRetentionRequest) GetEnd() bool {
+	if x != nil {
+		return x.End
+	}
+	return false
+}
+
+// ExtendDestinationRetentionResponse is `{"data":{"destination":{...}}}`.
+type ExtendDestinationRetentionResponse struct {
+	state         protoimpl.MessageState                   `protogen:"open.v1"`
+	Data          *ExtendDestinationRetentionResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendDestinationRetentionResponse) Reset() {
+	*x = ExtendDestinationRetentionResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendDestinationRetentionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendDestinationRetentionResponse) ProtoMessage() {}
+
+func (x *ExtendDestinationRetentionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendDestinationRetentionResponse.ProtoReflect.Descriptor instead.
+func (*ExtendDestinationRetentionResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExtendDestinationRetentionResponse) GetData() *ExtendDestinationRetentionResponse_Data {
 	if x != nil {
 		return x.Data
 	}
@@ -1949,7 +2177,7 @@ type GetWorkspaceResponse_Data struct {
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2189,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2229,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2241,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2275,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2287,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2327,7 @@ type GetSourceResponse_Data struct {
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2339,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2372,7 @@ type UpdateSourceResponse_Data struct {
 
 func (x *UpdateSourceResponse_Data) Reset() {
 	*x = UpdateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2384,7 @@ func (x *UpdateSourceResponse_Data) String() string {
 func (*UpdateSourceResponse_Data) ProtoMessage() {}
 
 func (x *UpdateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2417,7 @@ type DeleteSourceResponse_Data struct {
 
 func (x *DeleteSourceResponse_Data) Reset() {
 	*x = DeleteSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2429,7 @@ func (x *DeleteSourceResponse_Data) String() string {
 func (*DeleteSourceResponse_Data) ProtoMessage() {}
 
 func (x *DeleteSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2463,7 @@ type CreateWriteKeyResponse_Data struct {
 
 func (x *CreateWriteKeyResponse_Data) Reset() {
 	*x = CreateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2475,7 @@ func (x *CreateWriteKeyResponse_Data) String() string {
 func (*CreateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *CreateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2516,7 @@ type RotateWriteKeyResponse_Data struct {
 
 func (x *RotateWriteKeyResponse_Data) Reset() {
 	*x = RotateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2528,7 @@ func (x *RotateWriteKeyResponse_Data) String() string {
 func (*RotateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RotateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2568,7 @@ type RemoveWriteKeyResponse_Data struct {
 
 func (x *RemoveWriteKeyResponse_Data) Reset() {
 	*x = RemoveWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2580,7 @@ func (x *RemoveWriteKeyResponse_Data) String() string {
 func (*RemoveWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RemoveWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2616,7 @@ type CreateDestinationResponse_Data struct {
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2628,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2669,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2681,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2724,7 @@ type GetDestinationResponse_Data struct {
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2736,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2779,7 @@ type UpdateDestinationResponse_Data struct {
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2791,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2831,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2843,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2876,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2888,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,14 +2919,16 @@ type GetDestinationStatusResponse_Status struct {
 	// days, newest first.
 	Days []*DayStatus `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
 	// validation is the latest validation of the current settings; absent until one ran.
-	Validation    *v11.ValidationResult `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
+	Validation *v11.ValidationResult `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
+	// retention: dead letters, the oldest waiting file's deadline, the extension.
+	Retention     *RetentionStatus `protobuf:"bytes,5,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDestinationStatusResponse_Status) Reset() {
 	*x = GetDestinationStatusResponse_Status{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2940,7 @@ func (x *GetDestinationStatusResponse_Status) String() string {
 func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2953,7 @@ func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use GetDestinationStatusResponse_Status.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Status) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36, 0}
 }
 
 func (x *GetDestinationStatusResponse_Status) GetDestinationId() string {
@@ -2754,6 +2984,13 @@ func (x *GetDestinationStatusResponse_Status) GetValidation() *v11.ValidationRes
 	return nil
 }
 
+func (x *GetDestinationStatusResponse_Status) GetRetention() *RetentionStatus {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
 // Data wraps the status.
 type GetDestinationStatusResponse_Data struct {
 	state         protoimpl.MessageState               `protogen:"open.v1"`
@@ -2764,7 +3001,7 @@ type GetDestinationStatusResponse_Data struct {
 
 func (x *GetDestinationStatusResponse_Data) Reset() {
 	*x = GetDestinationStatusResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +3013,7 @@ func (x *GetDestinationStatusResponse_Data) String() string {
 func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,12 +3026,57 @@ func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetDestinationStatusResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{35, 1}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36, 1}
 }
 
 func (x *GetDestinationStatusResponse_Data) GetStatus() *GetDestinationStatusResponse_Status {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+// Data wraps the destination.
+type ExtendDestinationRetentionResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Destination   *v1.Destination        `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendDestinationRetentionResponse_Data) Reset() {
+	*x = ExtendDestinationRetentionResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendDestinationRetentionResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendDestinationRetentionResponse_Data) ProtoMessage() {}
+
+func (x *ExtendDestinationRetentionResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendDestinationRetentionResponse_Data.ProtoReflect.Descriptor instead.
+func (*ExtendDestinationRetentionResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{38, 0}
+}
+
+func (x *ExtendDestinationRetentionResponse_Data) GetDestination() *v1.Destination {
+	if x != nil {
+		return x.Destination
 	}
 	return nil
 }
@@ -2969,7 +3251,7 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"validation\x18\x01 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
 	"validation\"D\n" +
 	"\x1bGetDestinationStatusRequest\x12%\n" +
-	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x9c\x02\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\xfe\x02\n" +
 	"\tDayStatus\x12&\n" +
 	"\x0freceived_day_ms\x18\x01 \x01(\x03R\rreceivedDayMs\x12\x14\n" +
 	"\x05files\x18\x02 \x01(\x03R\x05files\x12\x16\n" +
@@ -2978,18 +3260,37 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x10last_delivery_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastDeliveryAt\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12>\n" +
-	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xff\x02\n" +
+	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12.\n" +
+	"\x13dead_lettered_files\x18\b \x01(\x03R\x11deadLetteredFiles\x120\n" +
+	"\x14dead_lettered_events\x18\t \x01(\x03R\x12deadLetteredEvents\"\xbd\x03\n" +
+	"\x0fRetentionStatus\x127\n" +
+	"\tretention\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\tretention\x12A\n" +
+	"\x0eextended_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rextendedUntil\x12.\n" +
+	"\x13dead_lettered_files\x18\x03 \x01(\x03R\x11deadLetteredFiles\x120\n" +
+	"\x14dead_lettered_events\x18\x04 \x01(\x03R\x12deadLetteredEvents\x12#\n" +
+	"\rwaiting_files\x18\x05 \x01(\x03R\fwaitingFiles\x12S\n" +
+	"\x18oldest_waiting_staged_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestWaitingStagedAt\x12R\n" +
+	"\x17oldest_waiting_deadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestWaitingDeadline\"\xbf\x03\n" +
 	"\x1cGetDestinationStatusResponse\x12F\n" +
-	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1a\xc0\x01\n" +
+	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1a\x80\x02\n" +
 	"\x06Status\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12.\n" +
 	"\x04days\x18\x03 \x03(\v2\x1a.s3dest.admin.v1.DayStatusR\x04days\x12E\n" +
 	"\n" +
 	"validation\x18\x04 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
-	"validation\x1aT\n" +
+	"validation\x12>\n" +
+	"\tretention\x18\x05 \x01(\v2 .s3dest.admin.v1.RetentionStatusR\tretention\x1aT\n" +
 	"\x04Data\x12L\n" +
-	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status2\xd0\f\n" +
+	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status\"\x94\x01\n" +
+	"!ExtendDestinationRetentionRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x126\n" +
+	"\textend_by\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bextendBy\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\bR\x03end\"\xbb\x01\n" +
+	"\"ExtendDestinationRetentionResponse\x12L\n" +
+	"\x04data\x18\x01 \x01(\v28.s3dest.admin.v1.ExtendDestinationRetentionResponse.DataR\x04data\x1aG\n" +
+	"\x04Data\x12?\n" +
+	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination2\xd8\r\n" +
 	"\fAdminService\x12[\n" +
 	"\fGetWorkspace\x12$.s3dest.admin.v1.GetWorkspaceRequest\x1a%.s3dest.admin.v1.GetWorkspaceResponse\x12[\n" +
 	"\fCreateSource\x12$.s3dest.admin.v1.CreateSourceRequest\x1a%.s3dest.admin.v1.CreateSourceResponse\x12X\n" +
@@ -3006,7 +3307,8 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x11UpdateDestination\x12).s3dest.admin.v1.UpdateDestinationRequest\x1a*.s3dest.admin.v1.UpdateDestinationResponse\x12j\n" +
 	"\x11DeleteDestination\x12).s3dest.admin.v1.DeleteDestinationRequest\x1a*.s3dest.admin.v1.DeleteDestinationResponse\x12p\n" +
 	"\x13ValidateDestination\x12+.s3dest.admin.v1.ValidateDestinationRequest\x1a,.s3dest.admin.v1.ValidateDestinationResponse\x12s\n" +
-	"\x14GetDestinationStatus\x12,.s3dest.admin.v1.GetDestinationStatusRequest\x1a-.s3dest.admin.v1.GetDestinationStatusResponseB\xb9\x01\n" +
+	"\x14GetDestinationStatus\x12,.s3dest.admin.v1.GetDestinationStatusRequest\x1a-.s3dest.admin.v1.GetDestinationStatusResponse\x12\x85\x01\n" +
+	"\x1aExtendDestinationRetention\x122.s3dest.admin.v1.ExtendDestinationRetentionRequest\x1a3.s3dest.admin.v1.ExtendDestinationRetentionResponseB\xb9\x01\n" +
 	"\x13com.s3dest.admin.v1B\n" +
 	"AdminProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1;adminv1\xa2\x02\x03SAX\xaa\x02\x0fS3dest.Admin.V1\xca\x02\x0fS3dest\\Admin\\V1\xe2\x02\x1bS3dest\\Admin\\V1\\GPBMetadata\xea\x02\x11S3dest::Admin::V1b\x06proto3"
 
@@ -3022,152 +3324,166 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
-	(*PaginationInput)(nil),                     // 0: s3dest.admin.v1.PaginationInput
-	(*PaginationOutput)(nil),                    // 1: s3dest.admin.v1.PaginationOutput
-	(*GetWorkspaceRequest)(nil),                 // 2: s3dest.admin.v1.GetWorkspaceRequest
-	(*IamSetup)(nil),                            // 3: s3dest.admin.v1.IamSetup
-	(*GetWorkspaceResponse)(nil),                // 4: s3dest.admin.v1.GetWorkspaceResponse
-	(*CreateSourceRequest)(nil),                 // 5: s3dest.admin.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),                // 6: s3dest.admin.v1.CreateSourceResponse
-	(*ListSourcesRequest)(nil),                  // 7: s3dest.admin.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),                 // 8: s3dest.admin.v1.ListSourcesResponse
-	(*GetSourceRequest)(nil),                    // 9: s3dest.admin.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),                   // 10: s3dest.admin.v1.GetSourceResponse
-	(*UpdateSourceRequest)(nil),                 // 11: s3dest.admin.v1.UpdateSourceRequest
-	(*UpdateSourceResponse)(nil),                // 12: s3dest.admin.v1.UpdateSourceResponse
-	(*DeleteSourceRequest)(nil),                 // 13: s3dest.admin.v1.DeleteSourceRequest
-	(*DeleteSourceResponse)(nil),                // 14: s3dest.admin.v1.DeleteSourceResponse
-	(*CreateWriteKeyRequest)(nil),               // 15: s3dest.admin.v1.CreateWriteKeyRequest
-	(*CreateWriteKeyResponse)(nil),              // 16: s3dest.admin.v1.CreateWriteKeyResponse
-	(*RotateWriteKeyRequest)(nil),               // 17: s3dest.admin.v1.RotateWriteKeyRequest
-	(*RotateWriteKeyResponse)(nil),              // 18: s3dest.admin.v1.RotateWriteKeyResponse
-	(*RemoveWriteKeyRequest)(nil),               // 19: s3dest.admin.v1.RemoveWriteKeyRequest
-	(*RemoveWriteKeyResponse)(nil),              // 20: s3dest.admin.v1.RemoveWriteKeyResponse
-	(*CreateDestinationRequest)(nil),            // 21: s3dest.admin.v1.CreateDestinationRequest
-	(*CreateDestinationResponse)(nil),           // 22: s3dest.admin.v1.CreateDestinationResponse
-	(*ListDestinationsRequest)(nil),             // 23: s3dest.admin.v1.ListDestinationsRequest
-	(*ListDestinationsResponse)(nil),            // 24: s3dest.admin.v1.ListDestinationsResponse
-	(*GetDestinationRequest)(nil),               // 25: s3dest.admin.v1.GetDestinationRequest
-	(*GetDestinationResponse)(nil),              // 26: s3dest.admin.v1.GetDestinationResponse
-	(*UpdateDestinationRequest)(nil),            // 27: s3dest.admin.v1.UpdateDestinationRequest
-	(*UpdateDestinationResponse)(nil),           // 28: s3dest.admin.v1.UpdateDestinationResponse
-	(*DeleteDestinationRequest)(nil),            // 29: s3dest.admin.v1.DeleteDestinationRequest
-	(*DeleteDestinationResponse)(nil),           // 30: s3dest.admin.v1.DeleteDestinationResponse
-	(*ValidateDestinationRequest)(nil),          // 31: s3dest.admin.v1.ValidateDestinationRequest
-	(*ValidateDestinationResponse)(nil),         // 32: s3dest.admin.v1.ValidateDestinationResponse
-	(*GetDestinationStatusRequest)(nil),         // 33: s3dest.admin.v1.GetDestinationStatusRequest
-	(*DayStatus)(nil),                           // 34: s3dest.admin.v1.DayStatus
-	(*GetDestinationStatusResponse)(nil),        // 35: s3dest.admin.v1.GetDestinationStatusResponse
-	(*GetWorkspaceResponse_Data)(nil),           // 36: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),           // 37: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),            // 38: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),              // 39: s3dest.admin.v1.GetSourceResponse.Data
-	(*UpdateSourceResponse_Data)(nil),           // 40: s3dest.admin.v1.UpdateSourceResponse.Data
-	(*DeleteSourceResponse_Data)(nil),           // 41: s3dest.admin.v1.DeleteSourceResponse.Data
-	(*CreateWriteKeyResponse_Data)(nil),         // 42: s3dest.admin.v1.CreateWriteKeyResponse.Data
-	(*RotateWriteKeyResponse_Data)(nil),         // 43: s3dest.admin.v1.RotateWriteKeyResponse.Data
-	(*RemoveWriteKeyResponse_Data)(nil),         // 44: s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	(*CreateDestinationResponse_Data)(nil),      // 45: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),       // 46: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),         // 47: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),      // 48: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),      // 49: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil),    // 50: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*GetDestinationStatusResponse_Status)(nil), // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status
-	(*GetDestinationStatusResponse_Data)(nil),   // 52: s3dest.admin.v1.GetDestinationStatusResponse.Data
-	(*durationpb.Duration)(nil),                 // 53: google.protobuf.Duration
-	(*v1.DestinationSettings)(nil),              // 54: s3dest.config.v1.DestinationSettings
-	(*timestamppb.Timestamp)(nil),               // 55: google.protobuf.Timestamp
-	(*v1.Workspace)(nil),                        // 56: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                           // 57: s3dest.config.v1.Source
-	(*v1.Destination)(nil),                      // 58: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),                // 59: s3dest.validator.v1.ValidationResult
+	(*PaginationInput)(nil),                         // 0: s3dest.admin.v1.PaginationInput
+	(*PaginationOutput)(nil),                        // 1: s3dest.admin.v1.PaginationOutput
+	(*GetWorkspaceRequest)(nil),                     // 2: s3dest.admin.v1.GetWorkspaceRequest
+	(*IamSetup)(nil),                                // 3: s3dest.admin.v1.IamSetup
+	(*GetWorkspaceResponse)(nil),                    // 4: s3dest.admin.v1.GetWorkspaceResponse
+	(*CreateSourceRequest)(nil),                     // 5: s3dest.admin.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),                    // 6: s3dest.admin.v1.CreateSourceResponse
+	(*ListSourcesRequest)(nil),                      // 7: s3dest.admin.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),                     // 8: s3dest.admin.v1.ListSourcesResponse
+	(*GetSourceRequest)(nil),                        // 9: s3dest.admin.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),                       // 10: s3dest.admin.v1.GetSourceResponse
+	(*UpdateSourceRequest)(nil),                     // 11: s3dest.admin.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),                    // 12: s3dest.admin.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),                     // 13: s3dest.admin.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),                    // 14: s3dest.admin.v1.DeleteSourceResponse
+	(*CreateWriteKeyRequest)(nil),                   // 15: s3dest.admin.v1.CreateWriteKeyRequest
+	(*CreateWriteKeyResponse)(nil),                  // 16: s3dest.admin.v1.CreateWriteKeyResponse
+	(*RotateWriteKeyRequest)(nil),                   // 17: s3dest.admin.v1.RotateWriteKeyRequest
+	(*RotateWriteKeyResponse)(nil),                  // 18: s3dest.admin.v1.RotateWriteKeyResponse
+	(*RemoveWriteKeyRequest)(nil),                   // 19: s3dest.admin.v1.RemoveWriteKeyRequest
+	(*RemoveWriteKeyResponse)(nil),                  // 20: s3dest.admin.v1.RemoveWriteKeyResponse
+	(*CreateDestinationRequest)(nil),                // 21: s3dest.admin.v1.CreateDestinationRequest
+	(*CreateDestinationResponse)(nil),               // 22: s3dest.admin.v1.CreateDestinationResponse
+	(*ListDestinationsRequest)(nil),                 // 23: s3dest.admin.v1.ListDestinationsRequest
+	(*ListDestinationsResponse)(nil),                // 24: s3dest.admin.v1.ListDestinationsResponse
+	(*GetDestinationRequest)(nil),                   // 25: s3dest.admin.v1.GetDestinationRequest
+	(*GetDestinationResponse)(nil),                  // 26: s3dest.admin.v1.GetDestinationResponse
+	(*UpdateDestinationRequest)(nil),                // 27: s3dest.admin.v1.UpdateDestinationRequest
+	(*UpdateDestinationResponse)(nil),               // 28: s3dest.admin.v1.UpdateDestinationResponse
+	(*DeleteDestinationRequest)(nil),                // 29: s3dest.admin.v1.DeleteDestinationRequest
+	(*DeleteDestinationResponse)(nil),               // 30: s3dest.admin.v1.DeleteDestinationResponse
+	(*ValidateDestinationRequest)(nil),              // 31: s3dest.admin.v1.ValidateDestinationRequest
+	(*ValidateDestinationResponse)(nil),             // 32: s3dest.admin.v1.ValidateDestinationResponse
+	(*GetDestinationStatusRequest)(nil),             // 33: s3dest.admin.v1.GetDestinationStatusRequest
+	(*DayStatus)(nil),                               // 34: s3dest.admin.v1.DayStatus
+	(*RetentionStatus)(nil),                         // 35: s3dest.admin.v1.RetentionStatus
+	(*GetDestinationStatusResponse)(nil),            // 36: s3dest.admin.v1.GetDestinationStatusResponse
+	(*ExtendDestinationRetentionRequest)(nil),       // 37: s3dest.admin.v1.ExtendDestinationRetentionRequest
+	(*ExtendDestinationRetentionResponse)(nil),      // 38: s3dest.admin.v1.ExtendDestinationRetentionResponse
+	(*GetWorkspaceResponse_Data)(nil),               // 39: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),               // 40: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),                // 41: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),                  // 42: s3dest.admin.v1.GetSourceResponse.Data
+	(*UpdateSourceResponse_Data)(nil),               // 43: s3dest.admin.v1.UpdateSourceResponse.Data
+	(*DeleteSourceResponse_Data)(nil),               // 44: s3dest.admin.v1.DeleteSourceResponse.Data
+	(*CreateWriteKeyResponse_Data)(nil),             // 45: s3dest.admin.v1.CreateWriteKeyResponse.Data
+	(*RotateWriteKeyResponse_Data)(nil),             // 46: s3dest.admin.v1.RotateWriteKeyResponse.Data
+	(*RemoveWriteKeyResponse_Data)(nil),             // 47: s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	(*CreateDestinationResponse_Data)(nil),          // 48: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),           // 49: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),             // 50: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),          // 51: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),          // 52: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),        // 53: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil),     // 54: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),       // 55: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*ExtendDestinationRetentionResponse_Data)(nil), // 56: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	(*durationpb.Duration)(nil),                     // 57: google.protobuf.Duration
+	(*v1.DestinationSettings)(nil),                  // 58: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),                   // 59: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                            // 60: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                               // 61: s3dest.config.v1.Source
+	(*v1.Destination)(nil),                          // 62: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                    // 63: s3dest.validator.v1.ValidationResult
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	36, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	37, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	39, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	40, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	38, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	39, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	40, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
-	41, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
-	42, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
-	53, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	43, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
-	44, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	54, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	45, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	41, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	42, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	43, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
+	44, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
+	45, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
+	57, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	46, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
+	47, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	58, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	48, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
 	0,  // 13: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	46, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	47, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	54, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	48, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	49, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	50, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	55, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
-	55, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	52, // 22: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
-	56, // 23: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	3,  // 24: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
-	57, // 25: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	57, // 26: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 27: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	57, // 28: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	57, // 29: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	57, // 30: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	57, // 31: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	57, // 32: s3dest.admin.v1.RemoveWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	58, // 33: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	59, // 34: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	58, // 35: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 36: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	58, // 37: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	59, // 38: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	58, // 39: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	59, // 40: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	59, // 41: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	34, // 42: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
-	59, // 43: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
-	51, // 44: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
-	2,  // 45: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	5,  // 46: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	7,  // 47: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	9,  // 48: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	11, // 49: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
-	13, // 50: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
-	15, // 51: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
-	17, // 52: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
-	19, // 53: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
-	21, // 54: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	23, // 55: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	25, // 56: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	27, // 57: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	29, // 58: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	31, // 59: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	33, // 60: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
-	4,  // 61: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	6,  // 62: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	8,  // 63: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	10, // 64: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	12, // 65: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
-	14, // 66: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
-	16, // 67: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
-	18, // 68: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
-	20, // 69: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
-	22, // 70: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	24, // 71: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	26, // 72: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	28, // 73: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	30, // 74: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	32, // 75: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	35, // 76: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	49, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	50, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	58, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	51, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	52, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	53, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	59, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	59, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	57, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
+	59, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
+	59, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
+	59, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
+	55, // 26: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	57, // 27: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
+	56, // 28: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	60, // 29: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	3,  // 30: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
+	61, // 31: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	61, // 32: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 33: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	61, // 34: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	61, // 35: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	61, // 36: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	61, // 37: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	61, // 38: s3dest.admin.v1.RemoveWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	62, // 39: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	63, // 40: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	62, // 41: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 42: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	62, // 43: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	63, // 44: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	62, // 45: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	63, // 46: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	63, // 47: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	34, // 48: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	63, // 49: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
+	35, // 50: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
+	54, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	62, // 52: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	2,  // 53: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	5,  // 54: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	7,  // 55: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	9,  // 56: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	11, // 57: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
+	13, // 58: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
+	15, // 59: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
+	17, // 60: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
+	19, // 61: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
+	21, // 62: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	23, // 63: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	25, // 64: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	27, // 65: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	29, // 66: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	31, // 67: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	33, // 68: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	37, // 69: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
+	4,  // 70: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	6,  // 71: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	8,  // 72: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	10, // 73: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	12, // 74: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
+	14, // 75: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
+	16, // 76: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
+	18, // 77: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
+	20, // 78: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
+	22, // 79: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	24, // 80: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	26, // 81: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	28, // 82: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	30, // 83: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	32, // 84: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	36, // 85: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	38, // 86: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
+	70, // [70:87] is the sub-list for method output_type
+	53, // [53:70] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -3185,7 +3501,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   53,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

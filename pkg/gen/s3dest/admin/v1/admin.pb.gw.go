@@ -673,6 +673,51 @@ func local_request_AdminService_GetDestinationStatus_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+func request_AdminService_ExtendDestinationRetention_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ExtendDestinationRetentionRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["destination_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "destination_id")
+	}
+	protoReq.DestinationId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "destination_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ExtendDestinationRetention(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AdminService_ExtendDestinationRetention_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ExtendDestinationRetentionRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["destination_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "destination_id")
+	}
+	protoReq.DestinationId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "destination_id", err)
+	}
+	msg, err := server.ExtendDestinationRetention(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterAdminServiceHandlerServer registers the http handlers for service AdminService to "mux".
 // UnaryRPC     :call AdminServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -999,6 +1044,26 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_GetDestinationStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AdminService_ExtendDestinationRetention_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/s3dest.admin.v1.AdminService/ExtendDestinationRetention", runtime.WithHTTPPathPattern("/destinations/{destination_id}/retention:extend"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AdminService_ExtendDestinationRetention_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_ExtendDestinationRetention_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1311,43 +1376,62 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_GetDestinationStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AdminService_ExtendDestinationRetention_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/s3dest.admin.v1.AdminService/ExtendDestinationRetention", runtime.WithHTTPPathPattern("/destinations/{destination_id}/retention:extend"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AdminService_ExtendDestinationRetention_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_ExtendDestinationRetention_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_AdminService_GetWorkspace_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"workspace"}, ""))
-	pattern_AdminService_CreateSource_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"sources"}, ""))
-	pattern_AdminService_ListSources_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"sources"}, ""))
-	pattern_AdminService_GetSource_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
-	pattern_AdminService_UpdateSource_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
-	pattern_AdminService_DeleteSource_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
-	pattern_AdminService_CreateWriteKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"sources", "source_id", "writekey"}, ""))
-	pattern_AdminService_RotateWriteKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"sources", "source_id", "writekey", "write_key", "rotate"}, ""))
-	pattern_AdminService_RemoveWriteKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"sources", "source_id", "writekey", "write_key"}, ""))
-	pattern_AdminService_CreateDestination_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"destinations"}, ""))
-	pattern_AdminService_ListDestinations_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"destinations"}, ""))
-	pattern_AdminService_GetDestination_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
-	pattern_AdminService_UpdateDestination_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
-	pattern_AdminService_DeleteDestination_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
-	pattern_AdminService_ValidateDestination_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"destinations", "destination_id", "validate"}, ""))
-	pattern_AdminService_GetDestinationStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"destinations", "destination_id", "status"}, ""))
+	pattern_AdminService_GetWorkspace_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"workspace"}, ""))
+	pattern_AdminService_CreateSource_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"sources"}, ""))
+	pattern_AdminService_ListSources_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"sources"}, ""))
+	pattern_AdminService_GetSource_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
+	pattern_AdminService_UpdateSource_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
+	pattern_AdminService_DeleteSource_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"sources", "source_id"}, ""))
+	pattern_AdminService_CreateWriteKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"sources", "source_id", "writekey"}, ""))
+	pattern_AdminService_RotateWriteKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"sources", "source_id", "writekey", "write_key", "rotate"}, ""))
+	pattern_AdminService_RemoveWriteKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"sources", "source_id", "writekey", "write_key"}, ""))
+	pattern_AdminService_CreateDestination_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"destinations"}, ""))
+	pattern_AdminService_ListDestinations_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"destinations"}, ""))
+	pattern_AdminService_GetDestination_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
+	pattern_AdminService_UpdateDestination_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
+	pattern_AdminService_DeleteDestination_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"destinations", "destination_id"}, ""))
+	pattern_AdminService_ValidateDestination_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"destinations", "destination_id", "validate"}, ""))
+	pattern_AdminService_GetDestinationStatus_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"destinations", "destination_id", "status"}, ""))
+	pattern_AdminService_ExtendDestinationRetention_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"destinations", "destination_id", "retention"}, "extend"))
 )
 
 var (
-	forward_AdminService_GetWorkspace_0         = runtime.ForwardResponseMessage
-	forward_AdminService_CreateSource_0         = runtime.ForwardResponseMessage
-	forward_AdminService_ListSources_0          = runtime.ForwardResponseMessage
-	forward_AdminService_GetSource_0            = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateSource_0         = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteSource_0         = runtime.ForwardResponseMessage
-	forward_AdminService_CreateWriteKey_0       = runtime.ForwardResponseMessage
-	forward_AdminService_RotateWriteKey_0       = runtime.ForwardResponseMessage
-	forward_AdminService_RemoveWriteKey_0       = runtime.ForwardResponseMessage
-	forward_AdminService_CreateDestination_0    = runtime.ForwardResponseMessage
-	forward_AdminService_ListDestinations_0     = runtime.ForwardResponseMessage
-	forward_AdminService_GetDestination_0       = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateDestination_0    = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteDestination_0    = runtime.ForwardResponseMessage
-	forward_AdminService_ValidateDestination_0  = runtime.ForwardResponseMessage
-	forward_AdminService_GetDestinationStatus_0 = runtime.ForwardResponseMessage
+	forward_AdminService_GetWorkspace_0               = runtime.ForwardResponseMessage
+	forward_AdminService_CreateSource_0               = runtime.ForwardResponseMessage
+	forward_AdminService_ListSources_0                = runtime.ForwardResponseMessage
+	forward_AdminService_GetSource_0                  = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateSource_0               = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteSource_0               = runtime.ForwardResponseMessage
+	forward_AdminService_CreateWriteKey_0             = runtime.ForwardResponseMessage
+	forward_AdminService_RotateWriteKey_0             = runtime.ForwardResponseMessage
+	forward_AdminService_RemoveWriteKey_0             = runtime.ForwardResponseMessage
+	forward_AdminService_CreateDestination_0          = runtime.ForwardResponseMessage
+	forward_AdminService_ListDestinations_0           = runtime.ForwardResponseMessage
+	forward_AdminService_GetDestination_0             = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateDestination_0          = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteDestination_0          = runtime.ForwardResponseMessage
+	forward_AdminService_ValidateDestination_0        = runtime.ForwardResponseMessage
+	forward_AdminService_GetDestinationStatus_0       = runtime.ForwardResponseMessage
+	forward_AdminService_ExtendDestinationRetention_0 = runtime.ForwardResponseMessage
 )

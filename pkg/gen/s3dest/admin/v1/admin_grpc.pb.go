@@ -19,22 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_GetWorkspace_FullMethodName         = "/s3dest.admin.v1.AdminService/GetWorkspace"
-	AdminService_CreateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/CreateSource"
-	AdminService_ListSources_FullMethodName          = "/s3dest.admin.v1.AdminService/ListSources"
-	AdminService_GetSource_FullMethodName            = "/s3dest.admin.v1.AdminService/GetSource"
-	AdminService_UpdateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/UpdateSource"
-	AdminService_DeleteSource_FullMethodName         = "/s3dest.admin.v1.AdminService/DeleteSource"
-	AdminService_CreateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/CreateWriteKey"
-	AdminService_RotateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RotateWriteKey"
-	AdminService_RemoveWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RemoveWriteKey"
-	AdminService_CreateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/CreateDestination"
-	AdminService_ListDestinations_FullMethodName     = "/s3dest.admin.v1.AdminService/ListDestinations"
-	AdminService_GetDestination_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestination"
-	AdminService_UpdateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/UpdateDestination"
-	AdminService_DeleteDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/DeleteDestination"
-	AdminService_ValidateDestination_FullMethodName  = "/s3dest.admin.v1.AdminService/ValidateDestination"
-	AdminService_GetDestinationStatus_FullMethodName = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
+	AdminService_GetWorkspace_FullMethodName               = "/s3dest.admin.v1.AdminService/GetWorkspace"
+	AdminService_CreateSource_FullMethodName               = "/s3dest.admin.v1.AdminService/CreateSource"
+	AdminService_ListSources_FullMethodName                = "/s3dest.admin.v1.AdminService/ListSources"
+	AdminService_GetSource_FullMethodName                  = "/s3dest.admin.v1.AdminService/GetSource"
+	AdminService_UpdateSource_FullMethodName               = "/s3dest.admin.v1.AdminService/UpdateSource"
+	AdminService_DeleteSource_FullMethodName               = "/s3dest.admin.v1.AdminService/DeleteSource"
+	AdminService_CreateWriteKey_FullMethodName             = "/s3dest.admin.v1.AdminService/CreateWriteKey"
+	AdminService_RotateWriteKey_FullMethodName             = "/s3dest.admin.v1.AdminService/RotateWriteKey"
+	AdminService_RemoveWriteKey_FullMethodName             = "/s3dest.admin.v1.AdminService/RemoveWriteKey"
+	AdminService_CreateDestination_FullMethodName          = "/s3dest.admin.v1.AdminService/CreateDestination"
+	AdminService_ListDestinations_FullMethodName           = "/s3dest.admin.v1.AdminService/ListDestinations"
+	AdminService_GetDestination_FullMethodName             = "/s3dest.admin.v1.AdminService/GetDestination"
+	AdminService_UpdateDestination_FullMethodName          = "/s3dest.admin.v1.AdminService/UpdateDestination"
+	AdminService_DeleteDestination_FullMethodName          = "/s3dest.admin.v1.AdminService/DeleteDestination"
+	AdminService_ValidateDestination_FullMethodName        = "/s3dest.admin.v1.AdminService/ValidateDestination"
+	AdminService_GetDestinationStatus_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
+	AdminService_ExtendDestinationRetention_FullMethodName = "/s3dest.admin.v1.AdminService/ExtendDestinationRetention"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -76,8 +77,12 @@ type AdminServiceClient interface {
 	DeleteDestination(ctx context.Context, in *DeleteDestinationRequest, opts ...grpc.CallOption) (*DeleteDestinationResponse, error)
 	// ValidateDestination runs the validator on a destination's settings.
 	ValidateDestination(ctx context.Context, in *ValidateDestinationRequest, opts ...grpc.CallOption) (*ValidateDestinationResponse, error)
-	// GetDestinationStatus reports, per received day, what was delivered and the last error.
+	// GetDestinationStatus reports, per received day, what was delivered and the last error, and where the
+	// destination stands with the retention (files dead-lettered, the deadline of its oldest waiting file).
 	GetDestinationStatus(ctx context.Context, in *GetDestinationStatusRequest, opts ...grpc.CallOption) (*GetDestinationStatusResponse, error)
+	// ExtendDestinationRetention keeps the destination's waiting files past the retention, until a time:
+	// for a destination whose role or bucket is failing and which its owner is about to fix.
+	ExtendDestinationRetention(ctx context.Context, in *ExtendDestinationRetentionRequest, opts ...grpc.CallOption) (*ExtendDestinationRetentionResponse, error)
 }
 
 type adminServiceClient struct {
@@ -248,6 +253,16 @@ func (c *adminServiceClient) GetDestinationStatus(ctx context.Context, in *GetDe
 	return out, nil
 }
 
+func (c *adminServiceClient) ExtendDestinationRetention(ctx context.Context, in *ExtendDestinationRetentionRequest, opts ...grpc.CallOption) (*ExtendDestinationRetentionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExtendDestinationRetentionResponse)
+	err := c.cc.Invoke(ctx, AdminService_ExtendDestinationRetention_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -287,8 +302,12 @@ type AdminServiceServer interface {
 	DeleteDestination(context.Context, *DeleteDestinationRequest) (*DeleteDestinationResponse, error)
 	// ValidateDestination runs the validator on a destination's settings.
 	ValidateDestination(context.Context, *ValidateDestinationRequest) (*ValidateDestinationResponse, error)
-	// GetDestinationStatus reports, per received day, what was delivered and the last error.
+	// GetDestinationStatus reports, per received day, what was delivered and the last error, and where the
+	// destination stands with the retention (files dead-lettered, the deadline of its oldest waiting file).
 	GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error)
+	// ExtendDestinationRetention keeps the destination's waiting files past the retention, until a time:
+	// for a destination whose role or bucket is failing and which its owner is about to fix.
+	ExtendDestinationRetention(context.Context, *ExtendDestinationRetentionRequest) (*ExtendDestinationRetentionResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -346,6 +365,9 @@ func (UnimplementedAdminServiceServer) ValidateDestination(context.Context, *Val
 }
 func (UnimplementedAdminServiceServer) GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDestinationStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) ExtendDestinationRetention(context.Context, *ExtendDestinationRetentionRequest) (*ExtendDestinationRetentionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendDestinationRetention not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -656,6 +678,24 @@ func _AdminService_GetDestinationStatus_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ExtendDestinationRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendDestinationRetentionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ExtendDestinationRetention(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ExtendDestinationRetention_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ExtendDestinationRetention(ctx, req.(*ExtendDestinationRetentionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -726,6 +766,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDestinationStatus",
 			Handler:    _AdminService_GetDestinationStatus_Handler,
+		},
+		{
+			MethodName: "ExtendDestinationRetention",
+			Handler:    _AdminService_ExtendDestinationRetention_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

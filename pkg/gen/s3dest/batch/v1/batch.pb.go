@@ -437,6 +437,92 @@ func (x *SealedIDs) GetFingerprints() []byte {
 	return nil
 }
 
+// BatchCarried is published on subject `batch.carried.<destinationId>` (stream BATCHES) when a staged
+// file reaches its retention deadline while its destination's retention is extended: the copier
+// refreshes the staged object (so the staging lifecycle counts from now) and carries the file forward
+// for that destination alone, with a fresh message (so the stream's MaxAge counts from now), instead of
+// dead-lettering it. The destination's lane consumes it as it consumes batch.staged.
+type BatchCarried struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Staged *BatchStaged           `protobuf:"bytes,1,opt,name=staged,proto3" json:"staged,omitempty"`
+	// destination_id whose lane alone receives this message.
+	DestinationId string `protobuf:"bytes,2,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// staged_at is when the file was first announced on batch.staged (kept through every carry).
+	StagedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=staged_at,json=stagedAt,proto3" json:"staged_at,omitempty"`
+	// deadline is when the copier decides again: deliver by then, or carry again if the extension still
+	// holds, or dead-letter. Never later than the message's time plus the retention.
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// carries counts how often the file was carried forward.
+	Carries       int32 `protobuf:"varint,5,opt,name=carries,proto3" json:"carries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCarried) Reset() {
+	*x = BatchCarried{}
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCarried) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCarried) ProtoMessage() {}
+
+func (x *BatchCarried) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCarried.ProtoReflect.Descriptor instead.
+func (*BatchCarried) Descriptor() ([]byte, []int) {
+	return file_s3dest_batch_v1_batch_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BatchCarried) GetStaged() *BatchStaged {
+	if x != nil {
+		return x.Staged
+	}
+	return nil
+}
+
+func (x *BatchCarried) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *BatchCarried) GetStagedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StagedAt
+	}
+	return nil
+}
+
+func (x *BatchCarried) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *BatchCarried) GetCarries() int32 {
+	if x != nil {
+		return x.Carries
+	}
+	return 0
+}
+
 var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
@@ -476,7 +562,13 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\fdelivered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\"J\n" +
 	"\tSealedIDs\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\"\n" +
-	"\ffingerprints\x18\x02 \x01(\fR\ffingerprintsB\xb9\x01\n" +
+	"\ffingerprints\x18\x02 \x01(\fR\ffingerprints\"\xf6\x01\n" +
+	"\fBatchCarried\x124\n" +
+	"\x06staged\x18\x01 \x01(\v2\x1c.s3dest.batch.v1.BatchStagedR\x06staged\x12%\n" +
+	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x127\n" +
+	"\tstaged_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstagedAt\x126\n" +
+	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x18\n" +
+	"\acarries\x18\x05 \x01(\x05R\acarriesB\xb9\x01\n" +
 	"\x13com.s3dest.batch.v1B\n" +
 	"BatchProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1;batchv1\xa2\x02\x03SBX\xaa\x02\x0fS3dest.Batch.V1\xca\x02\x0fS3dest\\Batch\\V1\xe2\x02\x1bS3dest\\Batch\\V1\\GPBMetadata\xea\x02\x11S3dest::Batch::V1b\x06proto3"
 
@@ -492,26 +584,30 @@ func file_s3dest_batch_v1_batch_proto_rawDescGZIP() []byte {
 	return file_s3dest_batch_v1_batch_proto_rawDescData
 }
 
-var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*Batch)(nil),                 // 0: s3dest.batch.v1.Batch
 	(*BatchSealed)(nil),           // 1: s3dest.batch.v1.BatchSealed
 	(*BatchStaged)(nil),           // 2: s3dest.batch.v1.BatchStaged
 	(*BatchDelivered)(nil),        // 3: s3dest.batch.v1.BatchDelivered
 	(*SealedIDs)(nil),             // 4: s3dest.batch.v1.SealedIDs
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*BatchCarried)(nil),          // 5: s3dest.batch.v1.BatchCarried
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_s3dest_batch_v1_batch_proto_depIdxs = []int32{
-	5, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
+	6, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
 	0, // 1: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 2: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
 	0, // 3: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
-	5, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	2, // 5: s3dest.batch.v1.BatchCarried.staged:type_name -> s3dest.batch.v1.BatchStaged
+	6, // 6: s3dest.batch.v1.BatchCarried.staged_at:type_name -> google.protobuf.Timestamp
+	6, // 7: s3dest.batch.v1.BatchCarried.deadline:type_name -> google.protobuf.Timestamp
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_batch_v1_batch_proto_init() }
@@ -525,7 +621,7 @@ func file_s3dest_batch_v1_batch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_batch_v1_batch_proto_rawDesc), len(file_s3dest_batch_v1_batch_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -9,6 +9,7 @@ package configv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -370,17 +371,21 @@ func (x *DestinationSettings) GetIamRoleArn() string {
 
 // Destination delivers one source's files into one bucket.
 type Destination struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Enabled       bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	SourceId      string                 `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	Metadata      *DestinationMetadata   `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	Settings      *DestinationSettings   `protobuf:"bytes,6,opt,name=settings,proto3" json:"settings,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Enabled   bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	SourceId  string                 `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Metadata  *DestinationMetadata   `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Settings  *DestinationSettings   `protobuf:"bytes,6,opt,name=settings,proto3" json:"settings,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// retention_extended_until keeps every file waiting for this destination (its role or bucket failing)
+	// at least until then instead of dead-lettering it when the installation's retention ends; the copier
+	// carries such files forward (batch.carried.<destinationId>). Absent, or past: no extension.
+	RetentionExtendedUntil *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=retention_extended_until,json=retentionExtendedUntil,proto3" json:"retention_extended_until,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Destination) Reset() {
@@ -469,11 +474,77 @@ func (x *Destination) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Destination) GetRetentionExtendedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetentionExtendedUntil
+	}
+	return nil
+}
+
+// Settings are the installation's settings that several services must agree on. The admin service owns
+// them (its flags), writes them at start, and owns the streams and buckets they shape; every other
+// service reads them from here and never from a flag of its own.
+type Settings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// retention is how long a staged file waits for a failing destination before the copier dead-letters
+	// it for that destination (unless the destination's retention is extended). The BATCHES stream, the
+	// object store and the staging bucket keep data for longer: retention plus a stated margin.
+	Retention *durationpb.Duration `protobuf:"bytes,1,opt,name=retention,proto3" json:"retention,omitempty"`
+	// updated_at is when the admin service last changed a setting.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settings) Reset() {
+	*x = Settings{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settings) ProtoMessage() {}
+
+func (x *Settings) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settings.ProtoReflect.Descriptor instead.
+func (*Settings) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Settings) GetRetention() *durationpb.Duration {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+func (x *Settings) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 var File_s3dest_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1ds3dest/config/v1/config.proto\x12\x10s3dest.config.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n" +
+	"\x1ds3dest/config/v1/config.proto\x12\x10s3dest.config.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n" +
 	"\tWorkspace\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
@@ -503,7 +574,7 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1b\n" +
 	"\ts3_bucket\x18\x02 \x01(\tR\bs3Bucket\x12 \n" +
 	"\fiam_role_arn\x18\x03 \x01(\tR\n" +
-	"iamRoleArn\"\xe4\x02\n" +
+	"iamRoleArn\"\xba\x03\n" +
 	"\vDestination\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -514,7 +585,12 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\xc1\x01\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12T\n" +
+	"\x18retention_extended_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x16retentionExtendedUntil\"~\n" +
+	"\bSettings\x127\n" +
+	"\tretention\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\tretention\x129\n" +
+	"\n" +
+	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\xc1\x01\n" +
 	"\x14com.s3dest.config.v1B\vConfigProtoP\x01Z:github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1;configv1\xa2\x02\x03SCX\xaa\x02\x10S3dest.Config.V1\xca\x02\x10S3dest\\Config\\V1\xe2\x02\x1cS3dest\\Config\\V1\\GPBMetadata\xea\x02\x12S3dest::Config::V1b\x06proto3"
 
 var (
@@ -529,7 +605,7 @@ func file_s3dest_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_s3dest_config_v1_config_proto_rawDescData
 }
 
-var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_s3dest_config_v1_config_proto_goTypes = []any{
 	(*Workspace)(nil),             // 0: s3dest.config.v1.Workspace
 	(*Source)(nil),                // 1: s3dest.config.v1.Source
@@ -537,23 +613,28 @@ var file_s3dest_config_v1_config_proto_goTypes = []any{
 	(*DestinationMetadata)(nil),   // 3: s3dest.config.v1.DestinationMetadata
 	(*DestinationSettings)(nil),   // 4: s3dest.config.v1.DestinationSettings
 	(*Destination)(nil),           // 5: s3dest.config.v1.Destination
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*Settings)(nil),              // 6: s3dest.config.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_s3dest_config_v1_config_proto_depIdxs = []int32{
-	6, // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
-	6, // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
-	6, // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
-	2, // 3: s3dest.config.v1.Source.retiring_write_keys:type_name -> s3dest.config.v1.RetiringWriteKey
-	6, // 4: s3dest.config.v1.RetiringWriteKey.expires_at:type_name -> google.protobuf.Timestamp
-	3, // 5: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
-	4, // 6: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
-	6, // 7: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
-	6, // 8: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	7,  // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: s3dest.config.v1.Source.retiring_write_keys:type_name -> s3dest.config.v1.RetiringWriteKey
+	7,  // 4: s3dest.config.v1.RetiringWriteKey.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	4,  // 6: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
+	7,  // 7: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: s3dest.config.v1.Destination.retention_extended_until:type_name -> google.protobuf.Timestamp
+	8,  // 10: s3dest.config.v1.Settings.retention:type_name -> google.protobuf.Duration
+	7,  // 11: s3dest.config.v1.Settings.updated_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_config_v1_config_proto_init() }
@@ -567,7 +648,7 @@ func file_s3dest_config_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_config_v1_config_proto_rawDesc), len(file_s3dest_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
