@@ -19,22 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_GetWorkspace_FullMethodName         = "/s3dest.admin.v1.AdminService/GetWorkspace"
-	AdminService_CreateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/CreateSource"
-	AdminService_ListSources_FullMethodName          = "/s3dest.admin.v1.AdminService/ListSources"
-	AdminService_GetSource_FullMethodName            = "/s3dest.admin.v1.AdminService/GetSource"
-	AdminService_UpdateSource_FullMethodName         = "/s3dest.admin.v1.AdminService/UpdateSource"
-	AdminService_DeleteSource_FullMethodName         = "/s3dest.admin.v1.AdminService/DeleteSource"
-	AdminService_CreateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/CreateWriteKey"
-	AdminService_RotateWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RotateWriteKey"
-	AdminService_RemoveWriteKey_FullMethodName       = "/s3dest.admin.v1.AdminService/RemoveWriteKey"
-	AdminService_CreateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/CreateDestination"
-	AdminService_ListDestinations_FullMethodName     = "/s3dest.admin.v1.AdminService/ListDestinations"
-	AdminService_GetDestination_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestination"
-	AdminService_UpdateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/UpdateDestination"
-	AdminService_DeleteDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/DeleteDestination"
-	AdminService_ValidateDestination_FullMethodName  = "/s3dest.admin.v1.AdminService/ValidateDestination"
-	AdminService_GetDestinationStatus_FullMethodName = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
+	AdminService_GetWorkspace_FullMethodName           = "/s3dest.admin.v1.AdminService/GetWorkspace"
+	AdminService_CreateSource_FullMethodName           = "/s3dest.admin.v1.AdminService/CreateSource"
+	AdminService_ListSources_FullMethodName            = "/s3dest.admin.v1.AdminService/ListSources"
+	AdminService_GetSource_FullMethodName              = "/s3dest.admin.v1.AdminService/GetSource"
+	AdminService_UpdateSource_FullMethodName           = "/s3dest.admin.v1.AdminService/UpdateSource"
+	AdminService_DeleteSource_FullMethodName           = "/s3dest.admin.v1.AdminService/DeleteSource"
+	AdminService_CreateWriteKey_FullMethodName         = "/s3dest.admin.v1.AdminService/CreateWriteKey"
+	AdminService_RotateWriteKey_FullMethodName         = "/s3dest.admin.v1.AdminService/RotateWriteKey"
+	AdminService_RemoveWriteKey_FullMethodName         = "/s3dest.admin.v1.AdminService/RemoveWriteKey"
+	AdminService_CreateDestination_FullMethodName      = "/s3dest.admin.v1.AdminService/CreateDestination"
+	AdminService_ListDestinations_FullMethodName       = "/s3dest.admin.v1.AdminService/ListDestinations"
+	AdminService_GetDestination_FullMethodName         = "/s3dest.admin.v1.AdminService/GetDestination"
+	AdminService_UpdateDestination_FullMethodName      = "/s3dest.admin.v1.AdminService/UpdateDestination"
+	AdminService_DeleteDestination_FullMethodName      = "/s3dest.admin.v1.AdminService/DeleteDestination"
+	AdminService_ValidateDestination_FullMethodName    = "/s3dest.admin.v1.AdminService/ValidateDestination"
+	AdminService_GetDestinationStatus_FullMethodName   = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
+	AdminService_GetDestinationMetadata_FullMethodName = "/s3dest.admin.v1.AdminService/GetDestinationMetadata"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -78,6 +79,8 @@ type AdminServiceClient interface {
 	ValidateDestination(ctx context.Context, in *ValidateDestinationRequest, opts ...grpc.CallOption) (*ValidateDestinationResponse, error)
 	// GetDestinationStatus reports, per received day, what was delivered and the last error.
 	GetDestinationStatus(ctx context.Context, in *GetDestinationStatusRequest, opts ...grpc.CallOption) (*GetDestinationStatusResponse, error)
+	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
+	GetDestinationMetadata(ctx context.Context, in *GetDestinationMetadataRequest, opts ...grpc.CallOption) (*GetDestinationMetadataResponse, error)
 }
 
 type adminServiceClient struct {
@@ -248,6 +251,16 @@ func (c *adminServiceClient) GetDestinationStatus(ctx context.Context, in *GetDe
 	return out, nil
 }
 
+func (c *adminServiceClient) GetDestinationMetadata(ctx context.Context, in *GetDestinationMetadataRequest, opts ...grpc.CallOption) (*GetDestinationMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDestinationMetadataResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDestinationMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -289,6 +302,8 @@ type AdminServiceServer interface {
 	ValidateDestination(context.Context, *ValidateDestinationRequest) (*ValidateDestinationResponse, error)
 	// GetDestinationStatus reports, per received day, what was delivered and the last error.
 	GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error)
+	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
+	GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -346,6 +361,9 @@ func (UnimplementedAdminServiceServer) ValidateDestination(context.Context, *Val
 }
 func (UnimplementedAdminServiceServer) GetDestinationStatus(context.Context, *GetDestinationStatusRequest) (*GetDestinationStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDestinationStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDestinationMetadata not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -656,6 +674,24 @@ func _AdminService_GetDestinationStatus_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetDestinationMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDestinationMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDestinationMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDestinationMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDestinationMetadata(ctx, req.(*GetDestinationMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -726,6 +762,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDestinationStatus",
 			Handler:    _AdminService_GetDestinationStatus_Handler,
+		},
+		{
+			MethodName: "GetDestinationMetadata",
+			Handler:    _AdminService_GetDestinationMetadata_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
