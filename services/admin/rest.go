@@ -27,6 +27,7 @@ func RESTHandler(ctx context.Context, srv *Server, token string) (http.Handler, 
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
+		// grpc-gateway keeps the query parser process-wide; this one reads the dotted form as before.
 		runtime.SetQueryParameterParser(bracketQueryParser{}),
 		runtime.WithForwardResponseOption(createdStatus),
 		runtime.WithErrorHandler(writeError),
