@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -96,10 +97,19 @@ func errorType(code int) string {
 }
 
 func writeErrors(w http.ResponseWriter, code int, typ, msg string) {
+	e := map[string]string{"type": typ, "message": msg}
+	if code == http.StatusUnprocessableEntity {
+		if f := fieldRE.FindStringSubmatch(msg); f != nil {
+			e["field"] = f[1]
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"type": typ, "message": msg}}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{e}})
 }
+
+// fieldRE finds the field a refusal names first: its messages start "settings.region: ...".
+var fieldRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*): `)
 
 // createdStatus answers 201 where Segment's API does: a created source. (Segment answers a created
 // destination with 200, as its SDK's types say.)

@@ -184,7 +184,11 @@ func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
 	}
 	// One AWS S3 destination per source.
 	a.ok("POST", "/destinations", body("us-east-1", "b1b", role))
-	code, out := a.call("POST", "/destinations", body("us-east-1", "b2b", role), "Bearer "+token)
+	code, out := a.call("POST", "/destinations", body("us-middle-1", "b2b", role), "Bearer "+token)
+	if f := out["errors"].([]any)[0].(map[string]any)["field"]; code != 422 || f != "settings.region" {
+		t.Fatalf("bad region: %d, field %v, want 422 with field settings.region: %v", code, f, out)
+	}
+	code, out = a.call("POST", "/destinations", body("us-east-1", "b2b", role), "Bearer "+token)
 	if _, msg := errorOf(t, out); code != 422 || msg != "Multiple instance of AWS S3 are not allowed for this source" {
 		t.Fatalf("second AWS S3 destination: %d %q", code, msg)
 	}

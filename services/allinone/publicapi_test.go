@@ -27,6 +27,7 @@ type sdkCall struct {
 	Error   *struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
+		Field   string `json:"field"`
 	} `json:"error"`
 }
 
@@ -146,6 +147,9 @@ func TestSegmentsPublicAPIClientWorksUnmodifiedAgainstDev(t *testing.T) {
 
 	refused("second AWS S3 destination", 422, "validation", "Multiple instance of AWS S3 are not allowed for this source")
 	refused("bad region", 422, "validation", "settings.region")
+	if f := step("bad region").Error; f == nil || f.Field != "settings.region" {
+		t.Errorf("bad region: error %+v, want field settings.region", f)
+	}
 	refused("unknown source", 404, "not-found", "no-such-source")
 	refused("unknown destination", 404, "not-found", "no-such-destination")
 	refused("not implemented", 501, "not-implemented", "/tracking-plans")

@@ -84,7 +84,7 @@ async function call (step, apiName, method, args, pick) {
   } catch (e) {
     if (!e || !e.statusCode) throw e
     const err = (e.body && e.body.errors && e.body.errors[0]) || {}
-    print({ step, method: `${apiName}.${method}`, status: e.statusCode, error: { type: err.type, message: err.message }, body: typeof e.body === 'string' ? e.body.slice(0, 200) : undefined })
+    print({ step, method: `${apiName}.${method}`, status: e.statusCode, error: { type: err.type, message: err.message, field: err.field }, body: typeof e.body === 'string' ? e.body.slice(0, 200) : undefined })
     return undefined
   }
 }
