@@ -7,6 +7,7 @@ NATS_SERVER_VERSION := v2.15.2
 CLUSTER_ENV := deploy/local/cluster.env
 GOBIN := $(shell go env GOPATH)/bin
 BROWSER_CLIENT := services/allinone/testdata/browser-client
+PUBLICAPI_CLIENT := services/allinone/testdata/publicapi-client
 TEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 30s
 
@@ -33,8 +34,9 @@ fuzz:
 	test -z "$$failed" || { echo "fuzz found inputs in:$$failed"; git status --short --untracked-files=all -- '*/testdata/fuzz/*'; exit 1; }
 
 ## deps: redis-server, chromium, node, npm and foreman (Debian packages; apt-get update once if any is missing),
-## the pinned MinIO and nats-server (go install, cached in $(GOBIN)), and the browser test's analytics.js: npm ci from the
-## committed lockfile, again whenever the lockfile is newer than the install (npm writes node_modules/.package-lock.json)
+## the pinned MinIO and nats-server (go install, cached in $(GOBIN)), and the npm clients the tests drive (the browser
+## test's analytics.js, Segment's Public API client): npm ci from each committed lockfile, again whenever the lockfile is
+## newer than the install (npm writes node_modules/.package-lock.json)
 deps:
 	@missing=""; for p in redis-server:redis-server chromium:chromium node:nodejs npm:npm foreman:ruby-foreman; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
@@ -45,8 +47,9 @@ deps:
 	@test -x $(GOBIN)/nats-server && grep -qx '$(NATS_SERVER_VERSION)' $(GOBIN)/.nats-server-version 2>/dev/null || { \
 	  echo "installing nats-server $(NATS_SERVER_VERSION)"; \
 	  go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION) && echo '$(NATS_SERVER_VERSION)' > $(GOBIN)/.nats-server-version; }
-	@test $(BROWSER_CLIENT)/node_modules/.package-lock.json -nt $(BROWSER_CLIENT)/package-lock.json || { \
-	  echo "npm ci in $(BROWSER_CLIENT)"; cd $(BROWSER_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; }
+	@for dir in $(BROWSER_CLIENT) $(PUBLICAPI_CLIENT); do \
+	  test $$dir/node_modules/.package-lock.json -nt $$dir/package-lock.json || { \
+	    echo "npm ci in $$dir"; (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) || exit 1; }; done
 
 ## cluster: the local cluster of deploy/local (DESIGN.md §8) under foreman, then its bootstrap, which
 ## writes $$S3DEST_CLUSTER_DIR/summary.json and prints how to send an event; Ctrl-C stops every process

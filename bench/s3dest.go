@@ -157,7 +157,7 @@ func (d *deployment) admin(ctx context.Context, method, path string, body any, o
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 { // 201 for a created source
 		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {

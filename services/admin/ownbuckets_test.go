@@ -10,7 +10,7 @@ import (
 )
 
 // Our staging bucket and every bucket the operator lists as ours are refused as the bucket of a
-// destination of either kind, on create and on PATCH, with a 400 naming settings.s3Bucket and the rule.
+// destination of either kind, on create and on PATCH, with a 422 naming settings.s3Bucket and the rule.
 func TestOurOwnBucketsAreRefusedAsTheBucketOfADestinationOfEitherKind(t *testing.T) {
 	a := newAPI(t, WithLegacyS3(true), WithOwnBuckets("s3dest-staging", "our-archive"))
 	src := a.ok("POST", "/sources", `{"slug":"own"}`)["source"].(map[string]any)["id"].(string)
@@ -22,8 +22,8 @@ func TestOurOwnBucketsAreRefusedAsTheBucketOfADestinationOfEitherKind(t *testing
 		t.Helper()
 		code, out := a.call(method, path, body, "Bearer "+token)
 		_, msg := errorOf(t, out)
-		if code != 400 || !strings.Contains(msg, "settings.s3Bucket") || !strings.Contains(msg, `"`+bucket+`"`) || !strings.Contains(msg, "s3dest") {
-			t.Fatalf("%s %s with bucket %s = %d %q, want 400 naming settings.s3Bucket, the bucket and the rule", method, path, bucket, code, msg)
+		if code != 422 || !strings.Contains(msg, "settings.s3Bucket") || !strings.Contains(msg, `"`+bucket+`"`) || !strings.Contains(msg, "s3dest") {
+			t.Fatalf("%s %s with bucket %s = %d %q, want 422 naming settings.s3Bucket, the bucket and the rule", method, path, bucket, code, msg)
 		}
 	}
 	for _, c := range []struct{ kind, metadataID, bucket, owned string }{
@@ -56,8 +56,8 @@ func TestTheLegacyAmazonS3DestinationIsRefusedUnlessTheOperatorEnablesIt(t *test
 	src := a.ok("POST", "/sources", `{"slug":"legacy"}`)["source"].(map[string]any)["id"].(string)
 	wantOff := func(t *testing.T, what string, code int, out map[string]any) {
 		t.Helper()
-		if _, msg := errorOf(t, out); code != 400 || !strings.Contains(msg, "metadataId") || !strings.Contains(msg, "--enable-legacy-s3") {
-			t.Fatalf("%s while the kind is off = %d %q, want 400 naming metadataId and --enable-legacy-s3", what, code, msg)
+		if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, "metadataId") || !strings.Contains(msg, "--enable-legacy-s3") {
+			t.Fatalf("%s while the kind is off = %d %q, want 422 naming metadataId and --enable-legacy-s3", what, code, msg)
 		}
 	}
 	code, out := a.call("POST", "/destinations", `{"sourceId":"`+src+`","metadataId":"54f418c3db31d978f14aa925","settings":{"region":"us-east-1","s3Bucket":"customer-bucket"}}`, "Bearer "+token)

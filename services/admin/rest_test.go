@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,7 +83,7 @@ func (a *api) call(method, path, body, auth string) (int, map[string]any) {
 func (a *api) ok(method, path, body string) map[string]any {
 	a.t.Helper()
 	code, out := a.call(method, path, body, "Bearer "+token)
-	if code != 200 {
+	if code != 200 && code != 201 {
 		a.t.Fatalf("%s %s = %d %v", method, path, code, out)
 	}
 	return out["data"].(map[string]any)
@@ -132,8 +133,8 @@ func TestTheReferencesPublicAPICallsWorkAsWritten(t *testing.T) {
 	next := page["pagination"].(map[string]any)["next"].(string)
 	page2 := a.ok("GET", "/destinations?pagination.count=1&pagination.cursor="+next, "")
 	first, second := page["destinations"].([]any)[0].(map[string]any)["id"], page2["destinations"].([]any)[0].(map[string]any)["id"]
-	if first == second || page2["pagination"].(map[string]any)["next"] != "" {
-		t.Fatalf("pages overlap or do not end: %v then %v", first, second)
+	if next, ok := page2["pagination"].(map[string]any)["next"]; first == second || ok && next != nil {
+		t.Fatalf("pages overlap or do not end: %v then %v (next %v)", first, second, next)
 	}
 
 	// The reference's PATCH, disabling the legacy destination.
@@ -176,15 +177,19 @@ func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			code, out := a.call("POST", "/destinations", c.body, "Bearer "+token)
 			typ, msg := errorOf(t, out)
-			if code != 400 && code != 404 || !strings.Contains(msg, c.want) || typ == "" {
-				t.Fatalf("got %d %s %q, want 400 naming %q", code, typ, msg, c.want)
+			if code != 422 && code != 404 || !strings.Contains(msg, c.want) || typ == "" {
+				t.Fatalf("got %d %s %q, want 422 naming %q", code, typ, msg, c.want)
 			}
 		})
 	}
 	// One AWS S3 destination per source.
 	a.ok("POST", "/destinations", body("us-east-1", "b1b", role))
-	code, out := a.call("POST", "/destinations", body("us-east-1", "b2b", role), "Bearer "+token)
-	if _, msg := errorOf(t, out); code != 400 || msg != "Multiple instance of AWS S3 are not allowed for this source" {
+	code, out := a.call("POST", "/destinations", body("us-middle-1", "b2b", role), "Bearer "+token)
+	if f := out["errors"].([]any)[0].(map[string]any)["field"]; code != 422 || f != "settings.region" {
+		t.Fatalf("bad region: %d, field %v, want 422 with field settings.region: %v", code, f, out)
+	}
+	code, out = a.call("POST", "/destinations", body("us-east-1", "b2b", role), "Bearer "+token)
+	if _, msg := errorOf(t, out); code != 422 || msg != "Multiple instance of AWS S3 are not allowed for this source" {
 		t.Fatalf("second AWS S3 destination: %d %q", code, msg)
 	}
 }
@@ -199,5 +204,109 @@ func TestAdminCallsNeedTheBearerToken(t *testing.T) {
 	}
 	if typ, _ := errorOf(t, func() map[string]any { _, o := a.call("GET", "/sources", "", "Basic abc"); return o }()); typ != "unauthorized" {
 		t.Fatalf("basic auth: type %q", typ)
+	}
+}
+
+// Segment's SDKs send pagination in bracket form (pagination[count]=1), walk `next` until it is absent,
+// and find `previous` on every page but the first.
+func TestPagesAreWalkedWithSegmentsBracketQueryUntilNextIsAbsent(t *testing.T) {
+	a := newAPI(t)
+	want := map[string]bool{}
+	for _, slug := range []string{"p1", "p2", "p3"} {
+		want[a.ok("POST", "/sources", `{"slug":"`+slug+`"}`)["source"].(map[string]any)["id"].(string)] = true
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 1; ; pages++ {
+		q := "/sources?pagination%5Bcount%5D=1"
+		if cursor != "" {
+			q += "&pagination%5Bcursor%5D=" + cursor
+		}
+		page := a.ok("GET", q, "")
+		for _, s := range page["sources"].([]any) {
+			seen[s.(map[string]any)["id"].(string)] = true
+		}
+		p := page["pagination"].(map[string]any)
+		if prev, ok := p["previous"]; (pages == 1) != (!ok || prev == nil) {
+			t.Fatalf("page %d: previous = %v", pages, prev)
+		}
+		if p["current"] == "" || p["totalEntries"] != float64(3) {
+			t.Fatalf("page %d: pagination = %v", pages, p)
+		}
+		next, ok := p["next"].(string)
+		if !ok {
+			break
+		}
+		if next == "" || pages == 3 {
+			t.Fatalf("page %d: next = %q", pages, next)
+		}
+		cursor = next
+	}
+	if !maps.Equal(seen, want) {
+		t.Fatalf("walked %v, want %v", seen, want)
+	}
+}
+
+// What Segment's SDK types require of the workspace, a source and a destination, and how s3dest answers
+// the parts of Segment's API it does not implement.
+func TestAnswersHaveTheShapesOfSegmentsPublicAPI(t *testing.T) {
+	a := newAPI(t, WithLegacyS3(true))
+	ws := a.ok("GET", "/", "")["workspace"].(map[string]any)
+	if ws["id"] != "ws-admin-test" || ws["slug"] != "s3dest" || ws["name"] != "s3dest" {
+		t.Fatalf("GET / workspace = %v", ws)
+	}
+	code, out := a.call("POST", "/sources", `{"slug":"shape","enabled":true,"metadataId":"IqDTy1TpoU"}`, "Bearer "+token)
+	src := out["data"].(map[string]any)["source"].(map[string]any)
+	if code != 201 || src["workspaceId"] != "ws-admin-test" || src["metadata"].(map[string]any)["slug"] != "javascript" || len(src["labels"].([]any)) != 0 {
+		t.Fatalf("POST /sources = %d %v", code, src)
+	}
+	got := a.ok("GET", "/sources/"+src["id"].(string), "")
+	if v, ok := got["trackingPlanId"]; !ok || v != nil {
+		t.Fatalf("GET /sources/{id}: trackingPlanId = %v (present %v), want null", v, ok)
+	}
+	key := src["writeKeys"].([]any)[0].(string)
+	if st := a.ok("DELETE", "/sources/"+src["id"].(string)+"/writekey/"+key, "")["status"]; st != "SUCCESS" {
+		t.Fatalf("DELETE writekey: status = %v", st)
+	}
+
+	d := a.ok("POST", "/destinations", `{"sourceId":"`+src["id"].(string)+`","metadataId":"60be92c8dabdd561bf6c9130",
+		"settings":{"region":"us-east-1","s3Bucket":"b1b","iamRoleArn":"arn:aws:iam::123456789012:role/r"}}`)["destination"].(map[string]any)
+	md := d["metadata"].(map[string]any)
+	for _, k := range []string{"description", "logos", "options", "status", "previousNames", "categories", "website", "components",
+		"supportedFeatures", "supportedMethods", "supportedPlatforms", "actions", "presets"} {
+		if md[k] == nil {
+			t.Errorf("destination metadata lacks %s: %v", k, md)
+		}
+	}
+	catalogEntry := a.ok("GET", "/catalog/destinations/60be92c8dabdd561bf6c9130", "")["destinationMetadata"].(map[string]any)
+	var names []string
+	for _, o := range catalogEntry["options"].([]any) {
+		names = append(names, o.(map[string]any)["name"].(string))
+	}
+	if strings.Join(names, ",") != "region,s3Bucket,iamRoleArn" || catalogEntry["slug"] != "aws-s3" {
+		t.Fatalf("catalog entry options = %v (%v)", names, catalogEntry)
+	}
+	if legacy := a.ok("GET", "/catalog/destinations/54f418c3db31d978f14aa925", "")["destinationMetadata"].(map[string]any); legacy["slug"] != "amazon-s3" {
+		t.Fatalf("legacy catalog entry = %v", legacy)
+	}
+
+	for _, c := range []struct {
+		method, path string
+		code         int
+		typ, want    string
+	}{
+		{"GET", "/catalog/destinations/nope", 404, "not-found", "destinationMetadataId"},
+		{"GET", "/sources/nope", 404, "not-found", "source"},
+		{"GET", "/tracking-plans?pagination%5Bcount%5D=10", 501, "not-implemented", "/tracking-plans"},
+		{"POST", "/functions", 501, "not-implemented", "/functions"},
+		{"GET", "/warehouses/w1/syncs", 501, "not-implemented", "/warehouses/{}/syncs"},
+		{"PUT", "/sources/" + src["id"].(string) + "/labels", 501, "not-implemented", "/sources/{}/labels"},
+		{"GET", "/no/such/thing", 404, "not-found", "no such endpoint"},
+		{"POST", "/sources", 422, "validation", "slug"},
+	} {
+		code, out := a.call(c.method, c.path, `{}`, "Bearer "+token)
+		if typ, msg := errorOf(t, out); code != c.code || typ != c.typ || !strings.Contains(msg, c.want) {
+			t.Errorf("%s %s = %d %s %q, want %d %s naming %q", c.method, c.path, code, typ, msg, c.code, c.typ, c.want)
+		}
 	}
 }

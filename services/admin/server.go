@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,16 +140,24 @@ func (s *Server) CreateSource(ctx context.Context, req *adminv1.CreateSourceRequ
 	if name == "" {
 		name = req.GetSlug()
 	}
+	if m := req.GetMetadataId(); m != "" && !idRE.MatchString(m) {
+		return nil, invalid("metadataId: must be a catalog ID of 1 to 64 letters, digits, hyphens or underscores, got %q", m)
+	}
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := timestamppb.New(s.now())
 	src := &configv1.Source{
 		Id: newID(22), Name: name, Slug: req.GetSlug(), Enabled: req.Enabled == nil || req.GetEnabled(),
 		WriteKeys: []string{newID(32)}, CreatedAt: now, UpdatedAt: now,
+		Metadata: &configv1.SourceMetadata{Id: sourceMetadata(req.GetMetadataId()).GetId()},
 	}
 	if err := s.store.PutSource(ctx, src); err != nil {
 		return nil, internal(err)
 	}
 	s.log.InfoContext(ctx, "source created", "source", src.GetId(), "slug", src.GetSlug())
-	return &adminv1.CreateSourceResponse{Data: &adminv1.CreateSourceResponse_Data{Source: src}}, nil
+	return &adminv1.CreateSourceResponse{Data: &adminv1.CreateSourceResponse_Data{Source: presentSource(src, ws)}}, nil
 }
 
 // ListSources implements AdminService.
@@ -160,6 +170,13 @@ func (s *Server) ListSources(ctx context.Context, req *adminv1.ListSourcesReques
 	if err != nil {
 		return nil, err
 	}
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, src := range page {
+		page[i] = presentSource(src, ws)
+	}
 	return &adminv1.ListSourcesResponse{Data: &adminv1.ListSourcesResponse_Data{Sources: page, Pagination: out}}, nil
 }
 
@@ -169,7 +186,21 @@ func (s *Server) GetSource(ctx context.Context, req *adminv1.GetSourceRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetSourceResponse{Data: &adminv1.GetSourceResponse_Data{Source: src}}, nil
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// TrackingPlanId stays unset, which answers null: s3dest has no tracking plans.
+	return &adminv1.GetSourceResponse{Data: &adminv1.GetSourceResponse_Data{Source: presentSource(src, ws)}}, nil
+}
+
+// workspaceID is the workspace's ID, which every source carries in answers.
+func (s *Server) workspaceID(ctx context.Context) (string, error) {
+	ws, err := s.store.Workspace(ctx)
+	if err != nil {
+		return "", internal(fmt.Errorf("read the workspace: %w", err))
+	}
+	return ws.GetId(), nil
 }
 
 func (s *Server) source(ctx context.Context, id string) (*configv1.Source, error) {
@@ -200,17 +231,6 @@ func (s *Server) destination(ctx context.Context, id string) (*configv1.Destinat
 	return d, nil
 }
 
-// metadataOf returns the catalog entry of a metadata ID.
-func metadataOf(id string) (*configv1.DestinationMetadata, bool) {
-	switch id {
-	case layout.AWSS3MetadataID:
-		return &configv1.DestinationMetadata{Id: id, Slug: layout.AWSS3Slug, Name: "AWS S3"}, true
-	case layout.AmazonS3MetadataID:
-		return &configv1.DestinationMetadata{Id: id, Slug: layout.AmazonS3Slug, Name: "Amazon S3"}, true
-	}
-	return nil, false
-}
-
 // CreateDestination implements AdminService. An AWS S3 destination is validated in the background
 // once stored; GET /destinations/{id} shows the result.
 func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*adminv1.CreateDestinationResponse, error) {
@@ -220,11 +240,11 @@ func (s *Server) CreateDestination(ctx context.Context, req *adminv1.CreateDesti
 	}
 	s.log.InfoContext(ctx, "destination created", "destination", d.GetId(), "source", d.GetSourceId(), "kind", d.GetMetadata().GetSlug())
 	s.autoValidate(ctx, d)
-	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: d}}, nil
+	return &adminv1.CreateDestinationResponse{Data: &adminv1.CreateDestinationResponse_Data{Destination: presentDestination(d)}}, nil
 }
 
 func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDestinationRequest) (*configv1.Destination, error) {
-	md, ok := metadataOf(req.GetMetadataId())
+	md, ok := catalogEntry(req.GetMetadataId())
 	if !ok {
 		return nil, invalid("metadataId: must be %s (AWS S3) or %s (Amazon S3), got %q", layout.AWSS3MetadataID, layout.AmazonS3MetadataID, req.GetMetadataId())
 	}
@@ -247,7 +267,7 @@ func (s *Server) createDestination(ctx context.Context, req *adminv1.CreateDesti
 	now := timestamppb.New(s.now())
 	d := &configv1.Destination{
 		Id: newID(22), Name: name, Enabled: req.Enabled == nil || req.GetEnabled(), SourceId: req.GetSourceId(),
-		Metadata: md, Settings: req.GetSettings(), CreatedAt: now, UpdatedAt: now,
+		Metadata: storedMetadata(md), Settings: req.GetSettings(), CreatedAt: now, UpdatedAt: now,
 	}
 	if md.GetId() == layout.AWSS3MetadataID {
 		if err := s.storeSoleAWSS3(ctx, d); err != nil {
@@ -277,6 +297,9 @@ func (s *Server) ListDestinations(ctx context.Context, req *adminv1.ListDestinat
 	if err != nil {
 		return nil, err
 	}
+	for i, d := range page {
+		page[i] = presentDestination(d)
+	}
 	return &adminv1.ListDestinationsResponse{Data: &adminv1.ListDestinationsResponse_Data{Destinations: page, Pagination: out}}, nil
 }
 
@@ -290,7 +313,7 @@ func (s *Server) GetDestination(ctx context.Context, req *adminv1.GetDestination
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetDestinationResponse{Data: &adminv1.GetDestinationResponse_Data{Destination: d, Validation: v}}, nil
+	return &adminv1.GetDestinationResponse{Data: &adminv1.GetDestinationResponse_Data{Destination: presentDestination(d), Validation: v}}, nil
 }
 
 // UpdateDestination implements AdminService: it changes what the request sets and re-checks the result.
@@ -308,7 +331,7 @@ func (s *Server) UpdateDestination(ctx context.Context, req *adminv1.UpdateDesti
 	} else if v, err = s.validation(ctx, d.GetId()); err != nil {
 		return nil, err
 	}
-	return &adminv1.UpdateDestinationResponse{Data: &adminv1.UpdateDestinationResponse_Data{Destination: d, Validation: v}}, nil
+	return &adminv1.UpdateDestinationResponse{Data: &adminv1.UpdateDestinationResponse_Data{Destination: presentDestination(d), Validation: v}}, nil
 }
 
 func (s *Server) updateDestination(ctx context.Context, req *adminv1.UpdateDestinationRequest) (d *configv1.Destination, settingsChanged bool, err error) {
@@ -438,7 +461,9 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 	return &adminv1.GetDestinationStatusResponse{Data: &adminv1.GetDestinationStatusResponse_Data{Status: st}}, nil
 }
 
-// paginate returns one page of items (sorted by id) after the cursor.
+// paginate returns one page of items (sorted by id) from the cursor. A cursor names the item a page
+// starts after ("" for the first), so a page's items stay the same while others are added or removed
+// elsewhere. next is absent on the last page and previous on the first.
 func paginate[T any](in *adminv1.PaginationInput, items []T, id func(T) string) ([]T, *adminv1.PaginationOutput, error) {
 	count := int(in.GetCount())
 	switch {
@@ -450,16 +475,41 @@ func paginate[T any](in *adminv1.PaginationInput, items []T, id func(T) string) 
 	sort.Slice(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
 	start := 0
 	if c := in.GetCursor(); c != "" {
-		after, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil {
+		after, ok := decodeCursor(c)
+		if !ok {
 			return nil, nil, invalid("pagination.cursor: %q is not a cursor this API returned", c)
 		}
-		start = sort.Search(len(items), func(i int) bool { return id(items[i]) > string(after) })
+		start = sort.Search(len(items), func(i int) bool { return id(items[i]) > after })
+	}
+	// cursorAt is the cursor of the page that starts at index i.
+	cursorAt := func(i int) string {
+		if i == 0 {
+			return encodeCursor("")
+		}
+		return encodeCursor(id(items[i-1]))
 	}
 	end := min(start+count, len(items))
-	out := &adminv1.PaginationOutput{Current: in.GetCursor(), TotalEntries: int32(len(items))}
+	out := &adminv1.PaginationOutput{Current: cursorAt(start), TotalEntries: int32(len(items))}
 	if end < len(items) {
-		out.Next = base64.RawURLEncoding.EncodeToString([]byte(id(items[end-1])))
+		out.Next = proto.String(cursorAt(end))
+	}
+	if start > 0 {
+		out.Previous = proto.String(cursorAt(max(0, start-count)))
 	}
 	return items[start:end], out, nil
+}
+
+// cursorPrefix marks a cursor's ID; a cursor without it (as this API wrote them before) is the ID alone.
+const cursorPrefix = "after:"
+
+func encodeCursor(afterID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + afterID))
+}
+
+func decodeCursor(c string) (afterID string, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimPrefix(string(b), cursorPrefix), true
 }

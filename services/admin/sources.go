@@ -52,7 +52,11 @@ func (s *Server) UpdateSource(ctx context.Context, req *adminv1.UpdateSourceRequ
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "source updated", "source", src.GetId(), "enabled", src.GetEnabled())
-	return &adminv1.UpdateSourceResponse{Data: &adminv1.UpdateSourceResponse_Data{Source: src}}, nil
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.UpdateSourceResponse{Data: &adminv1.UpdateSourceResponse_Data{Source: presentSource(src, ws)}}, nil
 }
 
 // DeleteSource implements AdminService. A source with destinations is refused: deleting them first is
@@ -113,7 +117,11 @@ func (s *Server) CreateWriteKey(ctx context.Context, req *adminv1.CreateWriteKey
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "write key created", "source", src.GetId())
-	return &adminv1.CreateWriteKeyResponse{Data: &adminv1.CreateWriteKeyResponse_Data{Source: src, WriteKey: key}}, nil
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.CreateWriteKeyResponse{Data: &adminv1.CreateWriteKeyResponse_Data{Source: presentSource(src, ws), WriteKey: key}}, nil
 }
 
 // RotateWriteKey implements AdminService: a new current key, and the old one retiring for the grace.
@@ -146,7 +154,11 @@ func (s *Server) RotateWriteKey(ctx context.Context, req *adminv1.RotateWriteKey
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "write key rotated", "source", src.GetId(), "grace", grace)
-	return &adminv1.RotateWriteKeyResponse{Data: &adminv1.RotateWriteKeyResponse_Data{Source: src, WriteKey: key}}, nil
+	ws, err := s.workspaceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RotateWriteKeyResponse{Data: &adminv1.RotateWriteKeyResponse_Data{Source: presentSource(src, ws), WriteKey: key}}, nil
 }
 
 // RemoveWriteKey implements AdminService: the key, current or retiring, stops working at once.
@@ -164,7 +176,7 @@ func (s *Server) RemoveWriteKey(ctx context.Context, req *adminv1.RemoveWriteKey
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "write key revoked", "source", src.GetId())
-	return &adminv1.RemoveWriteKeyResponse{Data: &adminv1.RemoveWriteKeyResponse_Data{Source: src}}, nil
+	return &adminv1.RemoveWriteKeyResponse{Data: &adminv1.RemoveWriteKeyResponse_Data{Status: "SUCCESS"}}, nil
 }
 
 // writeKeyNotFound does not repeat the key: it is a credential.

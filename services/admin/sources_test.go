@@ -25,8 +25,8 @@ func TestSourcesCanBeRenamedDisabledAndDeletedOnceTheyHaveNoDestinations(t *test
 		{`{"name":""}`, "name: must not be empty"},
 	} {
 		code, out := a.call("PATCH", "/sources/"+id, c.body, "Bearer "+token)
-		if _, msg := errorOf(t, out); code != 400 || !strings.Contains(msg, c.want) {
-			t.Errorf("PATCH %s = %d %q, want 400 naming %q", c.body, code, msg, c.want)
+		if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, c.want) {
+			t.Errorf("PATCH %s = %d %q, want 422 naming %q", c.body, code, msg, c.want)
 		}
 	}
 
@@ -141,8 +141,8 @@ func TestWorkspaceShowsTheExternalIDAndTheFilledInPolicies(t *testing.T) {
 	for q, want := range map[string]string{"bucket=s3://acme": "bucket: enter the bucket's name, not its URI", "bucket=Bad_Bucket": "bucket:",
 		"region=mars-1": "region:", "kmsKeyArn=key-1": "kmsKeyArn:"} {
 		code, out := a.call("GET", "/workspace?"+q, "", "Bearer "+token)
-		if _, msg := errorOf(t, out); code != 400 || !strings.Contains(msg, want) {
-			t.Errorf("GET /workspace?%s = %d %q, want 400 naming %q", q, code, msg, want)
+		if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, want) {
+			t.Errorf("GET /workspace?%s = %d %q, want 422 naming %q", q, code, msg, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/configstore"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	"github.com/s3dest/s3dest/pkg/layout"
 )
 
@@ -54,6 +55,9 @@ func (s *Server) GetWorkspace(ctx context.Context, req *adminv1.GetWorkspaceRequ
 	if err != nil {
 		return nil, internal(err)
 	}
+	if ws.GetSlug() == "" {
+		ws.Slug = workspaceSlug(ws)
+	}
 	principal := s.principal
 	if principal == "" {
 		principal = principalPlaceholder
@@ -66,6 +70,28 @@ func (s *Server) GetWorkspace(ctx context.Context, req *adminv1.GetWorkspaceRequ
 		KmsPolicy:        KMSPolicy(key),
 	}
 	return &adminv1.GetWorkspaceResponse{Data: &adminv1.GetWorkspaceResponse_Data{Workspace: ws, IamSetup: setup}}, nil
+}
+
+// workspaceSlug is the slug of a workspace stored without one: its name in lowercase, with a hyphen
+// for each run of other characters than letters and digits (its ID when nothing is left).
+func workspaceSlug(ws *configv1.Workspace) string {
+	var b strings.Builder
+	hyphen := false
+	for _, r := range strings.ToLower(ws.GetName()) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if hyphen && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			hyphen = false
+		} else {
+			hyphen = true
+		}
+	}
+	if b.Len() == 0 {
+		return strings.ToLower(ws.GetId())
+	}
+	return b.String()
 }
 
 // partition is the ARN partition of a region.

@@ -80,7 +80,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 		return nil, fmt.Errorf("%s %s: the admin API answered %d with no JSON: %w", method, path, resp.StatusCode, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 { // 201 for a created source
 		if len(env.Errors) > 0 {
 			return nil, fmt.Errorf("%s %s: %s (%d %s)", method, path, env.Errors[0].Message, resp.StatusCode, env.Errors[0].Type)
 		}
@@ -163,7 +163,7 @@ type (
 		Retention     *apiRetention  `json:"retention"`
 	}
 	apiPagination struct {
-		Next string `json:"next"`
+		Next string `json:"next"` // absent (or null) on the last page
 	}
 )
 

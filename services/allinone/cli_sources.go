@@ -158,9 +158,14 @@ func Sources(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		raw, err = api.call(ctx, http.MethodDelete, "/sources/"+url.PathEscape(c.arg(0))+"/writekey/"+url.PathEscape(c.arg(1)), nil, &src)
-		if err != nil {
+		// The answer is {"status":"SUCCESS"}, as Segment's; the table shows the source after it.
+		if raw, err = api.call(ctx, http.MethodDelete, "/sources/"+url.PathEscape(c.arg(0))+"/writekey/"+url.PathEscape(c.arg(1)), nil, nil); err != nil {
 			return err
+		}
+		if !*c.json {
+			if _, err := api.call(ctx, http.MethodGet, "/sources/"+url.PathEscape(c.arg(0)), nil, &src); err != nil {
+				return err
+			}
 		}
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], sourcesUsage)

@@ -13,6 +13,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	wrapperspb "google.golang.org/protobuf/types/known/wrapperspb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -78,12 +79,14 @@ func (x *PaginationInput) GetCursor() string {
 	return ""
 }
 
-// PaginationOutput tells where the next page starts.
+// PaginationOutput tells where this page, the next and the previous start. next is absent on the last
+// page and previous on the first, so that `while (next)` ends.
 type PaginationOutput struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Current       string                 `protobuf:"bytes,1,opt,name=current,proto3" json:"current,omitempty"`
-	Next          string                 `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	Next          *string                `protobuf:"bytes,2,opt,name=next,proto3,oneof" json:"next,omitempty"`
 	TotalEntries  int32                  `protobuf:"varint,3,opt,name=total_entries,json=totalEntries,proto3" json:"total_entries,omitempty"`
+	Previous      *string                `protobuf:"bytes,4,opt,name=previous,proto3,oneof" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,8 +129,8 @@ func (x *PaginationOutput) GetCurrent() string {
 }
 
 func (x *PaginationOutput) GetNext() string {
-	if x != nil {
-		return x.Next
+	if x != nil && x.Next != nil {
+		return *x.Next
 	}
 	return ""
 }
@@ -137,6 +140,13 @@ func (x *PaginationOutput) GetTotalEntries() int32 {
 		return x.TotalEntries
 	}
 	return 0
+}
+
+func (x *PaginationOutput) GetPrevious() string {
+	if x != nil && x.Previous != nil {
+		return *x.Previous
+	}
+	return ""
 }
 
 // GetWorkspaceRequest asks for the workspace and the IAM documents a customer attaches to their role.
@@ -581,7 +591,7 @@ func (x *GetSourceRequest) GetSourceId() string {
 	return ""
 }
 
-// GetSourceResponse is `{"data":{"source":{...}}}`.
+// GetSourceResponse is `{"data":{"source":{...},"trackingPlanId":null}}`.
 type GetSourceResponse struct {
 	state         protoimpl.MessageState  `protogen:"open.v1"`
 	Data          *GetSourceResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -1082,7 +1092,7 @@ func (x *RemoveWriteKeyRequest) GetWriteKey() string {
 	return ""
 }
 
-// RemoveWriteKeyResponse is `{"data":{"source":{...}}}`.
+// RemoveWriteKeyResponse is `{"data":{"status":"SUCCESS"}}`, as Segment's.
 type RemoveWriteKeyResponse struct {
 	state         protoimpl.MessageState       `protogen:"open.v1"`
 	Data          *RemoveWriteKeyResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -2166,6 +2176,96 @@ func (x *ExtendDestinationRetentionResponse) GetData() *ExtendDestinationRetenti
 	return nil
 }
 
+// GetDestinationMetadataRequest names a catalog entry.
+type GetDestinationMetadataRequest struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	DestinationMetadataId string                 `protobuf:"bytes,1,opt,name=destination_metadata_id,json=destinationMetadataId,proto3" json:"destination_metadata_id,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *GetDestinationMetadataRequest) Reset() {
+	*x = GetDestinationMetadataRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationMetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationMetadataRequest) ProtoMessage() {}
+
+func (x *GetDestinationMetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationMetadataRequest.ProtoReflect.Descriptor instead.
+func (*GetDestinationMetadataRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetDestinationMetadataRequest) GetDestinationMetadataId() string {
+	if x != nil {
+		return x.DestinationMetadataId
+	}
+	return ""
+}
+
+// GetDestinationMetadataResponse is `{"data":{"destinationMetadata":{...}}}`.
+type GetDestinationMetadataResponse struct {
+	state         protoimpl.MessageState               `protogen:"open.v1"`
+	Data          *GetDestinationMetadataResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationMetadataResponse) Reset() {
+	*x = GetDestinationMetadataResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationMetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationMetadataResponse) ProtoMessage() {}
+
+func (x *GetDestinationMetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationMetadataResponse.ProtoReflect.Descriptor instead.
+func (*GetDestinationMetadataResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetDestinationMetadataResponse) GetData() *GetDestinationMetadataResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Data wraps the workspace.
 type GetWorkspaceResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2177,7 +2277,7 @@ type GetWorkspaceResponse_Data struct {
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2289,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2329,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2341,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2375,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2387,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,15 +2419,17 @@ func (x *ListSourcesResponse_Data) GetPagination() *PaginationOutput {
 
 // Data wraps the source.
 type GetSourceResponse_Data struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Source *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// tracking_plan_id is always null: s3dest has no tracking plans (Segment's field is required).
+	TrackingPlanId *wrapperspb.StringValue `protobuf:"bytes,2,opt,name=tracking_plan_id,json=trackingPlanId,proto3" json:"tracking_plan_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2441,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,6 +2464,13 @@ func (x *GetSourceResponse_Data) GetSource() *v1.Source {
 	return nil
 }
 
+func (x *GetSourceResponse_Data) GetTrackingPlanId() *wrapperspb.StringValue {
+	if x != nil {
+		return x.TrackingPlanId
+	}
+	return nil
+}
+
 // Data wraps the source.
 type UpdateSourceResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2372,7 +2481,7 @@ type UpdateSourceResponse_Data struct {
 
 func (x *UpdateSourceResponse_Data) Reset() {
 	*x = UpdateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2493,7 @@ func (x *UpdateSourceResponse_Data) String() string {
 func (*UpdateSourceResponse_Data) ProtoMessage() {}
 
 func (x *UpdateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2526,7 @@ type DeleteSourceResponse_Data struct {
 
 func (x *DeleteSourceResponse_Data) Reset() {
 	*x = DeleteSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2538,7 @@ func (x *DeleteSourceResponse_Data) String() string {
 func (*DeleteSourceResponse_Data) ProtoMessage() {}
 
 func (x *DeleteSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2572,7 @@ type CreateWriteKeyResponse_Data struct {
 
 func (x *CreateWriteKeyResponse_Data) Reset() {
 	*x = CreateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2584,7 @@ func (x *CreateWriteKeyResponse_Data) String() string {
 func (*CreateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *CreateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2625,7 @@ type RotateWriteKeyResponse_Data struct {
 
 func (x *RotateWriteKeyResponse_Data) Reset() {
 	*x = RotateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2637,7 @@ func (x *RotateWriteKeyResponse_Data) String() string {
 func (*RotateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RotateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,17 +2667,17 @@ func (x *RotateWriteKeyResponse_Data) GetWriteKey() string {
 	return ""
 }
 
-// Data wraps the source.
+// Data carries the status.
 type RemoveWriteKeyResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        *v1.Source             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveWriteKeyResponse_Data) Reset() {
 	*x = RemoveWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2689,7 @@ func (x *RemoveWriteKeyResponse_Data) String() string {
 func (*RemoveWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RemoveWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,11 +2705,11 @@ func (*RemoveWriteKeyResponse_Data) Descriptor() ([]byte, []int) {
 	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{20, 0}
 }
 
-func (x *RemoveWriteKeyResponse_Data) GetSource() *v1.Source {
+func (x *RemoveWriteKeyResponse_Data) GetStatus() string {
 	if x != nil {
-		return x.Source
+		return x.Status
 	}
-	return nil
+	return ""
 }
 
 // Data wraps the destination.
@@ -2616,7 +2725,7 @@ type CreateDestinationResponse_Data struct {
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2737,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2778,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2790,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2724,7 +2833,7 @@ type GetDestinationResponse_Data struct {
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2845,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2888,7 @@ type UpdateDestinationResponse_Data struct {
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2900,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2940,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +2952,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +2985,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +2997,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +3037,7 @@ type GetDestinationStatusResponse_Status struct {
 
 func (x *GetDestinationStatusResponse_Status) Reset() {
 	*x = GetDestinationStatusResponse_Status{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3049,7 @@ func (x *GetDestinationStatusResponse_Status) String() string {
 func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3110,7 @@ type GetDestinationStatusResponse_Data struct {
 
 func (x *GetDestinationStatusResponse_Data) Reset() {
 	*x = GetDestinationStatusResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3122,7 @@ func (x *GetDestinationStatusResponse_Data) String() string {
 func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3155,7 @@ type ExtendDestinationRetentionResponse_Data struct {
 
 func (x *ExtendDestinationRetentionResponse_Data) Reset() {
 	*x = ExtendDestinationRetentionResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3167,7 @@ func (x *ExtendDestinationRetentionResponse_Data) String() string {
 func (*ExtendDestinationRetentionResponse_Data) ProtoMessage() {}
 
 func (x *ExtendDestinationRetentionResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,18 +3190,66 @@ func (x *ExtendDestinationRetentionResponse_Data) GetDestination() *v1.Destinati
 	return nil
 }
 
+// Data wraps the catalog entry.
+type GetDestinationMetadataResponse_Data struct {
+	state               protoimpl.MessageState  `protogen:"open.v1"`
+	DestinationMetadata *v1.DestinationMetadata `protobuf:"bytes,1,opt,name=destination_metadata,json=destinationMetadata,proto3" json:"destination_metadata,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *GetDestinationMetadataResponse_Data) Reset() {
+	*x = GetDestinationMetadataResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationMetadataResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationMetadataResponse_Data) ProtoMessage() {}
+
+func (x *GetDestinationMetadataResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationMetadataResponse_Data.ProtoReflect.Descriptor instead.
+func (*GetDestinationMetadataResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{40, 0}
+}
+
+func (x *GetDestinationMetadataResponse_Data) GetDestinationMetadata() *v1.DestinationMetadata {
+	if x != nil {
+		return x.DestinationMetadata
+	}
+	return nil
+}
+
 var File_s3dest_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
+	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
 	"\x0fPaginationInput\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"e\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xa1\x01\n" +
 	"\x10PaginationOutput\x12\x18\n" +
-	"\acurrent\x18\x01 \x01(\tR\acurrent\x12\x12\n" +
-	"\x04next\x18\x02 \x01(\tR\x04next\x12#\n" +
-	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries\"e\n" +
+	"\acurrent\x18\x01 \x01(\tR\acurrent\x12\x17\n" +
+	"\x04next\x18\x02 \x01(\tH\x00R\x04next\x88\x01\x01\x12#\n" +
+	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries\x12\x1f\n" +
+	"\bprevious\x18\x04 \x01(\tH\x01R\bprevious\x88\x01\x01B\a\n" +
+	"\x05_nextB\v\n" +
+	"\t_previous\"e\n" +
 	"\x13GetWorkspaceRequest\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1e\n" +
@@ -3134,11 +3291,12 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"pagination\x18\x02 \x01(\v2!.s3dest.admin.v1.PaginationOutputR\n" +
 	"pagination\"/\n" +
 	"\x10GetSourceRequest\x12\x1b\n" +
-	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"\x8a\x01\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"\xd3\x01\n" +
 	"\x11GetSourceResponse\x12;\n" +
-	"\x04data\x18\x01 \x01(\v2'.s3dest.admin.v1.GetSourceResponse.DataR\x04data\x1a8\n" +
+	"\x04data\x18\x01 \x01(\v2'.s3dest.admin.v1.GetSourceResponse.DataR\x04data\x1a\x80\x01\n" +
 	"\x04Data\x120\n" +
-	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\"\xa1\x01\n" +
+	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\x12F\n" +
+	"\x10tracking_plan_id\x18\x02 \x01(\v2\x1c.google.protobuf.StringValueR\x0etrackingPlanId\"\xa1\x01\n" +
 	"\x13UpdateSourceRequest\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x17\n" +
@@ -3176,11 +3334,11 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"Q\n" +
 	"\x15RemoveWriteKeyRequest\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1b\n" +
-	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"\x94\x01\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"\x88\x01\n" +
 	"\x16RemoveWriteKeyResponse\x12@\n" +
-	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.RemoveWriteKeyResponse.DataR\x04data\x1a8\n" +
-	"\x04Data\x120\n" +
-	"\x06source\x18\x01 \x01(\v2\x18.s3dest.config.v1.SourceR\x06source\"\xda\x01\n" +
+	"\x04data\x18\x01 \x01(\v2,.s3dest.admin.v1.RemoveWriteKeyResponse.DataR\x04data\x1a,\n" +
+	"\x04Data\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06statusJ\x04\b\x01\x10\x02R\x06source\"\xda\x01\n" +
 	"\x18CreateDestinationRequest\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1f\n" +
 	"\vmetadata_id\x18\x02 \x01(\tR\n" +
@@ -3290,7 +3448,13 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\"ExtendDestinationRetentionResponse\x12L\n" +
 	"\x04data\x18\x01 \x01(\v28.s3dest.admin.v1.ExtendDestinationRetentionResponse.DataR\x04data\x1aG\n" +
 	"\x04Data\x12?\n" +
-	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination2\xd8\r\n" +
+	"\vdestination\x18\x01 \x01(\v2\x1d.s3dest.config.v1.DestinationR\vdestination\"W\n" +
+	"\x1dGetDestinationMetadataRequest\x126\n" +
+	"\x17destination_metadata_id\x18\x01 \x01(\tR\x15destinationMetadataId\"\xcc\x01\n" +
+	"\x1eGetDestinationMetadataResponse\x12H\n" +
+	"\x04data\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationMetadataResponse.DataR\x04data\x1a`\n" +
+	"\x04Data\x12X\n" +
+	"\x14destination_metadata\x18\x01 \x01(\v2%.s3dest.config.v1.DestinationMetadataR\x13destinationMetadata2\xd3\x0e\n" +
 	"\fAdminService\x12[\n" +
 	"\fGetWorkspace\x12$.s3dest.admin.v1.GetWorkspaceRequest\x1a%.s3dest.admin.v1.GetWorkspaceResponse\x12[\n" +
 	"\fCreateSource\x12$.s3dest.admin.v1.CreateSourceRequest\x1a%.s3dest.admin.v1.CreateSourceResponse\x12X\n" +
@@ -3308,7 +3472,8 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x11DeleteDestination\x12).s3dest.admin.v1.DeleteDestinationRequest\x1a*.s3dest.admin.v1.DeleteDestinationResponse\x12p\n" +
 	"\x13ValidateDestination\x12+.s3dest.admin.v1.ValidateDestinationRequest\x1a,.s3dest.admin.v1.ValidateDestinationResponse\x12s\n" +
 	"\x14GetDestinationStatus\x12,.s3dest.admin.v1.GetDestinationStatusRequest\x1a-.s3dest.admin.v1.GetDestinationStatusResponse\x12\x85\x01\n" +
-	"\x1aExtendDestinationRetention\x122.s3dest.admin.v1.ExtendDestinationRetentionRequest\x1a3.s3dest.admin.v1.ExtendDestinationRetentionResponseB\xb9\x01\n" +
+	"\x1aExtendDestinationRetention\x122.s3dest.admin.v1.ExtendDestinationRetentionRequest\x1a3.s3dest.admin.v1.ExtendDestinationRetentionResponse\x12y\n" +
+	"\x16GetDestinationMetadata\x12..s3dest.admin.v1.GetDestinationMetadataRequest\x1a/.s3dest.admin.v1.GetDestinationMetadataResponseB\xb9\x01\n" +
 	"\x13com.s3dest.admin.v1B\n" +
 	"AdminProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1;adminv1\xa2\x02\x03SAX\xaa\x02\x0fS3dest.Admin.V1\xca\x02\x0fS3dest\\Admin\\V1\xe2\x02\x1bS3dest\\Admin\\V1\\GPBMetadata\xea\x02\x11S3dest::Admin::V1b\x06proto3"
 
@@ -3324,7 +3489,7 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*PaginationInput)(nil),                         // 0: s3dest.admin.v1.PaginationInput
 	(*PaginationOutput)(nil),                        // 1: s3dest.admin.v1.PaginationOutput
@@ -3365,125 +3530,134 @@ var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*GetDestinationStatusResponse)(nil),            // 36: s3dest.admin.v1.GetDestinationStatusResponse
 	(*ExtendDestinationRetentionRequest)(nil),       // 37: s3dest.admin.v1.ExtendDestinationRetentionRequest
 	(*ExtendDestinationRetentionResponse)(nil),      // 38: s3dest.admin.v1.ExtendDestinationRetentionResponse
-	(*GetWorkspaceResponse_Data)(nil),               // 39: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),               // 40: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),                // 41: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),                  // 42: s3dest.admin.v1.GetSourceResponse.Data
-	(*UpdateSourceResponse_Data)(nil),               // 43: s3dest.admin.v1.UpdateSourceResponse.Data
-	(*DeleteSourceResponse_Data)(nil),               // 44: s3dest.admin.v1.DeleteSourceResponse.Data
-	(*CreateWriteKeyResponse_Data)(nil),             // 45: s3dest.admin.v1.CreateWriteKeyResponse.Data
-	(*RotateWriteKeyResponse_Data)(nil),             // 46: s3dest.admin.v1.RotateWriteKeyResponse.Data
-	(*RemoveWriteKeyResponse_Data)(nil),             // 47: s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	(*CreateDestinationResponse_Data)(nil),          // 48: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),           // 49: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),             // 50: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),          // 51: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),          // 52: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil),        // 53: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*GetDestinationStatusResponse_Status)(nil),     // 54: s3dest.admin.v1.GetDestinationStatusResponse.Status
-	(*GetDestinationStatusResponse_Data)(nil),       // 55: s3dest.admin.v1.GetDestinationStatusResponse.Data
-	(*ExtendDestinationRetentionResponse_Data)(nil), // 56: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	(*durationpb.Duration)(nil),                     // 57: google.protobuf.Duration
-	(*v1.DestinationSettings)(nil),                  // 58: s3dest.config.v1.DestinationSettings
-	(*timestamppb.Timestamp)(nil),                   // 59: google.protobuf.Timestamp
-	(*v1.Workspace)(nil),                            // 60: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                               // 61: s3dest.config.v1.Source
-	(*v1.Destination)(nil),                          // 62: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),                    // 63: s3dest.validator.v1.ValidationResult
+	(*GetDestinationMetadataRequest)(nil),           // 39: s3dest.admin.v1.GetDestinationMetadataRequest
+	(*GetDestinationMetadataResponse)(nil),          // 40: s3dest.admin.v1.GetDestinationMetadataResponse
+	(*GetWorkspaceResponse_Data)(nil),               // 41: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),               // 42: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),                // 43: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),                  // 44: s3dest.admin.v1.GetSourceResponse.Data
+	(*UpdateSourceResponse_Data)(nil),               // 45: s3dest.admin.v1.UpdateSourceResponse.Data
+	(*DeleteSourceResponse_Data)(nil),               // 46: s3dest.admin.v1.DeleteSourceResponse.Data
+	(*CreateWriteKeyResponse_Data)(nil),             // 47: s3dest.admin.v1.CreateWriteKeyResponse.Data
+	(*RotateWriteKeyResponse_Data)(nil),             // 48: s3dest.admin.v1.RotateWriteKeyResponse.Data
+	(*RemoveWriteKeyResponse_Data)(nil),             // 49: s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	(*CreateDestinationResponse_Data)(nil),          // 50: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),           // 51: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),             // 52: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),          // 53: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),          // 54: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),        // 55: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil),     // 56: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),       // 57: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*ExtendDestinationRetentionResponse_Data)(nil), // 58: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	(*GetDestinationMetadataResponse_Data)(nil),     // 59: s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	(*durationpb.Duration)(nil),                     // 60: google.protobuf.Duration
+	(*v1.DestinationSettings)(nil),                  // 61: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),                   // 62: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                            // 63: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                               // 64: s3dest.config.v1.Source
+	(*wrapperspb.StringValue)(nil),                  // 65: google.protobuf.StringValue
+	(*v1.Destination)(nil),                          // 66: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                    // 67: s3dest.validator.v1.ValidationResult
+	(*v1.DestinationMetadata)(nil),                  // 68: s3dest.config.v1.DestinationMetadata
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	39, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	40, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	41, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	42, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	41, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	42, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	43, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
-	44, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
-	45, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
-	57, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	46, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
-	47, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	58, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	48, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	43, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	44, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	45, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
+	46, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
+	47, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
+	60, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	48, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
+	49, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	61, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	50, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
 	0,  // 13: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	49, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	50, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	58, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	51, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	52, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	53, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	59, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
-	59, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	57, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
-	59, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
-	59, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
-	59, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
-	55, // 26: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
-	57, // 27: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
-	56, // 28: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	60, // 29: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	3,  // 30: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
-	61, // 31: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	61, // 32: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 33: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	61, // 34: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	61, // 35: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	61, // 36: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	61, // 37: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	61, // 38: s3dest.admin.v1.RemoveWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	62, // 39: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	63, // 40: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	62, // 41: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 42: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	62, // 43: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	63, // 44: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	62, // 45: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	63, // 46: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	63, // 47: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	34, // 48: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
-	63, // 49: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
-	35, // 50: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
-	54, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
-	62, // 52: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	2,  // 53: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	5,  // 54: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	7,  // 55: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	9,  // 56: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	11, // 57: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
-	13, // 58: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
-	15, // 59: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
-	17, // 60: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
-	19, // 61: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
-	21, // 62: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	23, // 63: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	25, // 64: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	27, // 65: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	29, // 66: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	31, // 67: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	33, // 68: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
-	37, // 69: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
-	4,  // 70: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	6,  // 71: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	8,  // 72: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	10, // 73: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	12, // 74: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
-	14, // 75: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
-	16, // 76: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
-	18, // 77: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
-	20, // 78: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
-	22, // 79: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	24, // 80: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	26, // 81: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	28, // 82: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	30, // 83: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	32, // 84: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	36, // 85: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
-	38, // 86: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
-	70, // [70:87] is the sub-list for method output_type
-	53, // [53:70] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	51, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	52, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	61, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	53, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	54, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	55, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	62, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	62, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	60, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
+	62, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
+	62, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
+	62, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
+	57, // 26: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	60, // 27: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
+	58, // 28: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	59, // 29: s3dest.admin.v1.GetDestinationMetadataResponse.data:type_name -> s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	63, // 30: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	3,  // 31: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
+	64, // 32: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	64, // 33: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 34: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	64, // 35: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	65, // 36: s3dest.admin.v1.GetSourceResponse.Data.tracking_plan_id:type_name -> google.protobuf.StringValue
+	64, // 37: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	64, // 38: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	64, // 39: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	66, // 40: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	67, // 41: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	66, // 42: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 43: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	66, // 44: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	67, // 45: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	66, // 46: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	67, // 47: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	67, // 48: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	34, // 49: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	67, // 50: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
+	35, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
+	56, // 52: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	66, // 53: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	68, // 54: s3dest.admin.v1.GetDestinationMetadataResponse.Data.destination_metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	2,  // 55: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	5,  // 56: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	7,  // 57: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	9,  // 58: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	11, // 59: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
+	13, // 60: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
+	15, // 61: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
+	17, // 62: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
+	19, // 63: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
+	21, // 64: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	23, // 65: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	25, // 66: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	27, // 67: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	29, // 68: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	31, // 69: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	33, // 70: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	37, // 71: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
+	39, // 72: s3dest.admin.v1.AdminService.GetDestinationMetadata:input_type -> s3dest.admin.v1.GetDestinationMetadataRequest
+	4,  // 73: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	6,  // 74: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	8,  // 75: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	10, // 76: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	12, // 77: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
+	14, // 78: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
+	16, // 79: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
+	18, // 80: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
+	20, // 81: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
+	22, // 82: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	24, // 83: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	26, // 84: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	28, // 85: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	30, // 86: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	32, // 87: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	36, // 88: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	38, // 89: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
+	40, // 90: s3dest.admin.v1.AdminService.GetDestinationMetadata:output_type -> s3dest.admin.v1.GetDestinationMetadataResponse
+	73, // [73:91] is the sub-list for method output_type
+	55, // [55:73] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -3491,6 +3665,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 	if File_s3dest_admin_v1_admin_proto != nil {
 		return
 	}
+	file_s3dest_admin_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
 	file_s3dest_admin_v1_admin_proto_msgTypes[5].OneofWrappers = []any{}
 	file_s3dest_admin_v1_admin_proto_msgTypes[11].OneofWrappers = []any{}
 	file_s3dest_admin_v1_admin_proto_msgTypes[21].OneofWrappers = []any{}
@@ -3501,7 +3676,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	AdminService_ValidateDestination_FullMethodName        = "/s3dest.admin.v1.AdminService/ValidateDestination"
 	AdminService_GetDestinationStatus_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
 	AdminService_ExtendDestinationRetention_FullMethodName = "/s3dest.admin.v1.AdminService/ExtendDestinationRetention"
+	AdminService_GetDestinationMetadata_FullMethodName     = "/s3dest.admin.v1.AdminService/GetDestinationMetadata"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -83,6 +84,8 @@ type AdminServiceClient interface {
 	// ExtendDestinationRetention keeps the destination's waiting files past the retention, until a time:
 	// for a destination whose role or bucket is failing and which its owner is about to fix.
 	ExtendDestinationRetention(ctx context.Context, in *ExtendDestinationRetentionRequest, opts ...grpc.CallOption) (*ExtendDestinationRetentionResponse, error)
+	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
+	GetDestinationMetadata(ctx context.Context, in *GetDestinationMetadataRequest, opts ...grpc.CallOption) (*GetDestinationMetadataResponse, error)
 }
 
 type adminServiceClient struct {
@@ -263,6 +266,16 @@ func (c *adminServiceClient) ExtendDestinationRetention(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *adminServiceClient) GetDestinationMetadata(ctx context.Context, in *GetDestinationMetadataRequest, opts ...grpc.CallOption) (*GetDestinationMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDestinationMetadataResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDestinationMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -308,6 +321,8 @@ type AdminServiceServer interface {
 	// ExtendDestinationRetention keeps the destination's waiting files past the retention, until a time:
 	// for a destination whose role or bucket is failing and which its owner is about to fix.
 	ExtendDestinationRetention(context.Context, *ExtendDestinationRetentionRequest) (*ExtendDestinationRetentionResponse, error)
+	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
+	GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -368,6 +383,9 @@ func (UnimplementedAdminServiceServer) GetDestinationStatus(context.Context, *Ge
 }
 func (UnimplementedAdminServiceServer) ExtendDestinationRetention(context.Context, *ExtendDestinationRetentionRequest) (*ExtendDestinationRetentionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExtendDestinationRetention not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDestinationMetadata not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -696,6 +714,24 @@ func _AdminService_ExtendDestinationRetention_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetDestinationMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDestinationMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDestinationMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDestinationMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDestinationMetadata(ctx, req.(*GetDestinationMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -770,6 +806,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExtendDestinationRetention",
 			Handler:    _AdminService_ExtendDestinationRetention_Handler,
+		},
+		{
+			MethodName: "GetDestinationMetadata",
+			Handler:    _AdminService_GetDestinationMetadata_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -25,10 +26,12 @@ const (
 
 // Workspace is the tenant. Its ID is the External ID every customer role must require.
 type Workspace struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// slug names the workspace in Segment's API; admin answers with the name's slug when none is stored.
+	Slug          string `protobuf:"bytes,4,opt,name=slug,proto3" json:"slug,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -84,6 +87,13 @@ func (x *Workspace) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Workspace) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
 // Source is a producer of events, identified on the Tracking API by one of its write keys.
 type Source struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -97,8 +107,15 @@ type Source struct {
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// retiring_write_keys were rotated out: each still authenticates this source until it expires.
 	RetiringWriteKeys []*RetiringWriteKey `protobuf:"bytes,8,rep,name=retiring_write_keys,json=retiringWriteKeys,proto3" json:"retiring_write_keys,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// workspace_id is filled in by admin's answers (Segment's sources carry it); not stored.
+	WorkspaceId string `protobuf:"bytes,9,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// metadata is the kind of source, from Segment's sources catalog. Only its id is stored (what
+	// CreateSource was given); admin's answers fill in the rest.
+	Metadata *SourceMetadata `protobuf:"bytes,10,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// labels are Segment's key/value labels; s3dest keeps none, so the list is always empty.
+	Labels        []*Label `protobuf:"bytes,11,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Source) Reset() {
@@ -187,6 +204,337 @@ func (x *Source) GetRetiringWriteKeys() []*RetiringWriteKey {
 	return nil
 }
 
+func (x *Source) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *Source) GetMetadata() *SourceMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Source) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// SourceMetadata is a sources-catalog entry. s3dest treats every kind of source alike: events arrive on
+// the Tracking API (or JetStream) with a write key.
+type SourceMetadata struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name               string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Slug               string                 `protobuf:"bytes,3,opt,name=slug,proto3" json:"slug,omitempty"`
+	Description        string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Logos              *Logos                 `protobuf:"bytes,5,opt,name=logos,proto3" json:"logos,omitempty"`
+	Options            []*IntegrationOption   `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty"`
+	Categories         []string               `protobuf:"bytes,7,rep,name=categories,proto3" json:"categories,omitempty"`
+	IsCloudEventSource bool                   `protobuf:"varint,8,opt,name=is_cloud_event_source,json=isCloudEventSource,proto3" json:"is_cloud_event_source,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SourceMetadata) Reset() {
+	*x = SourceMetadata{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceMetadata) ProtoMessage() {}
+
+func (x *SourceMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceMetadata.ProtoReflect.Descriptor instead.
+func (*SourceMetadata) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SourceMetadata) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SourceMetadata) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SourceMetadata) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *SourceMetadata) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *SourceMetadata) GetLogos() *Logos {
+	if x != nil {
+		return x.Logos
+	}
+	return nil
+}
+
+func (x *SourceMetadata) GetOptions() []*IntegrationOption {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *SourceMetadata) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *SourceMetadata) GetIsCloudEventSource() bool {
+	if x != nil {
+		return x.IsCloudEventSource
+	}
+	return false
+}
+
+// Label is Segment's key/value label of a source.
+type Label struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Label) Reset() {
+	*x = Label{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Label) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Label) ProtoMessage() {}
+
+func (x *Label) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Label.ProtoReflect.Descriptor instead.
+func (*Label) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Label) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Label) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Label) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Logos of a catalog entry (URLs).
+type Logos struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Default       string                 `protobuf:"bytes,1,opt,name=default,proto3" json:"default,omitempty"`
+	Mark          *string                `protobuf:"bytes,2,opt,name=mark,proto3,oneof" json:"mark,omitempty"`
+	Alt           *string                `protobuf:"bytes,3,opt,name=alt,proto3,oneof" json:"alt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Logos) Reset() {
+	*x = Logos{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Logos) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Logos) ProtoMessage() {}
+
+func (x *Logos) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Logos.ProtoReflect.Descriptor instead.
+func (*Logos) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Logos) GetDefault() string {
+	if x != nil {
+		return x.Default
+	}
+	return ""
+}
+
+func (x *Logos) GetMark() string {
+	if x != nil && x.Mark != nil {
+		return *x.Mark
+	}
+	return ""
+}
+
+func (x *Logos) GetAlt() string {
+	if x != nil && x.Alt != nil {
+		return *x.Alt
+	}
+	return ""
+}
+
+// IntegrationOption is one setting of a catalog entry: its settings schema, as Segment's `options`.
+type IntegrationOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is the setting's JSON type, such as `string`.
+	Type          string          `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Required      bool            `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	Description   string          `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	DefaultValue  *structpb.Value `protobuf:"bytes,5,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	Label         string          `protobuf:"bytes,6,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrationOption) Reset() {
+	*x = IntegrationOption{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrationOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrationOption) ProtoMessage() {}
+
+func (x *IntegrationOption) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrationOption.ProtoReflect.Descriptor instead.
+func (*IntegrationOption) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IntegrationOption) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *IntegrationOption) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *IntegrationOption) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 // RetiringWriteKey is a rotated write key in its grace period.
 type RetiringWriteKey struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -199,7 +547,7 @@ type RetiringWriteKey struct {
 
 func (x *RetiringWriteKey) Reset() {
 	*x = RetiringWriteKey{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +559,7 @@ func (x *RetiringWriteKey) String() string {
 func (*RetiringWriteKey) ProtoMessage() {}
 
 func (x *RetiringWriteKey) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[2]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +572,7 @@ func (x *RetiringWriteKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetiringWriteKey.ProtoReflect.Descriptor instead.
 func (*RetiringWriteKey) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RetiringWriteKey) GetWriteKey() string {
@@ -248,15 +596,32 @@ type DestinationMetadata struct {
 	// Amazon S3 destination.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// slug is `aws-s3` or `amazon-s3`.
-	Slug          string `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Slug string `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The rest is the catalog's (admin's catalog.go) and is not stored: answers fill it in by id.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Logos       *Logos `protobuf:"bytes,5,opt,name=logos,proto3" json:"logos,omitempty"`
+	// options is the settings schema.
+	Options []*IntegrationOption `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty"`
+	// status is Segment's catalog status, such as PUBLIC.
+	Status             string                  `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	PreviousNames      []string                `protobuf:"bytes,8,rep,name=previous_names,json=previousNames,proto3" json:"previous_names,omitempty"`
+	Categories         []string                `protobuf:"bytes,9,rep,name=categories,proto3" json:"categories,omitempty"`
+	Website            string                  `protobuf:"bytes,10,opt,name=website,proto3" json:"website,omitempty"`
+	Components         []*DestinationComponent `protobuf:"bytes,11,rep,name=components,proto3" json:"components,omitempty"`
+	SupportedFeatures  *DestinationFeatures    `protobuf:"bytes,12,opt,name=supported_features,json=supportedFeatures,proto3" json:"supported_features,omitempty"`
+	SupportedMethods   *DestinationMethods     `protobuf:"bytes,13,opt,name=supported_methods,json=supportedMethods,proto3" json:"supported_methods,omitempty"`
+	SupportedPlatforms *DestinationPlatforms   `protobuf:"bytes,14,opt,name=supported_platforms,json=supportedPlatforms,proto3" json:"supported_platforms,omitempty"`
+	// actions and presets are Segment's Actions framework; these classic destinations have none.
+	Actions       []*structpb.Struct `protobuf:"bytes,15,rep,name=actions,proto3" json:"actions,omitempty"`
+	Presets       []*structpb.Struct `protobuf:"bytes,16,rep,name=presets,proto3" json:"presets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DestinationMetadata) Reset() {
 	*x = DestinationMetadata{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +633,7 @@ func (x *DestinationMetadata) String() string {
 func (*DestinationMetadata) ProtoMessage() {}
 
 func (x *DestinationMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[3]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +646,7 @@ func (x *DestinationMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationMetadata.ProtoReflect.Descriptor instead.
 func (*DestinationMetadata) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DestinationMetadata) GetId() string {
@@ -305,6 +670,389 @@ func (x *DestinationMetadata) GetName() string {
 	return ""
 }
 
+func (x *DestinationMetadata) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *DestinationMetadata) GetLogos() *Logos {
+	if x != nil {
+		return x.Logos
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetOptions() []*IntegrationOption {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *DestinationMetadata) GetPreviousNames() []string {
+	if x != nil {
+		return x.PreviousNames
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetWebsite() string {
+	if x != nil {
+		return x.Website
+	}
+	return ""
+}
+
+func (x *DestinationMetadata) GetComponents() []*DestinationComponent {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetSupportedFeatures() *DestinationFeatures {
+	if x != nil {
+		return x.SupportedFeatures
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetSupportedMethods() *DestinationMethods {
+	if x != nil {
+		return x.SupportedMethods
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetSupportedPlatforms() *DestinationPlatforms {
+	if x != nil {
+		return x.SupportedPlatforms
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetActions() []*structpb.Struct {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *DestinationMetadata) GetPresets() []*structpb.Struct {
+	if x != nil {
+		return x.Presets
+	}
+	return nil
+}
+
+// DestinationComponent is where a destination's code runs, such as SERVER.
+type DestinationComponent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationComponent) Reset() {
+	*x = DestinationComponent{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationComponent) ProtoMessage() {}
+
+func (x *DestinationComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationComponent.ProtoReflect.Descriptor instead.
+func (*DestinationComponent) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DestinationComponent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DestinationComponent) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DestinationComponent) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+// DestinationFeatures are a destination's modes.
+type DestinationFeatures struct {
+	state                   protoimpl.MessageState `protogen:"open.v1"`
+	CloudModeInstances      string                 `protobuf:"bytes,1,opt,name=cloud_mode_instances,json=cloudModeInstances,proto3" json:"cloud_mode_instances,omitempty"`
+	DeviceModeInstances     string                 `protobuf:"bytes,2,opt,name=device_mode_instances,json=deviceModeInstances,proto3" json:"device_mode_instances,omitempty"`
+	Replay                  bool                   `protobuf:"varint,3,opt,name=replay,proto3" json:"replay,omitempty"`
+	BrowserUnbundling       bool                   `protobuf:"varint,4,opt,name=browser_unbundling,json=browserUnbundling,proto3" json:"browser_unbundling,omitempty"`
+	BrowserUnbundlingPublic bool                   `protobuf:"varint,5,opt,name=browser_unbundling_public,json=browserUnbundlingPublic,proto3" json:"browser_unbundling_public,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *DestinationFeatures) Reset() {
+	*x = DestinationFeatures{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationFeatures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationFeatures) ProtoMessage() {}
+
+func (x *DestinationFeatures) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationFeatures.ProtoReflect.Descriptor instead.
+func (*DestinationFeatures) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DestinationFeatures) GetCloudModeInstances() string {
+	if x != nil {
+		return x.CloudModeInstances
+	}
+	return ""
+}
+
+func (x *DestinationFeatures) GetDeviceModeInstances() string {
+	if x != nil {
+		return x.DeviceModeInstances
+	}
+	return ""
+}
+
+func (x *DestinationFeatures) GetReplay() bool {
+	if x != nil {
+		return x.Replay
+	}
+	return false
+}
+
+func (x *DestinationFeatures) GetBrowserUnbundling() bool {
+	if x != nil {
+		return x.BrowserUnbundling
+	}
+	return false
+}
+
+func (x *DestinationFeatures) GetBrowserUnbundlingPublic() bool {
+	if x != nil {
+		return x.BrowserUnbundlingPublic
+	}
+	return false
+}
+
+// DestinationMethods are the event types a destination receives.
+type DestinationMethods struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pageview      bool                   `protobuf:"varint,1,opt,name=pageview,proto3" json:"pageview,omitempty"`
+	Identify      bool                   `protobuf:"varint,2,opt,name=identify,proto3" json:"identify,omitempty"`
+	Alias         bool                   `protobuf:"varint,3,opt,name=alias,proto3" json:"alias,omitempty"`
+	Track         bool                   `protobuf:"varint,4,opt,name=track,proto3" json:"track,omitempty"`
+	Group         bool                   `protobuf:"varint,5,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationMethods) Reset() {
+	*x = DestinationMethods{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationMethods) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationMethods) ProtoMessage() {}
+
+func (x *DestinationMethods) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationMethods.ProtoReflect.Descriptor instead.
+func (*DestinationMethods) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DestinationMethods) GetPageview() bool {
+	if x != nil {
+		return x.Pageview
+	}
+	return false
+}
+
+func (x *DestinationMethods) GetIdentify() bool {
+	if x != nil {
+		return x.Identify
+	}
+	return false
+}
+
+func (x *DestinationMethods) GetAlias() bool {
+	if x != nil {
+		return x.Alias
+	}
+	return false
+}
+
+func (x *DestinationMethods) GetTrack() bool {
+	if x != nil {
+		return x.Track
+	}
+	return false
+}
+
+func (x *DestinationMethods) GetGroup() bool {
+	if x != nil {
+		return x.Group
+	}
+	return false
+}
+
+// DestinationPlatforms are the sources a destination accepts events from.
+type DestinationPlatforms struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Browser        bool                   `protobuf:"varint,1,opt,name=browser,proto3" json:"browser,omitempty"`
+	Server         bool                   `protobuf:"varint,2,opt,name=server,proto3" json:"server,omitempty"`
+	Mobile         bool                   `protobuf:"varint,3,opt,name=mobile,proto3" json:"mobile,omitempty"`
+	Warehouse      bool                   `protobuf:"varint,4,opt,name=warehouse,proto3" json:"warehouse,omitempty"`
+	CloudAppObject bool                   `protobuf:"varint,5,opt,name=cloud_app_object,json=cloudAppObject,proto3" json:"cloud_app_object,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DestinationPlatforms) Reset() {
+	*x = DestinationPlatforms{}
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationPlatforms) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationPlatforms) ProtoMessage() {}
+
+func (x *DestinationPlatforms) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationPlatforms.ProtoReflect.Descriptor instead.
+func (*DestinationPlatforms) Descriptor() ([]byte, []int) {
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DestinationPlatforms) GetBrowser() bool {
+	if x != nil {
+		return x.Browser
+	}
+	return false
+}
+
+func (x *DestinationPlatforms) GetServer() bool {
+	if x != nil {
+		return x.Server
+	}
+	return false
+}
+
+func (x *DestinationPlatforms) GetMobile() bool {
+	if x != nil {
+		return x.Mobile
+	}
+	return false
+}
+
+func (x *DestinationPlatforms) GetWarehouse() bool {
+	if x != nil {
+		return x.Warehouse
+	}
+	return false
+}
+
+func (x *DestinationPlatforms) GetCloudAppObject() bool {
+	if x != nil {
+		return x.CloudAppObject
+	}
+	return false
+}
+
 // DestinationSettings are the reference's three settings.
 type DestinationSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -320,7 +1068,7 @@ type DestinationSettings struct {
 
 func (x *DestinationSettings) Reset() {
 	*x = DestinationSettings{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +1080,7 @@ func (x *DestinationSettings) String() string {
 func (*DestinationSettings) ProtoMessage() {}
 
 func (x *DestinationSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[4]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +1093,7 @@ func (x *DestinationSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationSettings.ProtoReflect.Descriptor instead.
 func (*DestinationSettings) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DestinationSettings) GetRegion() string {
@@ -390,7 +1138,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +1150,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[5]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +1163,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Destination) GetId() string {
@@ -498,7 +1246,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +1258,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_config_v1_config_proto_msgTypes[6]
+	mi := &file_s3dest_config_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +1271,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_s3dest_config_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Settings) GetRetention() *durationpb.Duration {
@@ -544,12 +1292,13 @@ var File_s3dest_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1ds3dest/config/v1/config.proto\x12\x10s3dest.config.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n" +
+	"\x1ds3dest/config/v1/config.proto\x12\x10s3dest.config.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n" +
 	"\tWorkspace\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc3\x02\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x12\n" +
+	"\x04slug\x18\x04 \x01(\tR\x04slug\"\xd5\x03\n" +
 	"\x06Source\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -561,15 +1310,87 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12R\n" +
-	"\x13retiring_write_keys\x18\b \x03(\v2\".s3dest.config.v1.RetiringWriteKeyR\x11retiringWriteKeys\"j\n" +
+	"\x13retiring_write_keys\x18\b \x03(\v2\".s3dest.config.v1.RetiringWriteKeyR\x11retiringWriteKeys\x12!\n" +
+	"\fworkspace_id\x18\t \x01(\tR\vworkspaceId\x12<\n" +
+	"\bmetadata\x18\n" +
+	" \x01(\v2 .s3dest.config.v1.SourceMetadataR\bmetadata\x12/\n" +
+	"\x06labels\x18\v \x03(\v2\x17.s3dest.config.v1.LabelR\x06labels\"\xab\x02\n" +
+	"\x0eSourceMetadata\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04slug\x18\x03 \x01(\tR\x04slug\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12-\n" +
+	"\x05logos\x18\x05 \x01(\v2\x17.s3dest.config.v1.LogosR\x05logos\x12=\n" +
+	"\aoptions\x18\x06 \x03(\v2#.s3dest.config.v1.IntegrationOptionR\aoptions\x12\x1e\n" +
+	"\n" +
+	"categories\x18\a \x03(\tR\n" +
+	"categories\x121\n" +
+	"\x15is_cloud_event_source\x18\b \x01(\bR\x12isCloudEventSource\"Q\n" +
+	"\x05Label\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"b\n" +
+	"\x05Logos\x12\x18\n" +
+	"\adefault\x18\x01 \x01(\tR\adefault\x12\x17\n" +
+	"\x04mark\x18\x02 \x01(\tH\x00R\x04mark\x88\x01\x01\x12\x15\n" +
+	"\x03alt\x18\x03 \x01(\tH\x01R\x03alt\x88\x01\x01B\a\n" +
+	"\x05_markB\x06\n" +
+	"\x04_alt\"\xcc\x01\n" +
+	"\x11IntegrationOption\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12;\n" +
+	"\rdefault_value\x18\x05 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12\x14\n" +
+	"\x05label\x18\x06 \x01(\tR\x05label\"j\n" +
 	"\x10RetiringWriteKey\x12\x1b\n" +
 	"\twrite_key\x18\x01 \x01(\tR\bwriteKey\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"M\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x86\x06\n" +
 	"\x13DestinationMetadata\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"l\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12-\n" +
+	"\x05logos\x18\x05 \x01(\v2\x17.s3dest.config.v1.LogosR\x05logos\x12=\n" +
+	"\aoptions\x18\x06 \x03(\v2#.s3dest.config.v1.IntegrationOptionR\aoptions\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x12%\n" +
+	"\x0eprevious_names\x18\b \x03(\tR\rpreviousNames\x12\x1e\n" +
+	"\n" +
+	"categories\x18\t \x03(\tR\n" +
+	"categories\x12\x18\n" +
+	"\awebsite\x18\n" +
+	" \x01(\tR\awebsite\x12F\n" +
+	"\n" +
+	"components\x18\v \x03(\v2&.s3dest.config.v1.DestinationComponentR\n" +
+	"components\x12T\n" +
+	"\x12supported_features\x18\f \x01(\v2%.s3dest.config.v1.DestinationFeaturesR\x11supportedFeatures\x12Q\n" +
+	"\x11supported_methods\x18\r \x01(\v2$.s3dest.config.v1.DestinationMethodsR\x10supportedMethods\x12W\n" +
+	"\x13supported_platforms\x18\x0e \x01(\v2&.s3dest.config.v1.DestinationPlatformsR\x12supportedPlatforms\x121\n" +
+	"\aactions\x18\x0f \x03(\v2\x17.google.protobuf.StructR\aactions\x121\n" +
+	"\apresets\x18\x10 \x03(\v2\x17.google.protobuf.StructR\apresets\"T\n" +
+	"\x14DestinationComponent\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\"\xfe\x01\n" +
+	"\x13DestinationFeatures\x120\n" +
+	"\x14cloud_mode_instances\x18\x01 \x01(\tR\x12cloudModeInstances\x122\n" +
+	"\x15device_mode_instances\x18\x02 \x01(\tR\x13deviceModeInstances\x12\x16\n" +
+	"\x06replay\x18\x03 \x01(\bR\x06replay\x12-\n" +
+	"\x12browser_unbundling\x18\x04 \x01(\bR\x11browserUnbundling\x12:\n" +
+	"\x19browser_unbundling_public\x18\x05 \x01(\bR\x17browserUnbundlingPublic\"\x8e\x01\n" +
+	"\x12DestinationMethods\x12\x1a\n" +
+	"\bpageview\x18\x01 \x01(\bR\bpageview\x12\x1a\n" +
+	"\bidentify\x18\x02 \x01(\bR\bidentify\x12\x14\n" +
+	"\x05alias\x18\x03 \x01(\bR\x05alias\x12\x14\n" +
+	"\x05track\x18\x04 \x01(\bR\x05track\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\bR\x05group\"\xa8\x01\n" +
+	"\x14DestinationPlatforms\x12\x18\n" +
+	"\abrowser\x18\x01 \x01(\bR\abrowser\x12\x16\n" +
+	"\x06server\x18\x02 \x01(\bR\x06server\x12\x16\n" +
+	"\x06mobile\x18\x03 \x01(\bR\x06mobile\x12\x1c\n" +
+	"\twarehouse\x18\x04 \x01(\bR\twarehouse\x12(\n" +
+	"\x10cloud_app_object\x18\x05 \x01(\bR\x0ecloudAppObject\"l\n" +
 	"\x13DestinationSettings\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1b\n" +
 	"\ts3_bucket\x18\x02 \x01(\tR\bs3Bucket\x12 \n" +
@@ -605,36 +1426,59 @@ func file_s3dest_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_s3dest_config_v1_config_proto_rawDescData
 }
 
-var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_s3dest_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_s3dest_config_v1_config_proto_goTypes = []any{
 	(*Workspace)(nil),             // 0: s3dest.config.v1.Workspace
 	(*Source)(nil),                // 1: s3dest.config.v1.Source
-	(*RetiringWriteKey)(nil),      // 2: s3dest.config.v1.RetiringWriteKey
-	(*DestinationMetadata)(nil),   // 3: s3dest.config.v1.DestinationMetadata
-	(*DestinationSettings)(nil),   // 4: s3dest.config.v1.DestinationSettings
-	(*Destination)(nil),           // 5: s3dest.config.v1.Destination
-	(*Settings)(nil),              // 6: s3dest.config.v1.Settings
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*SourceMetadata)(nil),        // 2: s3dest.config.v1.SourceMetadata
+	(*Label)(nil),                 // 3: s3dest.config.v1.Label
+	(*Logos)(nil),                 // 4: s3dest.config.v1.Logos
+	(*IntegrationOption)(nil),     // 5: s3dest.config.v1.IntegrationOption
+	(*RetiringWriteKey)(nil),      // 6: s3dest.config.v1.RetiringWriteKey
+	(*DestinationMetadata)(nil),   // 7: s3dest.config.v1.DestinationMetadata
+	(*DestinationComponent)(nil),  // 8: s3dest.config.v1.DestinationComponent
+	(*DestinationFeatures)(nil),   // 9: s3dest.config.v1.DestinationFeatures
+	(*DestinationMethods)(nil),    // 10: s3dest.config.v1.DestinationMethods
+	(*DestinationPlatforms)(nil),  // 11: s3dest.config.v1.DestinationPlatforms
+	(*DestinationSettings)(nil),   // 12: s3dest.config.v1.DestinationSettings
+	(*Destination)(nil),           // 13: s3dest.config.v1.Destination
+	(*Settings)(nil),              // 14: s3dest.config.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 16: google.protobuf.Value
+	(*structpb.Struct)(nil),       // 17: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_s3dest_config_v1_config_proto_depIdxs = []int32{
-	7,  // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: s3dest.config.v1.Source.retiring_write_keys:type_name -> s3dest.config.v1.RetiringWriteKey
-	7,  // 4: s3dest.config.v1.RetiringWriteKey.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 5: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
-	4,  // 6: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
-	7,  // 7: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 8: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: s3dest.config.v1.Destination.retention_extended_until:type_name -> google.protobuf.Timestamp
-	8,  // 10: s3dest.config.v1.Settings.retention:type_name -> google.protobuf.Duration
-	7,  // 11: s3dest.config.v1.Settings.updated_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	15, // 0: s3dest.config.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
+	15, // 1: s3dest.config.v1.Source.created_at:type_name -> google.protobuf.Timestamp
+	15, // 2: s3dest.config.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 3: s3dest.config.v1.Source.retiring_write_keys:type_name -> s3dest.config.v1.RetiringWriteKey
+	2,  // 4: s3dest.config.v1.Source.metadata:type_name -> s3dest.config.v1.SourceMetadata
+	3,  // 5: s3dest.config.v1.Source.labels:type_name -> s3dest.config.v1.Label
+	4,  // 6: s3dest.config.v1.SourceMetadata.logos:type_name -> s3dest.config.v1.Logos
+	5,  // 7: s3dest.config.v1.SourceMetadata.options:type_name -> s3dest.config.v1.IntegrationOption
+	16, // 8: s3dest.config.v1.IntegrationOption.default_value:type_name -> google.protobuf.Value
+	15, // 9: s3dest.config.v1.RetiringWriteKey.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 10: s3dest.config.v1.DestinationMetadata.logos:type_name -> s3dest.config.v1.Logos
+	5,  // 11: s3dest.config.v1.DestinationMetadata.options:type_name -> s3dest.config.v1.IntegrationOption
+	8,  // 12: s3dest.config.v1.DestinationMetadata.components:type_name -> s3dest.config.v1.DestinationComponent
+	9,  // 13: s3dest.config.v1.DestinationMetadata.supported_features:type_name -> s3dest.config.v1.DestinationFeatures
+	10, // 14: s3dest.config.v1.DestinationMetadata.supported_methods:type_name -> s3dest.config.v1.DestinationMethods
+	11, // 15: s3dest.config.v1.DestinationMetadata.supported_platforms:type_name -> s3dest.config.v1.DestinationPlatforms
+	17, // 16: s3dest.config.v1.DestinationMetadata.actions:type_name -> google.protobuf.Struct
+	17, // 17: s3dest.config.v1.DestinationMetadata.presets:type_name -> google.protobuf.Struct
+	7,  // 18: s3dest.config.v1.Destination.metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	12, // 19: s3dest.config.v1.Destination.settings:type_name -> s3dest.config.v1.DestinationSettings
+	15, // 20: s3dest.config.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
+	15, // 21: s3dest.config.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 22: s3dest.config.v1.Destination.retention_extended_until:type_name -> google.protobuf.Timestamp
+	18, // 23: s3dest.config.v1.Settings.retention:type_name -> google.protobuf.Duration
+	15, // 24: s3dest.config.v1.Settings.updated_at:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_config_v1_config_proto_init() }
@@ -642,13 +1486,14 @@ func file_s3dest_config_v1_config_proto_init() {
 	if File_s3dest_config_v1_config_proto != nil {
 		return
 	}
+	file_s3dest_config_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_config_v1_config_proto_rawDesc), len(file_s3dest_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
