@@ -159,8 +159,8 @@ func TestTheStatusShowsAFailingDestinationsRetentionAndTheOperatorExtendsIt(t *t
 		`{"extendBy":"60s","until":"later"}`: "until",
 	} {
 		code, out := a.call("POST", "/destinations/"+dest+"/retention:extend", body, "Bearer "+token)
-		if _, msg := errorOf(t, out); code != 400 || !strings.Contains(msg, want) {
-			t.Errorf("%s: %d %q, want 400 naming %q", body, code, msg, want)
+		if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %q, want 422 naming %q", body, code, msg, want)
 		}
 	}
 	if code, _ := a.call("POST", "/destinations/nope/retention:extend", `{"extendBy":"60s"}`, "Bearer "+token); code != 404 {
