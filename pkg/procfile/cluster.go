@@ -200,6 +200,19 @@ func (c *Cluster) Exited(name string) (bool, error) {
 	return true, p.err
 }
 
+// Done is closed once the latest start of a line has exited (at once when it was never started).
+func (c *Cluster) Done(name string) <-chan struct{} {
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	if p == nil {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	return p.done
+}
+
 // Pid is the process ID of a running line (its process group's ID), 0 if it is not running.
 func (c *Cluster) Pid(name string) int {
 	c.mu.Lock()
