@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,20 +39,23 @@ type summary struct {
 //     (those lines get the proxy's port in the variable of their --s3-endpoint and --sts-endpoint);
 //   - one toxiproxy (TCP) for each NATS node and each peer it routes to: the node's --routes variables
 //     name the proxies, so that stopping every proxy to and from one node cuts its routes and nothing else.
+//     Each node advertises (--cluster_advertise) an address that closes every connection: a peer that
+//     learns of it by gossip cannot route to it around the proxies (it has its configured route).
 //
 // The Procfile and cluster.env stay the one topology: a proxy only changes what one variable means to
 // the processes of one line.
 type cluster struct {
 	*procfile.Cluster
-	dir    string
-	root   string // the repository root: where the lines run and bin/ is
-	base   []string
-	env    map[string]string
-	sum    summary
-	s3     *faultProxy
-	sts    *faultProxy
-	routes map[string][]*toxiproxy.Proxy // NATS line → every route proxy to or from it
-	byProg map[string][]string           // program → its lines, in Procfile order
+	dir     string
+	root    string // the repository root: where the lines run and bin/ is
+	base    []string
+	env     map[string]string
+	sum     summary
+	s3      *faultProxy
+	sts     *faultProxy
+	routes  map[string][]*toxiproxy.Proxy // NATS line → every route proxy to or from it
+	nowhere net.Listener                  // the advertised route address: closes what it accepts
+	byProg  map[string][]string           // program → its lines, in Procfile order
 }
 
 var varRef = regexp.MustCompile(`\$\{(\w+)\}`)
@@ -160,8 +164,27 @@ func (c *cluster) proxies(lines []procfile.Line) error {
 		}
 		owner[vs[0]] = name
 	}
+	nowhere, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	c.nowhere = nowhere
+	go func() {
+		for {
+			conn, err := nowhere.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
 	for _, name := range c.byProg["nats-server"] {
 		l, _ := c.lineNamed(name)
+		vs := vars(procfile.FlagValue(l.Command, "--cluster_advertise"))
+		if len(vs) != 1 {
+			return fmt.Errorf("%s: --cluster_advertise names no one port variable", name)
+		}
+		set(name, vs[0], strconv.Itoa(nowhere.Addr().(*net.TCPAddr).Port))
 		for _, v := range vars(procfile.FlagValue(l.Command, "--routes")) {
 			peer, ok := owner[v]
 			if !ok {
@@ -269,6 +292,9 @@ func (c *cluster) close(keep bool) {
 		for _, p := range ps {
 			p.Stop()
 		}
+	}
+	if c.nowhere != nil {
+		c.nowhere.Close()
 	}
 	for _, p := range []*faultProxy{c.s3, c.sts} {
 		if p != nil {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -223,16 +224,23 @@ var (
 )
 
 // FreePorts replaces the value of every *_PORT variable of env with a free port: the local cluster
-// on ports no other run uses.
+// on ports no other run uses. Variables that share a port in env share the new one.
 func FreePorts(env map[string]string) error {
-	for k := range env {
-		if strings.HasSuffix(k, "_PORT") {
-			p, err := FreePort()
-			if err != nil {
-				return err
-			}
-			env[k] = strconv.Itoa(p)
+	chosen := map[string]string{} // old value → new port
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if !strings.HasSuffix(k, "_PORT") {
+			continue
 		}
+		if p, ok := chosen[env[k]]; ok {
+			env[k] = p
+			continue
+		}
+		p, err := FreePort()
+		if err != nil {
+			return err
+		}
+		chosen[env[k]] = strconv.Itoa(p)
+		env[k] = chosen[env[k]]
 	}
 	return nil
 }
