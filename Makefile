@@ -11,7 +11,7 @@ PUBLICAPI_CLIENT := services/allinone/testdata/publicapi-client
 TEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 30s
 
-.PHONY: cluster build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go smoke clean
+.PHONY: cluster build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go chaos chaos-quick smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -92,6 +92,19 @@ bench: deps build
 bench-quick: deps build
 	go build -o bin/bench ./bench
 	bin/bench -quick
+
+## chaos: the chaos suite (bench/chaos, README "Chaos suite"): the local cluster of deploy/local, each line its
+## own process group, under steady load from Segment's Go client; every fault scenario one at a time, with
+## recovery between; writes bench/results/chaos.{json,md} and fails on any lost or duplicated event
+chaos: deps build
+	go build -o bin/chaos ./bench/chaos
+	bin/chaos
+
+## chaos-quick: the CI subset (kill an ingest, the source's batcher, a copier, the EVENTS leader's NATS node;
+## FLUSHALL) with short phases, under 6 minutes on 2 cores; writes bench/results/chaos-quick.{json,md}
+chaos-quick: deps build
+	go build -o bin/chaos ./bench/chaos
+	bin/chaos -quick
 
 ## bench-go: the Go benchmarks of every module (ingest vs raw JetStream, ...)
 bench-go:

@@ -9,14 +9,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/procfile"
 )
 
 // NATS starts an embedded JetStream server with a temp store and returns a connection to it.
@@ -139,43 +136,16 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// FreePort returns a free TCP port on 127.0.0.1 for a process the test starts later. It is taken below
-// the kernel's ephemeral range: a port from ":0" is free only until the next ":0" listener anywhere on the
-// machine (other test packages run at once) is handed the same one, before our process binds it. Within
-// this process a port is never handed out twice.
+// FreePort returns a free TCP port on 127.0.0.1 for a process the test starts later: procfile.FreePort,
+// below the kernel's ephemeral range and never twice in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	low := 32768
-	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(data)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
-				low = n
-			}
-		}
+	port, err := procfile.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		port := 10000 + rand.IntN(low-10000)
-		if portsGiven[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		portsGiven[port] = true
-		return port
-	}
-	t.Fatal("no free port below the ephemeral range after 1000 tries")
-	return 0
+	return port
 }
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
 
 // Serve starts svc (a service.Service: Start, then Run in the background) for the test's life: at cleanup
 // its context ends and the test fails unless Run returns nil, a clean stop.

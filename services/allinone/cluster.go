@@ -1,164 +1,27 @@
 package allinone
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/procfile"
 )
 
-// The local cluster (DESIGN.md §8) is data: deploy/local/Procfile, one process a line, whose commands
-// use only the variables of deploy/local/cluster.env. Everything that runs or inspects the cluster
-// (make cluster through foreman, the bootstrap, the tests, the chaos suite) reads those two files with
-// this code rather than naming a port of its own.
-
-// ProcfileLine is one process of the Procfile: its name and its shell command.
-type ProcfileLine struct {
-	Name, Command string
-}
-
-// Expand is the command with the environment's ${VAR} and $VAR replaced, as sh would.
-func (l ProcfileLine) Expand(env map[string]string) string {
-	return os.Expand(l.Command, func(k string) string { return env[k] })
-}
-
-// ReadProcfile reads a Procfile: `name: command` lines; blank lines and # comments are skipped.
-func ReadProcfile(path string) ([]ProcfileLine, error) {
-	var lines []ProcfileLine
-	err := eachLine(path, func(n int, s string) error {
-		name, cmd, ok := strings.Cut(s, ":")
-		if !ok || !regexp.MustCompile(`^[\w-]+$`).MatchString(name) {
-			return fmt.Errorf("%s:%d: want `name: command`", path, n)
-		}
-		lines = append(lines, ProcfileLine{Name: name, Command: strings.TrimSpace(cmd)})
-		return nil
-	})
-	return lines, err
-}
-
-// ReadEnvFile reads an env file (`NAME=value` lines, # comments; no quoting, no expansion, as foreman
-// reads it).
-func ReadEnvFile(path string) (map[string]string, error) {
-	env := map[string]string{}
-	err := eachLine(path, func(n int, s string) error {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(k) {
-			return fmt.Errorf("%s:%d: want NAME=value", path, n)
-		}
-		env[k] = v
-		return nil
-	})
-	return env, err
-}
-
-func eachLine(path string, f func(n int, s string) error) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		if err := f(n, s); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
-}
-
-// flagValue is the value of a flag (`--name value` or `--name=value`) in an expanded command.
-func flagValue(cmd, name string) string {
-	m := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(name) + `[\s=](\S+)`).FindStringSubmatch(cmd)
-	if m == nil {
-		return ""
-	}
-	return m[1]
-}
-
-// program is the program an expanded command runs: what follows its last `exec`, else its first word
-// that is not VAR=value.
-func program(cmd string) string {
-	if i := strings.LastIndex(cmd, "exec "); i >= 0 {
-		cmd = cmd[i+len("exec "):]
-	}
-	for _, w := range strings.Fields(cmd) {
-		if !strings.Contains(w, "=") {
-			return filepath.Base(w)
-		}
-	}
-	return ""
-}
-
-// ReadyProbe is how to tell that a line's process serves: an HTTP GET answering 200, or (Redis) a TCP
-// connection. The empty probe means the line has none.
-type ReadyProbe struct {
-	URL, TCP string
-}
-
-// Probe is the readiness probe of an expanded command, by the program it runs.
-func Probe(cmd string) ReadyProbe {
-	switch p := program(cmd); p {
-	case "nats-server":
-		return ReadyProbe{URL: "http://127.0.0.1:" + flagValue(cmd, "-m") + "/healthz"}
-	case "redis-server":
-		return ReadyProbe{TCP: "127.0.0.1:" + flagValue(cmd, "--port")}
-	case "minio":
-		return ReadyProbe{URL: "http://" + flagValue(cmd, "--address") + "/minio/health/ready"}
-	case "s3dest":
-		return ReadyProbe{URL: "http://" + flagValue(cmd, "--addr") + "/readyz"}
-	default:
-		if ops := flagValue(cmd, "--ops-addr"); ops != "" {
-			return ReadyProbe{URL: "http://" + ops + "/readyz"}
-		}
-	}
-	return ReadyProbe{}
-}
-
-// Ready reports whether the probe passes now.
-func (p ReadyProbe) Ready(ctx context.Context) bool {
-	switch {
-	case p.URL != "":
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
-		if err != nil {
-			return false
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	case p.TCP != "":
-		c, err := net.DialTimeout("tcp", p.TCP, 2*time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
-	return true
-}
+// The local cluster (DESIGN.md §8) is data: deploy/local/Procfile and deploy/local/cluster.env, read
+// with pkg/procfile by everything that runs or inspects it.
 
 // ClusterSummary is the dev summary (DESIGN.md §2) of the local cluster, plus every ingest replica's
 // Tracking API and every NATS node.
@@ -184,12 +47,12 @@ func (c BootstrapConfig) Validate() error {
 }
 
 // load reads the Procfile and the env file; a variable set in the environment wins over the file.
-func (c BootstrapConfig) load() ([]ProcfileLine, map[string]string, error) {
-	lines, err := ReadProcfile(c.Procfile)
+func (c BootstrapConfig) load() ([]procfile.Line, map[string]string, error) {
+	lines, err := procfile.Read(c.Procfile)
 	if err != nil {
 		return nil, nil, err
 	}
-	env, err := ReadEnvFile(c.EnvFile)
+	env, err := procfile.ReadEnv(c.EnvFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -199,30 +62,6 @@ func (c BootstrapConfig) load() ([]ProcfileLine, map[string]string, error) {
 		}
 	}
 	return lines, env, nil
-}
-
-// awaitLines waits until the probe of every named line (every line when names is empty) passes, or
-// ctx ends.
-func awaitLines(ctx context.Context, lines []ProcfileLine, env map[string]string, names []string) error {
-	for _, name := range names {
-		if !slices.ContainsFunc(lines, func(l ProcfileLine) bool { return l.Name == name }) {
-			return fmt.Errorf("no line %q in the Procfile", name)
-		}
-	}
-	for _, l := range lines {
-		if len(names) > 0 && !slices.Contains(names, l.Name) {
-			continue
-		}
-		probe := Probe(l.Expand(env))
-		for !probe.Ready(ctx) {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s is not ready (%s%s): %w", l.Name, probe.URL, probe.TCP, context.Cause(ctx))
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	return nil
 }
 
 // Await runs `s3dest await LINE…`: it returns once the named Procfile lines are ready. A line of the
@@ -241,7 +80,7 @@ func Await(ctx context.Context, cfg BootstrapConfig, names []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	return awaitLines(ctx, lines, env, names)
+	return procfile.Await(ctx, lines, env, names)
 }
 
 // ClusterBootstrap waits until every line of the Procfile is ready, creates (idempotently) the demo
@@ -261,22 +100,22 @@ func ClusterBootstrap(ctx context.Context, cfg BootstrapConfig, out io.Writer) (
 	var gateURL, minioURL string
 	for _, l := range lines {
 		cmd := l.Expand(env)
-		switch program(cmd) {
+		switch procfile.Program(cmd) {
 		case "nats-server":
-			sum.NATSURLs = append(sum.NATSURLs, "nats://127.0.0.1:"+flagValue(cmd, "-p"))
+			sum.NATSURLs = append(sum.NATSURLs, "nats://127.0.0.1:"+procfile.FlagValue(cmd, "-p"))
 		case "minio":
-			minioURL = "http://" + flagValue(cmd, "--address")
+			minioURL = "http://" + procfile.FlagValue(cmd, "--address")
 		case "s3dest":
-			gateURL = "http://" + flagValue(cmd, "--addr")
+			gateURL = "http://" + procfile.FlagValue(cmd, "--addr")
 		case "ingest":
-			sum.TrackingURLs = append(sum.TrackingURLs, "http://"+flagValue(cmd, "--http-addr"))
+			sum.TrackingURLs = append(sum.TrackingURLs, "http://"+procfile.FlagValue(cmd, "--http-addr"))
 		case "admin":
-			sum.AdminURL = "http://" + flagValue(cmd, "--http-addr")
-			sum.GRPCAddr = flagValue(cmd, "--grpc-addr")
-			sum.MetricsURL = "http://" + flagValue(cmd, "--ops-addr") + "/metrics"
+			sum.AdminURL = "http://" + procfile.FlagValue(cmd, "--http-addr")
+			sum.GRPCAddr = procfile.FlagValue(cmd, "--grpc-addr")
+			sum.MetricsURL = "http://" + procfile.FlagValue(cmd, "--ops-addr") + "/metrics"
 		}
 	}
-	if err := awaitLines(ctx, lines, env, nil); err != nil {
+	if err := procfile.Await(ctx, lines, env, nil); err != nil {
 		return sum, err
 	}
 	if sum.AdminURL == "" || gateURL == "" || minioURL == "" || len(sum.TrackingURLs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,17 +18,17 @@ import (
 	analytics "github.com/segmentio/analytics-go/v3"
 
 	"github.com/s3dest/s3dest/pkg/bus"
-	"github.com/s3dest/s3dest/pkg/testenv"
+	"github.com/s3dest/s3dest/pkg/procfile"
 )
 
 // localCluster is deploy/local/Procfile running with every port of cluster.env replaced by a free one
 // and all state in a temp dir: each line started by the test in its own process group (not foreman), so
 // that one line can be killed and started again alone.
 type localCluster struct {
-	root  string // holds bin/, as the repository does after make build
-	env   map[string]string
-	lines []ProcfileLine
-	kills map[string]func()
+	*procfile.Cluster
+	root string // holds bin/, as the repository does after make build
+	env  map[string]string
+	base []string
 }
 
 const (
@@ -38,80 +39,61 @@ const (
 func startLocalCluster(t *testing.T, overrides map[string]string) *localCluster {
 	t.Helper()
 	for _, p := range []string{"nats-server", "redis-server", "minio"} {
-		if _, err := lookProgram(p); err != nil {
+		if _, err := procfile.LookPath(p); err != nil {
 			t.Fatalf("needs %s (make deps installs it): %v", p, err)
 		}
 	}
-	lines, env := readClusterFiles(t)
-	for k := range env {
-		if strings.HasSuffix(k, "_PORT") {
-			env[k] = strconv.Itoa(testenv.FreePort(t))
-		}
+	lines, err := procfile.Read(procfilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := procfile.ReadEnv(envFilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := procfile.FreePorts(env); err != nil {
+		t.Fatal(err)
 	}
 	env["S3DEST_CLUSTER_DIR"] = t.TempDir()
 	for k, v := range overrides {
 		env[k] = v
 	}
-	c := &localCluster{root: t.TempDir(), env: env, lines: lines, kills: map[string]func(){}}
-	build := exec.Command("go", "build", "-o", filepath.Join(c.root, "bin")+"/", "./services/allinone/cmd/s3dest",
+	root := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(root, "bin")+"/", "./services/allinone/cmd/s3dest",
 		"./services/ingest/cmd/ingest", "./services/batcher/cmd/batcher", "./services/stager/cmd/stager",
 		"./services/copier/cmd/copier", "./services/validator/cmd/validator", "./services/admin/cmd/admin")
 	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the binaries: %v\n%s", err, out)
 	}
-	for _, l := range lines {
-		c.start(t, l.Name)
+	procfileAbs, _ := filepath.Abs(procfilePath)
+	envFileAbs, _ := filepath.Abs(envFilePath)
+	base := append(os.Environ(), "PATH="+procfile.GoBin()+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"S3DEST_PROCFILE="+procfileAbs, "S3DEST_ENV_FILE="+envFileAbs)
+	c := &localCluster{Cluster: procfile.NewCluster(root, lines, env, base), root: root, env: env, base: base}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, l := range lines {
+				t.Logf("%s output:\n%s", l.Name, tail(c.Output(l.Name), 4000))
+			}
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
 	}
 	return c
-}
-
-// lookProgram finds a program on PATH or in $(go env GOPATH)/bin, where make deps installs them.
-func lookProgram(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	return exec.LookPath(filepath.Join(gopathBin(), name))
-}
-
-func gopathBin() string {
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "bin")
-}
-
-func (c *localCluster) environ() []string {
-	procfile, _ := filepath.Abs(procfilePath)
-	envFile, _ := filepath.Abs(envFilePath)
-	env := append(os.Environ(), "PATH="+gopathBin()+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"S3DEST_PROCFILE="+procfile, "S3DEST_ENV_FILE="+envFile)
-	for k, v := range c.env {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
-
-// start runs one Procfile line as sh does under foreman: in the root, with the env file's variables.
-func (c *localCluster) start(t *testing.T, name string) {
-	t.Helper()
-	for _, l := range c.lines {
-		if l.Name == name {
-			cmd := exec.Command("sh", "-c", l.Command)
-			cmd.Dir, cmd.Env = c.root, c.environ()
-			c.kills[name] = startProcess(t, name, cmd)
-			return
-		}
-	}
-	t.Fatalf("no line %q in the Procfile", name)
 }
 
 // bootstrap runs deploy/local/bootstrap with the binaries just built and returns the summary it wrote.
 func (c *localCluster) bootstrap(t *testing.T) ClusterSummary {
 	t.Helper()
 	cmd := exec.Command("../../deploy/local/bootstrap", "--timeout", "60s")
-	cmd.Env = append(c.environ(), "S3DEST_BIN="+filepath.Join(c.root, "bin"))
+	cmd.Env = slices.Clone(c.base)
+	for k, v := range c.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "S3DEST_BIN="+filepath.Join(c.root, "bin"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("bootstrap: %v\n%s", err, out)
 	}

@@ -20,6 +20,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"github.com/s3dest/s3dest/pkg/procfile"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
@@ -239,7 +240,7 @@ func repoBinaries(t *testing.T) []string {
 // awaited lines (and the build, for a line that runs one of our binaries) as resource_deps, a restart when
 // its binary changes; and a build resource running make build on a code change. Each problem is a
 // sentence naming the resource and the field.
-func tiltfileProblems(resources map[string]tiltResource, lines []ProcfileLine, env map[string]string, binaries []string) []string {
+func tiltfileProblems(resources map[string]tiltResource, lines []procfile.Line, env map[string]string, binaries []string) []string {
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
@@ -317,13 +318,13 @@ func tiltfileProblems(resources map[string]tiltResource, lines []ProcfileLine, e
 			bad("%s: deps are %v, want %v (a rebuilt binary restarts the line)", l.Name, r["deps"], wantFiles)
 		}
 
-		problems = append(problems, probeProblems(l.Name, r["readiness_probe"], Probe(expanded))...)
+		problems = append(problems, probeProblems(l.Name, r["readiness_probe"], procfile.ProbeOf(expanded))...)
 	}
 	return problems
 }
 
 // probeProblems compares a Tiltfile readiness probe with the one s3dest await and the bootstrap use.
-func probeProblems(name string, got any, want ReadyProbe) []string {
+func probeProblems(name string, got any, want procfile.Probe) []string {
 	p, ok := got.(map[string]any)
 	if !ok {
 		return []string{fmt.Sprintf("%s: no readiness_probe", name)}
@@ -371,7 +372,7 @@ func sameSet(a, b []string) bool {
 // what the program does not accept: our binaries must parse every flag and answer -h (which they do only
 // when every flag before it is theirs) and document every S3DEST_* variable the line sets; nats-server
 // and minio must list every flag in their help; redis-server must start with the line's directives.
-func flagProblems(t *testing.T, lines []ProcfileLine, env map[string]string, bins map[string]string) []string {
+func flagProblems(t *testing.T, lines []procfile.Line, env map[string]string, bins map[string]string) []string {
 	t.Helper()
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -405,7 +406,7 @@ func flagProblems(t *testing.T, lines []ProcfileLine, env map[string]string, bin
 					}
 				}
 			case prog == "nats-server" || prog == "minio":
-				exe, err := lookProgram(prog)
+				exe, err := procfile.LookPath(prog)
 				if err != nil {
 					bad("%s: needs %s (make deps installs it): %v", l.Name, prog, err)
 					continue
@@ -445,7 +446,7 @@ func runFor(exe string, args, env []string) (string, error) {
 // serves only when it accepts every one, and exits at once on one it does not know.
 func redisProblems(t *testing.T, name string, args []string) []string {
 	t.Helper()
-	exe, err := lookProgram("redis-server")
+	exe, err := procfile.LookPath("redis-server")
 	if err != nil {
 		return []string{fmt.Sprintf("%s: needs redis-server (make deps installs it): %v", name, err)}
 	}
@@ -467,7 +468,7 @@ func redisProblems(t *testing.T, name string, args []string) []string {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	defer func() { _ = cmd.Process.Kill(); <-exited }()
-	probe := ReadyProbe{TCP: "127.0.0.1:" + strconv.Itoa(port)}
+	probe := procfile.Probe{TCP: "127.0.0.1:" + strconv.Itoa(port)}
 	deadline := time.After(30 * time.Second)
 	for {
 		if probe.Ready(context.Background()) {
@@ -484,13 +485,13 @@ func redisProblems(t *testing.T, name string, args []string) []string {
 }
 
 // readClusterFiles reads deploy/local's Procfile and env file.
-func readClusterFiles(t *testing.T) ([]ProcfileLine, map[string]string) {
+func readClusterFiles(t *testing.T) ([]procfile.Line, map[string]string) {
 	t.Helper()
-	lines, err := ReadProcfile(procfilePath)
+	lines, err := procfile.Read(procfilePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := ReadEnvFile(envFilePath)
+	env, err := procfile.ReadEnv(envFilePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,13 +603,13 @@ func TestEveryProgramAndFlagOfTheProcfileExists(t *testing.T) {
 		{"stager1", "exec bin/stager", "exec bin/stage", "which make build does not write"},
 	} {
 		t.Run(fmt.Sprintf("%s with %s fails", m.line, m.new), func(t *testing.T) {
-			i := slices.IndexFunc(lines, func(l ProcfileLine) bool { return l.Name == m.line })
+			i := slices.IndexFunc(lines, func(l procfile.Line) bool { return l.Name == m.line })
 			if i < 0 || !strings.Contains(lines[i].Command, m.old) {
 				t.Fatalf("the Procfile has no line %s with %q", m.line, m.old)
 			}
 			mutated := lines[i]
 			mutated.Command = strings.Replace(mutated.Command, m.old, m.new, 1)
-			problems := flagProblems(t, []ProcfileLine{mutated}, env, bins)
+			problems := flagProblems(t, []procfile.Line{mutated}, env, bins)
 			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, m.want) }) {
 				t.Errorf("the checks found %q, want a problem saying %q", problems, m.want)
 			}

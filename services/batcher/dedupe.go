@@ -150,10 +150,21 @@ func (b *Batcher) rebuild(ctx context.Context, source string) error {
 	if err != nil {
 		return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
 	}
+	// One iterator over one consumer: an ordered consumer's Next (a Fetch of one) deletes and creates the
+	// consumer again at each call, one clustered consumer creation per journal message, and the first of
+	// them whose pull request reaches our server before the new consumer's interest does ("no responders")
+	// failed the whole rebuild, which followSources then tried again from the start, for as long as the
+	// batcher's server was not the one hosting the consumer (the chaos suite's NATS partition: the source
+	// stalled, its lease held). The iterator recreates its consumer only on a gap or a lost heartbeat.
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
+	}
+	defer it.Stop()
 	n, ids := info.NumPending, 0
 	now := b.now()
 	for ; n > 0; n-- {
-		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		m, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 		if err != nil {
 			return fmt.Errorf("read the dedupe journal of %s: %w", source, err)
 		}
