@@ -54,7 +54,7 @@ func (s *Store) TakeClaim(ctx context.Context, key, holder string) (uint64, erro
 
 // ClaimOf reads a claim; ErrNotFound when nobody holds it.
 func (s *Store) ClaimOf(ctx context.Context, key string) (Claim, error) {
-	e, err := s.kv.Get(ctx, key)
+	e, err := s.entry(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Claim{}, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
@@ -168,7 +168,7 @@ func (s *Store) UpdateDestination(ctx context.Context, d *configv1.Destination, 
 }
 
 func (s *Store) getAt(ctx context.Context, key string, m proto.Message) (uint64, error) {
-	e, err := s.kv.Get(ctx, key)
+	e, err := s.entry(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
@@ -203,4 +203,21 @@ func wrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// entry reads key, again while nobody answers (for up to about 6s, while ctx is alive): on a cluster, a
+// bucket that a replica of some service has just created has no stream leader until its peers elect
+// one, and a read then finds no responders; a service starting at that moment must not exit for it.
+func (s *Store) entry(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	for delay := 50 * time.Millisecond; ; delay *= 2 {
+		e, err := s.kv.Get(ctx, key)
+		if !errors.Is(err, nats.ErrNoResponders) || delay > 3*time.Second {
+			return e, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
 }
