@@ -19,6 +19,8 @@ type StreamConfig struct {
 	Retention time.Duration
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
 	DuplicateWindow time.Duration
+	// Partitions is how many streams EVENTS is split over (see Partitions); every service the same.
+	Partitions Partitions
 }
 
 // Validate checks the rules of each field.
@@ -33,23 +35,32 @@ func (c StreamConfig) Validate() error {
 	if c.DuplicateWindow < time.Second || c.DuplicateWindow > c.Retention {
 		errs = append(errs, fmt.Errorf("duplicate window: must be between 1s and the retention, got %s", c.DuplicateWindow))
 	}
+	if err := c.Partitions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // DefaultStreamConfig is what a single node uses.
 func DefaultStreamConfig() StreamConfig {
-	return StreamConfig{Replicas: 1, Retention: 7 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute}
+	return StreamConfig{Replicas: 1, Retention: 7 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute, Partitions: 1}
 }
 
 // EnsureStreams creates or updates every stream and the object store, idempotently. Every service calls
-// it at start, so any of them may be the first to run.
+// it at start, so any of them may be the first to run. It refuses to run with partitions other than
+// those of the EVENTS streams that exist (CheckPartitions), before and after creating its own: of two
+// services that started together with different settings, each finds the other's streams.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
-	streams := []jetstream.StreamConfig{
-		{Name: StreamIngest, Subjects: []string{AllIngest}},
-		{Name: StreamEvents, Subjects: []string{AllEvents}},
-		{Name: StreamBatches, Subjects: []string{"batch.>"}},
-		{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}},
+	if err := CheckPartitions(ctx, js, c.Partitions); err != nil {
+		return err
 	}
+	streams := []jetstream.StreamConfig{{Name: StreamIngest, Subjects: []string{AllIngest}}}
+	for p, name := range c.Partitions.Streams() {
+		streams = append(streams, jetstream.StreamConfig{Name: name, Subjects: []string{c.Partitions.Wildcard(p)}, Metadata: c.Partitions.metadata()})
+	}
+	streams = append(streams,
+		jetstream.StreamConfig{Name: StreamBatches, Subjects: []string{"batch.>"}},
+		jetstream.StreamConfig{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}})
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = c.Replicas
@@ -72,7 +83,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) 
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", ObjectBatches, err)
 	}
-	return nil
+	return CheckPartitions(ctx, js, c.Partitions)
 }
 
 // AgainOnTimeout runs an idempotent JetStream API call (creating or updating a stream, KV bucket or

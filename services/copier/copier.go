@@ -93,9 +93,7 @@ func (c *Copier) Start(ctx context.Context) error {
 		return err
 	}
 	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = c.cfg.Replicas
-	if err := bus.EnsureStreams(ctx, c.js, sc); err != nil {
+	if err := bus.EnsureStreams(ctx, c.js, c.cfg.Common.StreamConfig()); err != nil {
 		return err
 	}
 	store, err := configstore.Open(ctx, c.js, c.cfg.Replicas)

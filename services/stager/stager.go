@@ -70,9 +70,7 @@ func (s *Stager) Start(ctx context.Context) error {
 		return err
 	}
 	s.applyRetention(ctx)
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = s.cfg.Replicas
-	if err := bus.EnsureStreams(ctx, s.js, sc); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, s.cfg.Common.StreamConfig()); err != nil {
 		return err
 	}
 	if s.obs, err = s.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
