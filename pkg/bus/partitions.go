@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -117,7 +118,9 @@ func (n Partitions) metadata() map[string]string {
 func CheckPartitions(ctx context.Context, js jetstream.JetStream, n Partitions) error {
 	var found, made []string
 	ok := true
-	err := AgainOnTimeout(ctx, func() error {
+	// The first JetStream call of a service that starts with its cluster: it waits out the meta
+	// leader's election for up to two minutes (each try times out after the client's 5 s).
+	err := againForAWhile(ctx, 2*time.Minute, func() error {
 		found, made, ok = nil, nil, true
 		list := js.ListStreams(ctx)
 		for info := range list.Info() {
@@ -209,4 +212,15 @@ func SpreadLeaders(ctx context.Context, js jetstream.JetStream, n Partitions) (m
 		leaders[name] = target
 	}
 	return leaders, errors.Join(errs...)
+}
+
+// againForAWhile is AgainOnTimeout for up to d rather than 5 tries.
+func againForAWhile(ctx context.Context, d time.Duration, call func() error) error {
+	until := time.Now().Add(d)
+	for {
+		err := call()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(until) {
+			return err
+		}
+	}
 }
