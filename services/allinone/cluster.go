@@ -1,7 +1,6 @@
 package allinone
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,70 +19,22 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/localaws"
+	"github.com/s3dest/s3dest/pkg/procfile"
 )
 
 // The local cluster (DESIGN.md §8) is data: deploy/local/Procfile, one process a line, whose commands
 // use only the variables of deploy/local/cluster.env. Everything that runs or inspects the cluster
-// (make cluster through foreman, the bootstrap, the tests, the chaos suite) reads those two files with
-// this code rather than naming a port of its own.
+// (make cluster through foreman, the bootstrap, the tests, the bench, the chaos suite) reads those two
+// files with package procfile rather than naming a port of its own.
 
-// ProcfileLine is one process of the Procfile: its name and its shell command.
-type ProcfileLine struct {
-	Name, Command string
-}
+// ProcfileLine is one process of the Procfile (package procfile reads it, for the bench as well).
+type ProcfileLine = procfile.Line
 
-// Expand is the command with the environment's ${VAR} and $VAR replaced, as sh would.
-func (l ProcfileLine) Expand(env map[string]string) string {
-	return os.Expand(l.Command, func(k string) string { return env[k] })
-}
+// ReadProcfile reads a Procfile.
+func ReadProcfile(path string) ([]ProcfileLine, error) { return procfile.Read(path) }
 
-// ReadProcfile reads a Procfile: `name: command` lines; blank lines and # comments are skipped.
-func ReadProcfile(path string) ([]ProcfileLine, error) {
-	var lines []ProcfileLine
-	err := eachLine(path, func(n int, s string) error {
-		name, cmd, ok := strings.Cut(s, ":")
-		if !ok || !regexp.MustCompile(`^[\w-]+$`).MatchString(name) {
-			return fmt.Errorf("%s:%d: want `name: command`", path, n)
-		}
-		lines = append(lines, ProcfileLine{Name: name, Command: strings.TrimSpace(cmd)})
-		return nil
-	})
-	return lines, err
-}
-
-// ReadEnvFile reads an env file (`NAME=value` lines, # comments; no quoting, no expansion, as foreman
-// reads it).
-func ReadEnvFile(path string) (map[string]string, error) {
-	env := map[string]string{}
-	err := eachLine(path, func(n int, s string) error {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(k) {
-			return fmt.Errorf("%s:%d: want NAME=value", path, n)
-		}
-		env[k] = v
-		return nil
-	})
-	return env, err
-}
-
-func eachLine(path string, f func(n int, s string) error) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		if err := f(n, s); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
-}
+// ReadEnvFile reads an env file.
+func ReadEnvFile(path string) (map[string]string, error) { return procfile.ReadEnv(path) }
 
 // flagValue is the value of a flag (`--name value` or `--name=value`) in an expanded command.
 func flagValue(cmd, name string) string {
