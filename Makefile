@@ -11,7 +11,7 @@ PUBLICAPI_CLIENT := services/allinone/testdata/publicapi-client
 TEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 30s
 
-.PHONY: cluster build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-go chaos chaos-quick smoke clean
+.PHONY: cluster build test fuzz deps check generate lint vet check-generated build-isolated tidy bench bench-quick bench-cluster bench-go chaos chaos-quick smoke clean
 
 ## build: bin/s3dest (all-in-one and CLI) and one binary per service
 build:
@@ -105,6 +105,13 @@ chaos: deps build
 chaos-quick: deps build
 	go build -o bin/chaos ./bench/chaos
 	bin/chaos -quick
+
+## bench-cluster: the local R3 cluster (deploy/local/Procfile, PARTITIONS=3, every line a process) under Segment's
+## Go client at both ingest replicas: delivered events/s next to raw R3 JetStream publish, CPU-s per million events;
+## writes bench/results/cluster.json and cluster.md
+bench-cluster: deps build
+	go build -o bin/bench ./bench
+	bin/bench -cluster -duration 20s
 
 ## bench-go: the Go benchmarks of every module (ingest vs raw JetStream, ...)
 bench-go:

@@ -30,8 +30,9 @@ type limits struct {
 }
 
 // jetStreamPublish publishes /v1/batch bodies (eventsPerRequest events each, as ingest stores a whole
-// request as one message) with async publish into a file-storage stream for d, and waits for every ack.
-func jetStreamPublish(ctx context.Context, natsURL string, p *payloads, d time.Duration) (eventsPerS, mbPerS float64, err error) {
+// request as one message) with async publish into a file-storage stream of the given replicas for d,
+// and waits for every ack.
+func jetStreamPublish(ctx context.Context, natsURL string, p *payloads, d time.Duration, replicas int) (eventsPerS, mbPerS float64, err error) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return 0, 0, err
@@ -42,7 +43,7 @@ func jetStreamPublish(ctx context.Context, natsURL string, p *payloads, d time.D
 		return 0, 0, err
 	}
 	const stream = "BENCH_RAW_PUBLISH"
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
 		return 0, 0, fmt.Errorf("create stream %s: %w", stream, err)
 	}
 	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), stream) }()
@@ -54,7 +55,8 @@ func jetStreamPublish(ctx context.Context, natsURL string, p *payloads, d time.D
 	var msgs, bytesSent int64
 	for time.Since(start) < d && ctx.Err() == nil {
 		b := bodies[msgs%int64(len(bodies))]
-		if _, err := js.PublishAsync("benchraw.src", b); err != nil {
+		// A full window waits for acks rather than failing: R3 acks come later than R1's.
+		if _, err := js.PublishAsync("benchraw.src", b, jetstream.WithStallWait(10*time.Second)); err != nil {
 			return 0, 0, fmt.Errorf("publish: %w", err)
 		}
 		msgs++

@@ -6,6 +6,9 @@
 // throughput (senders post /v1/batch as fast as they can; every line is read back from the customer
 // bucket and checked against the requests answered 200) and latency (a fixed moderate rate; each
 // event's time from its 200 to its object being listed). It exits non-zero when delivered != accepted.
+//
+// With -cluster it measures the local R3 cluster instead (cluster.go): deploy/local/Procfile, every line
+// a process, under Segment's Go client at both ingest replicas, next to raw R3 publish on that cluster.
 package main
 
 import (
@@ -37,6 +40,8 @@ type config struct {
 	conns          int
 	limitsFor      time.Duration
 	deliverTimeout time.Duration
+	cluster        bool
+	partitions     int
 }
 
 func parseConfig(args []string) (config, error) {
@@ -50,11 +55,13 @@ func parseConfig(args []string) (config, error) {
 	latencyFor := fs.Duration("latency-duration", 0, "latency phase length (default 20s, 6s with -quick)")
 	latencyRate := fs.Int("latency-rate", 2000, "events/s in the latency phase")
 	conns := fs.Int("connections", 8, "concurrent senders (keep-alive connections) in the throughput phase")
+	cluster := fs.Bool("cluster", false, "instead: the local R3 cluster of deploy/local/Procfile, Segment's Go client at both ingest replicas, next to raw R3 publish; writes cluster.json and cluster.md")
+	partitions := fs.Int("partitions", 3, "with -cluster: EVENTS partitions (the Procfile's PARTITIONS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	c := config{quick: *quick, binDir: *binDir, outDir: *outDir, flush: *flush, duration: *duration,
-		latencyFor: *latencyFor, latencyRate: *latencyRate, conns: *conns}
+		latencyFor: *latencyFor, latencyRate: *latencyRate, conns: *conns, cluster: *cluster, partitions: *partitions}
 	pick := func(d *time.Duration, full, quick time.Duration) {
 		if *d == 0 {
 			*d = full
@@ -108,13 +115,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range []string{"s3dest", "ingest", "batcher", "stager", "copier", "admin"} {
+	for _, b := range []string{"s3dest", "ingest", "batcher", "stager", "copier", "admin", "validator"} {
 		if _, err := os.Stat(filepath.Join(cfg.binDir, b)); err != nil {
 			return fmt.Errorf("%s: run `make build` first", filepath.Join(cfg.binDir, b))
 		}
 	}
 	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
 		return err
+	}
+	if cfg.cluster {
+		return runCluster(ctx, cfg)
 	}
 	work, err := os.MkdirTemp("", "s3dest-bench-")
 	if err != nil {
@@ -139,7 +149,7 @@ func run(ctx context.Context, args []string) error {
 	res.EventBytes = float64(len(p.body(nil, "size", 0, 0))) / eventsPerRequest
 
 	step("limit: JetStream async publish of the same /v1/batch bodies")
-	if res.Limits.JetStreamPublishEventsPerS, res.Limits.JetStreamPublishMBPerS, err = jetStreamPublish(ctx, in.natsURL, p, cfg.limitsFor); err != nil {
+	if res.Limits.JetStreamPublishEventsPerS, res.Limits.JetStreamPublishMBPerS, err = jetStreamPublish(ctx, in.natsURL, p, cfg.limitsFor, 1); err != nil {
 		return fmt.Errorf("jetstream limit: %w", err)
 	}
 	res.Limits.MinIOPutObjectMB = 8

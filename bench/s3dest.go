@@ -166,8 +166,16 @@ func (d *deployment) admin(ctx context.Context, method, path string, body any, o
 	return nil
 }
 
-// createSource creates a source and its destination, and waits until ingest knows the write key.
+// createSource creates a source and its destination in the customer bucket, and waits until ingest
+// knows the write key.
 func (d *deployment) createSource(ctx context.Context, slug string) (source, error) {
+	return d.createSourceIf(ctx, slug, map[string]string{"region": region, "s3Bucket": customerBucket, "iamRoleArn": customerRoleARN},
+		[]string{d.trackingURL}, func(string) bool { return true })
+}
+
+// createSourceIf creates a source; if want says yes to its ID, also its AWS S3 destination with settings,
+// and waits until every tracking URL knows the write key (else the source stays without a destination).
+func (d *deployment) createSourceIf(ctx context.Context, slug string, settings map[string]string, trackingURLs []string, want func(id string) bool) (source, error) {
 	var src struct {
 		Data struct {
 			Source struct {
@@ -183,6 +191,9 @@ func (d *deployment) createSource(ctx context.Context, slug string) (source, err
 	if len(src.Data.Source.WriteKeys) == 0 {
 		return s, fmt.Errorf("source %s has no write key", slug)
 	}
+	if !want(s.id) {
+		return s, nil
+	}
 	s.writeKey = src.Data.Source.WriteKeys[0]
 	var dst struct {
 		Data struct {
@@ -192,24 +203,27 @@ func (d *deployment) createSource(ctx context.Context, slug string) (source, err
 		} `json:"data"`
 	}
 	if err := d.admin(ctx, http.MethodPost, "/destinations", map[string]any{
-		"sourceId": s.id, "metadataId": "60be92c8dabdd561bf6c9130", "name": slug, "enabled": true,
-		"settings": map[string]string{"region": region, "s3Bucket": customerBucket, "iamRoleArn": customerRoleARN},
+		"sourceId": s.id, "metadataId": "60be92c8dabdd561bf6c9130", "name": slug, "enabled": true, "settings": settings,
 	}, &dst); err != nil {
 		return s, err
 	}
 	s.destinationID = dst.Data.Destination.ID
-	// An empty body answers 400 once the write key is known, 401 before.
-	err := waitFor(ctx, 30*time.Second, "ingest to know the write key of "+slug, func() bool {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.trackingURL+"/v1/batch", strings.NewReader(`{}`))
-		req.SetBasicAuth(s.writeKey, "")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
+	for _, url := range trackingURLs {
+		// An empty body answers 400 once the write key is known, 401 before.
+		if err := waitFor(ctx, 30*time.Second, "ingest to know the write key of "+slug, func() bool {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/batch", strings.NewReader(`{}`))
+			req.SetBasicAuth(s.writeKey, "")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode != http.StatusUnauthorized
+		}, d.procs...); err != nil {
+			return s, err
 		}
-		resp.Body.Close()
-		return resp.StatusCode != http.StatusUnauthorized
-	}, d.procs...)
-	return s, err
+	}
+	return s, nil
 }
 
 // deliveredEvents is what the admin status API (the copier's delivery cursors) says arrived for a

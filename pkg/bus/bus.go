@@ -5,6 +5,7 @@
 //	stream      subjects                 written by          read by
 //	INGEST      ingest.<sourceId>        producers           ingest
 //	EVENTS      events.<sourceId>        ingest              batcher
+//	 or EVENTS-<p> events.<p>.<sourceId>  (with N partitions, p = Partitions.Of(sourceId); see partitions.go)
 //	BATCHES     batch.sealed.<sourceId>  batcher             stager
 //	            batch.staged.<sourceId>  stager              copier
 //	            batch.carried.<destId>   copier              copier (that destination's lane)
@@ -64,7 +65,6 @@ const (
 
 // Subjects for a source or destination.
 func IngestSubject(sourceID string) string  { return ingestPrefix + sourceID }
-func EventsSubject(sourceID string) string  { return eventsPrefix + sourceID }
 func SealedSubject(sourceID string) string  { return sealedPrefix + sourceID }
 func StagedSubject(sourceID string) string  { return stagedPrefix + sourceID }
 func DeliveredSubject(destID string) string { return deliveredPrefix + destID }
@@ -77,7 +77,6 @@ func DeadLetterSubject(stage, sourceID string) string {
 // Wildcards a consumer filters on.
 const (
 	AllIngest = ingestPrefix + "*"
-	AllEvents = eventsPrefix + "*"
 	AllSealed = sealedPrefix + "*"
 	AllStaged = stagedPrefix + "*"
 	AllDedupe = dedupePrefix + "*"

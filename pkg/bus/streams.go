@@ -22,6 +22,8 @@ type StreamConfig struct {
 	Retention time.Duration
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
 	DuplicateWindow time.Duration
+	// Partitions is how many streams EVENTS is split over (see Partitions); every service the same.
+	Partitions Partitions
 }
 
 // MinRetention is the shortest retention an operator may set: undelivered work is never dropped sooner.
@@ -49,6 +51,9 @@ func (c StreamConfig) Validate() error {
 	if c.DuplicateWindow < time.Second || c.DuplicateWindow > c.Retention {
 		errs = append(errs, fmt.Errorf("duplicate window: must be between 1s and the retention, got %s", c.DuplicateWindow))
 	}
+	if err := c.Partitions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -57,17 +62,18 @@ const DefaultRetention = 7 * 24 * time.Hour
 
 // DefaultStreamConfig is what a single node uses.
 func DefaultStreamConfig() StreamConfig {
-	return StreamConfig{Replicas: 1, Retention: DefaultRetention, DuplicateWindow: 10 * time.Minute}
+	return StreamConfig{Replicas: 1, Retention: DefaultRetention, DuplicateWindow: 10 * time.Minute, Partitions: 1}
 }
 
-// streamConfigs are the streams every service uses, with c's settings.
+// streamConfigs are the streams every service uses, with c's settings: EVENTS is c.Partitions streams.
 func streamConfigs(c StreamConfig) []jetstream.StreamConfig {
-	streams := []jetstream.StreamConfig{
-		{Name: StreamIngest, Subjects: []string{AllIngest}},
-		{Name: StreamEvents, Subjects: []string{AllEvents}},
-		{Name: StreamBatches, Subjects: []string{"batch.>"}},
-		{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}},
+	streams := []jetstream.StreamConfig{{Name: StreamIngest, Subjects: []string{AllIngest}}}
+	for p, name := range c.Partitions.Streams() {
+		streams = append(streams, jetstream.StreamConfig{Name: name, Subjects: []string{c.Partitions.Wildcard(p)}, Metadata: c.Partitions.metadata()})
 	}
+	streams = append(streams,
+		jetstream.StreamConfig{Name: StreamBatches, Subjects: []string{"batch.>"}},
+		jetstream.StreamConfig{Name: StreamDeadLetter, Subjects: []string{deadLetterPrefix + ">"}})
 	for i := range streams {
 		sc := &streams[i]
 		sc.Storage = jetstream.FileStorage
@@ -89,9 +95,13 @@ func objectStoreConfig(c StreamConfig) jetstream.ObjectStoreConfig {
 	}
 }
 
-// ApplyStreams creates or updates every stream and the object store to c, idempotently. Only their
+// ApplyStreams creates or updates every stream and the object store to c, idempotently. Like
+// EnsureStreams it refuses partitions other than those of the EVENTS streams that exist. Only their
 // owner calls it: the admin service (and s3dest dev in its place), with the retention it owns.
 func ApplyStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
+	if err := CheckPartitions(ctx, js, c.Partitions); err != nil {
+		return err
+	}
 	for _, sc := range streamConfigs(c) {
 		if err := AgainOnTimeout(ctx, func() error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
 			return fmt.Errorf("apply stream %s: %w", sc.Name, err)
@@ -100,14 +110,19 @@ func ApplyStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) e
 	if err := AgainOnTimeout(ctx, func() error { _, err := js.CreateOrUpdateObjectStore(ctx, objectStoreConfig(c)); return err }); err != nil {
 		return fmt.Errorf("apply object store %s: %w", ObjectBatches, err)
 	}
-	return nil
+	return CheckPartitions(ctx, js, c.Partitions)
 }
 
-// EnsureStreams creates every stream and the object store that is missing, with c. Every service calls
+// EnsureStreams creates every stream and the object store that is missing, with c. It refuses to run
+// with partitions other than those of the EVENTS streams that exist (CheckPartitions), before and after
+// creating what is missing. Every service calls
 // it at start, so any of them may be the first to run. A stream that exists is not changed: it has one
 // owner (ApplyStreams); where its replicas, max age or duplicate window differ from c, EnsureStreams
 // logs the field and both values, so the operator sees the disagreement and settles it with the owner.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig, log *slog.Logger) error {
+	if err := CheckPartitions(ctx, js, c.Partitions); err != nil {
+		return err
+	}
 	for _, sc := range streamConfigs(c) {
 		var info *jetstream.StreamInfo
 		err := AgainOnTimeout(ctx, func() error {
@@ -154,7 +169,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig, 
 		{"replicas", st.Replicas(), oc.Replicas},
 		{"ttl", st.TTL(), oc.TTL},
 	})
-	return nil
+	// Of two services that started together with different partitions, each finds the other's streams.
+	return CheckPartitions(ctx, js, c.Partitions)
 }
 
 // difference is one setting of a stream: what it has, and what this service would have given it.

@@ -120,13 +120,13 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.L
 }
 
 // OpenWithStreams is what every service but the owner does at start: Open, then bus.EnsureStreams with
-// its replicas and the retention the admin service set (the default before it did).
-func OpenWithStreams(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*Store, error) {
-	store, err := Open(ctx, js, replicas, log)
+// its replicas and partitions (base) and the retention the admin service set (the default before it did).
+func OpenWithStreams(ctx context.Context, js jetstream.JetStream, base bus.StreamConfig, log *slog.Logger) (*Store, error) {
+	store, err := Open(ctx, js, base.Replicas, log)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := store.StreamConfig(ctx, replicas)
+	sc, err := store.StreamConfig(ctx, base)
 	if err != nil {
 		return nil, err
 	}
@@ -147,11 +147,10 @@ func (s *Store) PutSettings(ctx context.Context, st *configv1.Settings) error {
 	return s.put(ctx, settingsKey, st)
 }
 
-// StreamConfig is the stream configuration a service ensures with its replicas: the retention the
-// admin service set, or the default before it did.
-func (s *Store) StreamConfig(ctx context.Context, replicas int) (bus.StreamConfig, error) {
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas = replicas
+// StreamConfig is the stream configuration a service ensures: base (its replicas and partitions) with
+// the retention the admin service set, or base's before it did.
+func (s *Store) StreamConfig(ctx context.Context, base bus.StreamConfig) (bus.StreamConfig, error) {
+	sc := base
 	st, err := s.Settings(ctx)
 	if errors.Is(err, ErrNotFound) {
 		return sc, nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/s3dest/s3dest/pkg/bus"
 )
 
 // Common is the configuration every service binary shares. Service configs embed it.
@@ -17,6 +19,9 @@ type Common struct {
 	OpsAddr  string `flag:"ops-addr" env:"S3DEST_OPS_ADDR" default:"127.0.0.1:9090" help:"address of /livez, /readyz and /metrics"`
 	LogLevel string `flag:"log-level" env:"S3DEST_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
 	Replicas int    `flag:"replicas" env:"S3DEST_REPLICAS" default:"1" help:"JetStream replicas of every stream (1, 3 or 5)"`
+	// Partitions is how many streams EVENTS is split over by a hash of the source ID (bus.Partitions),
+	// the same on every service; a Common built in code with 0 gets 1.
+	Partitions int `flag:"partitions" env:"S3DEST_PARTITIONS" default:"1" help:"EVENTS streams the sources are split over by a hash of the source ID (1 to 256; the same on every service)"`
 	// AckWait is how long JetStream waits for a delivered message before redelivering it. Work in progress
 	// renews it, so it only bounds how soon a crashed process's messages flow again.
 	AckWait time.Duration `flag:"ack-wait" env:"S3DEST_ACK_WAIT" default:"30s" help:"redeliver a crashed process's messages after this"`
@@ -31,8 +36,24 @@ func (c Common) Validate() error {
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		errs = append(errs, fmt.Errorf("replicas: must be 1, 3 or 5, got %d", c.Replicas))
 	}
+	if c.Partitions != 0 {
+		if err := bus.Partitions(c.Partitions).Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// StreamConfig is the streams' shared settings with this service's replicas and partitions.
+func (c Common) StreamConfig() bus.StreamConfig {
+	sc := bus.DefaultStreamConfig()
+	sc.Replicas = c.Replicas
+	sc.Partitions = c.EventsPartitions()
+	return sc
+}
+
+// EventsPartitions is the partitions setting, 0 read as 1.
+func (c Common) EventsPartitions() bus.Partitions { return bus.Partitions(max(c.Partitions, 1)) }
 
 // Bind registers a flag for every tagged field of the struct cfg points to (including embedded structs),
 // after setting each field to its default and then to its environment variable when that is set. Parsing

@@ -124,8 +124,8 @@ func (s *Service) Start(ctx context.Context) error {
 
 // streamConfig is what admin applies to the streams it owns.
 func (s *Service) streamConfig() bus.StreamConfig {
-	sc := bus.DefaultStreamConfig()
-	sc.Replicas, sc.Retention = s.cfg.Replicas, s.cfg.Retention
+	sc := s.cfg.Common.StreamConfig()
+	sc.Retention = s.cfg.Retention
 	return sc
 }
 

@@ -44,7 +44,7 @@ func TestAdminOwnsTheRetentionAndShrinksTheStreamsOnlyAfterTheMargin(t *testing.
 	if again, err := OwnRetention(ctx, js, store, sc, t0, log); err != nil || !again.IsZero() {
 		t.Fatalf("OwnRetention: %v, again at %v", err, again)
 	}
-	if st, _ := store.StreamConfig(ctx, 1); st.Retention != 72*time.Hour || maxAge() != 73*time.Hour {
+	if st, _ := store.StreamConfig(ctx, bus.DefaultStreamConfig()); st.Retention != 72*time.Hour || maxAge() != 73*time.Hour {
 		t.Fatalf("stored retention %s, BATCHES max age %s; want 72h and 73h", st.Retention, maxAge())
 	}
 
@@ -53,7 +53,7 @@ func TestAdminOwnsTheRetentionAndShrinksTheStreamsOnlyAfterTheMargin(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := store.StreamConfig(ctx, 1); st.Retention != 24*time.Hour {
+	if st, _ := store.StreamConfig(ctx, bus.DefaultStreamConfig()); st.Retention != 24*time.Hour {
 		t.Fatalf("stored retention %s, want the new 24h at once", st.Retention)
 	}
 	if maxAge() != 73*time.Hour || again.Sub(t0.Add(time.Minute)) != bus.RetentionMargin {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -99,8 +100,13 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The partitions come from S3DEST_PARTITIONS, as every service of the pipeline reads them.
+	var common platform.Common
+	if err := platform.Bind(flag.NewFlagSet("defaults", flag.ContinueOnError), &common); err != nil {
+		return err
+	}
 	sc := bus.DefaultStreamConfig()
-	sc.Retention = cfg.Retention
+	sc.Retention, sc.Partitions = cfg.Retention, common.EventsPartitions()
 	if _, err := admin.OwnRetention(ctx, js, store, sc, time.Now(), log); err != nil {
 		return err
 	}

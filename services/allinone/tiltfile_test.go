@@ -183,7 +183,7 @@ type shellCommand struct {
 }
 
 // splitCommand splits an expanded Procfile command the way sh does for the words these lines use:
-// whitespace-separated, with '' as the empty word. Any other quoting is refused rather than guessed.
+// whitespace-separated, with ” as the empty word. Any other quoting is refused rather than guessed.
 func splitCommand(cmd string) ([]shellCommand, error) {
 	var parts []shellCommand
 	cur := shellCommand{assigns: map[string]string{}}

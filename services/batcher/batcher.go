@@ -1,4 +1,5 @@
-// Package batcher turns the EVENTS stream into files: gzip NDJSON, one per (source, UTC received day),
+// Package batcher turns the EVENTS stream (or, with partitions set, the streams EVENTS-0 … EVENTS-{N-1},
+// each source in one of them: bus.Partitions) into files: gzip NDJSON, one per (source, UTC received day),
 // sealed when it nears the size cap, when its oldest event reaches the flush interval, and on a graceful
 // stop. A sealed file is stored in the JetStream object store BATCHES and announced on
 // batch.sealed.<sourceId>; only then are its events acknowledged.
@@ -9,10 +10,10 @@
 // a source are sealed together, in order of their first sequence, each sealed message recording
 // sealed_through: the sequence up to which the source's events are all in sealed files. That cursor is
 // read from JetStream only (the last batch.sealed.<sourceId> message, if it counts in this incarnation of
-// the EVENTS stream), never from Redis, which may have been flushed or restored from an old snapshot; it
-// lets a redelivered event that is already sealed be acknowledged without being written again. File
-// names derive from the partition, the EVENTS stream's identity and the sequences, so a replay overwrites
-// rather than duplicates, and a recreated stream never reuses an old name. Each sealed publish expects
+// the source's EVENTS stream), never from Redis, which may have been flushed or restored from an old
+// snapshot; it lets a redelivered event that is already sealed be acknowledged without being written
+// again. File names derive from the partition, the source's EVENTS stream's identity and the sequences,
+// so a replay overwrites rather than duplicates, and a recreated stream never reuses an old name. Each sealed publish expects
 // the subject's last message to be the one the batcher knows (the fence), so a batcher that stalled past
 // its lease cannot seal what its successor sealed.
 package batcher
@@ -85,10 +86,12 @@ type Batcher struct {
 	lastSealed map[string]uint64
 	// generation numbers this process's consumers, so a reopened source never reuses a consumer name.
 	generation int
-	events     jetstream.Stream
-	// stream is the EVENTS stream's identity (name and creation time) the sequences count in.
-	stream streamIdentity
-	held   int
+	// parts says which EVENTS stream holds each source's events; events and streams are indexed by
+	// partition: each stream, and its identity (name and creation time) its sequences count in.
+	parts   bus.Partitions
+	events  []jetstream.Stream
+	streams []streamIdentity
+	held    int
 	// duplicates counts events dropped as retries; fenced counts seals JetStream refused because another
 	// batcher sealed the source since.
 	duplicates, fenced int64
@@ -113,6 +116,7 @@ func New(cfg Config, p *platform.Process) (*Batcher, error) {
 		recent:        newRecentIDs(cfg.DedupeWindow, cfg.DedupeMaxIDs, time.Now()),
 		sealedThrough: map[string]uint64{},
 		lastSealed:    map[string]uint64{},
+		parts:         cfg.EventsPartitions(),
 	}, nil
 }
 
@@ -127,7 +131,7 @@ func (b *Batcher) Start(ctx context.Context) error {
 	}
 	b.rdb = rdb
 	b.cursors = cursor.New(rdb, 35*24*time.Hour)
-	store, err := configstore.OpenWithStreams(ctx, b.js, b.cfg.Replicas, b.log)
+	store, err := configstore.OpenWithStreams(ctx, b.js, b.cfg.Common.StreamConfig(), b.log)
 	if err != nil {
 		return err
 	}
@@ -138,10 +142,14 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.batches, err = b.js.Stream(ctx, bus.StreamBatches); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamBatches, err)
 	}
-	if b.events, err = b.js.Stream(ctx, bus.StreamEvents); err != nil {
-		return fmt.Errorf("open stream %s: %w", bus.StreamEvents, err)
+	for _, name := range b.parts.Streams() {
+		s, err := b.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("open stream %s: %w", name, err)
+		}
+		b.events = append(b.events, s)
+		b.streams = append(b.streams, streamIdentity{name: name, created: s.CachedInfo().Created})
 	}
-	b.stream = streamIdentity{name: bus.StreamEvents, created: b.events.CachedInfo().Created}
 	if _, err := ensureDedupeStream(ctx, b.js, b.cfg.DedupeWindow, b.cfg.Replicas, b.log); err != nil {
 		return err
 	}
@@ -212,7 +220,7 @@ func (b *Batcher) openSource(ctx context.Context, id string) error {
 	}
 	b.generation++
 	cons, err := bus.EnsureConsumer(ctx, b.js, bus.ConsumerConfig{
-		Stream: bus.StreamEvents, Durable: fmt.Sprintf("batcher-%s-%s-%d", id, b.leases.me, b.generation), Filter: bus.EventsSubject(id),
+		Stream: b.parts.StreamOf(id), Durable: fmt.Sprintf("batcher-%s-%s-%d", id, b.leases.me, b.generation), Filter: b.parts.Subject(id),
 		// Events wait in an open file for up to the flush interval; keepHeld renews them meanwhile.
 		AckWait: b.cfg.Common.AckWait, MaxAckPending: b.cfg.MaxOpenMessages, AckAll: true,
 		StartSeq: through + 1, Metadata: map[string]string{consumerSource: id},
@@ -250,10 +258,12 @@ func (b *Batcher) openSource(ctx context.Context, id string) error {
 	return nil
 }
 
-// deleteConsumers deletes every consumer of EVENTS that reads the source for a batcher: those named in
-// their metadata, and the one consumer per source of earlier versions (batcher-<sourceId>).
+// deleteConsumers deletes every consumer of the source's EVENTS stream that reads the source for a
+// batcher: those named in their metadata, and the one consumer per source of earlier versions
+// (batcher-<sourceId>).
 func (b *Batcher) deleteConsumers(ctx context.Context, id string) error {
-	list := b.events.ListConsumers(ctx)
+	events := b.events[b.parts.Of(id)]
+	list := events.ListConsumers(ctx)
 	var names []string
 	for info := range list.Info() {
 		if info.Config.Metadata[consumerSource] == id || info.Name == "batcher-"+id {
@@ -264,7 +274,7 @@ func (b *Batcher) deleteConsumers(ctx context.Context, id string) error {
 		return fmt.Errorf("list the consumers of %s: %w", id, err)
 	}
 	for _, name := range names {
-		if err := b.events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("delete consumer %s of %s: %w", name, id, err)
 		}
 	}
@@ -389,7 +399,7 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		}
 	}
 	if f == nil {
-		if f, err = openFile(ctx, b.obs, part, b.stream, b.leases.me, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
+		if f, err = openFile(ctx, b.obs, part, b.streams[b.parts.Of(source)], b.leases.me, seq, b.cfg.GzipLevel, b.chunk, b.now()); err != nil {
 			b.fail(ctx, source, fmt.Errorf("open file: %w", err))
 			return
 		}
@@ -633,32 +643,42 @@ func (b *Batcher) sealAll(ctx context.Context, reason string) {
 	}
 }
 
-// followStream notices that the EVENTS stream was deleted and created again while this batcher runs.
-// The open files hold events of the old incarnation: they are sealed under its identity (their
-// acknowledgements go nowhere; the data is what matters). Then every source starts again on the new
-// stream: new consumers, cursors read again (an old incarnation's cursor counts for nothing), and new
-// names for everything sealed from now on.
+// followStream notices that an EVENTS stream was deleted and created again while this batcher runs.
+// The open files of its sources hold events of the old incarnation: they are sealed under its identity
+// (their acknowledgements go nowhere; the data is what matters). Then each of those sources starts
+// again on the new stream: new consumers, cursors read again (an old incarnation's cursor counts for
+// nothing), and new names for everything sealed from now on. Sources of the other partitions go on.
 func (b *Batcher) followStream(ctx context.Context) {
-	info, err := b.events.Info(ctx)
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			b.log.WarnContext(ctx, "read the EVENTS stream's identity", "error", err)
+	for p, events := range b.events {
+		info, err := events.Info(ctx)
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				b.log.WarnContext(ctx, "read the EVENTS stream's identity", "stream", b.streams[p].name, "error", err)
+			}
+			continue
 		}
-		return
+		if info.Created.Equal(b.streams[p].created) {
+			continue
+		}
+		now := streamIdentity{name: b.streams[p].name, created: info.Created}
+		b.log.WarnContext(ctx, "the EVENTS stream was created again: its sequences start over; following the new one",
+			"was", b.streams[p].String(), "now", now.String())
+		inPartition := func(source string) bool { return b.parts.Of(source) == p }
+		for part := range b.open {
+			if inPartition(part.source) {
+				b.sealSource(ctx, part.source, "stream recreated")
+			}
+		}
+		for id, it := range b.consumers {
+			if inPartition(id) {
+				it.Stop()
+				delete(b.consumers, id)
+			}
+		}
+		maps.DeleteFunc(b.sealedThrough, func(id string, _ uint64) bool { return inPartition(id) })
+		maps.DeleteFunc(b.lastSealed, func(id string, _ uint64) bool { return inPartition(id) })
+		b.streams[p] = now
 	}
-	if info.Created.Equal(b.stream.created) {
-		return
-	}
-	b.log.WarnContext(ctx, "the EVENTS stream was created again: its sequences start over; following the new one",
-		"was", b.stream.String(), "now", streamIdentity{name: bus.StreamEvents, created: info.Created}.String())
-	b.sealAll(ctx, "stream recreated")
-	for id, it := range b.consumers {
-		it.Stop()
-		delete(b.consumers, id)
-	}
-	clear(b.sealedThrough)
-	clear(b.lastSealed)
-	b.stream = streamIdentity{name: bus.StreamEvents, created: info.Created}
 }
 
 // rebalance hands over the sources this batcher holds beyond its fair share, ceil(sources / live
@@ -704,7 +724,7 @@ func (b *Batcher) dropSource(ctx context.Context, source string) {
 
 // sourceCursor returns the sequence up to which the source's events are all sealed. JetStream is the
 // only truth: the sealed_through of the last batch.sealed message, if that message counts in this
-// incarnation of the EVENTS stream. Redis is never read for it: a flushed Redis would only cost a lookup,
+// incarnation of the source's EVENTS stream. Redis is never read for it: a flushed Redis would only cost a lookup,
 // but one restored from an old snapshot, or one that outlived a recreated stream, could hold a cursor
 // ahead of the stream, and every event up to it would be acknowledged unwritten.
 func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, error) {
@@ -724,25 +744,27 @@ func (b *Batcher) sourceCursor(ctx context.Context, source string) (uint64, erro
 		if err := proto.Unmarshal(raw.Data, &last); err != nil {
 			return 0, fmt.Errorf("decode last sealed batch of %s: %w", source, err)
 		}
-		if b.sameStream(last.GetBatch().GetEventsStream(), raw.Time) {
+		if stream := b.streams[b.parts.Of(source)]; sameStream(stream, last.GetBatch().GetEventsStream(), raw.Time) {
 			seq = last.GetSealedThrough()
 		} else {
 			b.log.Warn("the last sealed batch counts in another incarnation of the EVENTS stream; starting the source from its first event",
-				"source", source, "sealedIn", last.GetBatch().GetEventsStream(), "stream", b.stream.String())
+				"source", source, "sealedIn", last.GetBatch().GetEventsStream(), "stream", stream.String())
 		}
 	}
 	b.sealedThrough[source] = seq
 	return seq, nil
 }
 
-// sameStream reports whether a sealed message counts in the current EVENTS stream: its events_stream
-// says so, or, sealed before that field existed, it was stored after the stream was created (a sealed
-// message always follows the events it covers).
-func (b *Batcher) sameStream(sealedIn string, storedAt time.Time) bool {
+// sameStream reports whether a sealed message counts in stream, the current incarnation of its source's
+// EVENTS stream: its events_stream says so, or, sealed before that field existed, it was stored after
+// the stream was created (a sealed message always follows the events it covers). A source whose
+// partition changed (partitions set anew after EVENTS was drained) finds its cursor in another stream's
+// name, and starts from the first event of its new stream.
+func sameStream(stream streamIdentity, sealedIn string, storedAt time.Time) bool {
 	if sealedIn != "" {
-		return sealedIn == b.stream.String()
+		return sealedIn == stream.String()
 	}
-	return !storedAt.Before(b.stream.created)
+	return !storedAt.Before(stream.created)
 }
 
 func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {

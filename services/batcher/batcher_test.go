@@ -30,9 +30,10 @@ import (
 )
 
 type rig struct {
-	t    *testing.T
-	js   jetstream.JetStream
-	stop func()
+	t     *testing.T
+	js    jetstream.JetStream
+	stop  func()
+	parts bus.Partitions // the zero value is the one stream EVENTS
 }
 
 func startBatcher(t *testing.T, cfg Config) *rig {
@@ -40,7 +41,7 @@ func startBatcher(t *testing.T, cfg Config) *rig {
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	putSources(t, js, "a", "b", "c")
-	r := &rig{t: t, js: js}
+	r := &rig{t: t, js: js, parts: cfg.EventsPartitions()}
 	r.stop = runBatcher(t, cfg, nc, js, redisURL)
 	return r
 }
@@ -129,7 +130,7 @@ func (r *rig) publish(source string, at time.Time, ids ...string) {
 		line, _ := json.Marshal(map[string]any{"type": "track", "event": "E", "userId": "u", "messageId": id, "receivedAt": at.UTC().Format(time.RFC3339Nano)})
 		b.Events = append(b.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: line})
 	}
-	if _, err := bus.Publish(context.Background(), r.js, bus.EventsSubject(source), b, ""); err != nil {
+	if _, err := bus.Publish(context.Background(), r.js, r.parts.Subject(source), b, ""); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -319,7 +320,7 @@ func TestARestartAfterTheSealedPublishAndBeforeTheAckGoesOnWithNewEvents(t *test
 	r.publish("a", now, "old-2")
 	r.publish("a", now, "old-3")
 	// What the killed batcher left: the three messages delivered, none acknowledged, all sealed.
-	cons, err := bus.EnsureConsumer(ctx, js, bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "batcher-a", Filter: bus.EventsSubject("a"),
+	cons, err := bus.EnsureConsumer(ctx, js, bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "batcher-a", Filter: bus.Partitions(1).Subject("a"),
 		AckWait: 5 * time.Second, MaxAckPending: defaults().MaxOpenMessages, AckAll: true})
 	if err != nil {
 		t.Fatal(err)
@@ -383,14 +384,32 @@ func leaseOwners(t *testing.T, js jetstream.JetStream) map[string]int {
 	return owners
 }
 
+// With one EVENTS stream, and with three partitions (sources in every one), a batcher that joins takes
+// half the sources, and every event is sealed once, in files named after its source's stream.
 func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing.T) {
+	for _, parts := range []bus.Partitions{1, 3} {
+		t.Run(fmt.Sprintf("%d partitions", parts), func(t *testing.T) { batcherJoins(t, parts) })
+	}
+}
+
+func batcherJoins(t *testing.T, parts bus.Partitions) {
 	_, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	ctx := context.Background()
-	sources := []string{"s1", "s2", "s3", "s4"}
+	// Sources spread evenly over the partitions: four in one, two in each of three.
+	var sources []string
+	perPartition := map[int]int{}
+	total := max(4, 2*int(parts))
+	for i := 1; len(sources) < total; i++ {
+		if id := fmt.Sprintf("s%d", i); perPartition[parts.Of(id)] < total/int(parts) {
+			perPartition[parts.Of(id)]++
+			sources = append(sources, id)
+		}
+	}
 	putSources(t, js, sources...)
-	r := &rig{t: t, js: js}
+	r := &rig{t: t, js: js, parts: parts}
 	cfg := defaults()
+	cfg.Partitions = int(parts)
 	// Files stay open for 2s: whenever a source is handed over, it has an open file to seal.
 	cfg.FlushInterval = 2 * time.Second
 	first := runBatcher(t, cfg, nc, js, redisURL)
@@ -415,7 +434,7 @@ func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing
 			b := &eventsv1.EventBatch{SourceId: src, ReceivedAt: timestamppb.New(now)}
 			id := fmt.Sprintf("e-%d", n)
 			b.Events = append(b.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
-			if _, err := bus.Publish(ctx, js, bus.EventsSubject(src), b, ""); err != nil {
+			if _, err := bus.Publish(ctx, js, parts.Subject(src), b, ""); err != nil {
 				return
 			}
 			n++
@@ -423,13 +442,13 @@ func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing
 	}()
 	testenv.Eventually(t, 10*time.Second, "events before the second batcher joins", func() bool { return len(leaseOwners(t, js)) == 1 })
 	second := runBatcher(t, cfg, nc, js, redisURL)
-	testenv.Eventually(t, 20*time.Second, "the sources to be split two and two", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the sources to be split half and half", func() bool {
 		owners := leaseOwners(t, js)
 		if len(owners) != 2 {
 			return false
 		}
 		for _, n := range owners {
-			if n != 2 {
+			if n != len(sources)/2 {
 				return false
 			}
 		}
@@ -465,6 +484,11 @@ func TestABatcherThatJoinsGetsHalfTheSourcesAndEveryEventIsSealedOnce(t *testing
 	if len(seen) != n {
 		t.Fatalf("sealed %d distinct events, published %d", len(seen), n)
 	}
+	for b := range files {
+		if want := parts.StreamOf(b.GetSourceId()) + "@"; !strings.HasPrefix(b.GetEventsStream(), want) {
+			t.Errorf("batch %s of %s counts in %s, want the stream %s", b.GetBatchId(), b.GetSourceId(), b.GetEventsStream(), want)
+		}
+	}
 	t.Logf("%d events in %d files", n, len(files))
 }
 
@@ -484,7 +508,7 @@ func TestAMessageThatIsNotAnEventBatchIsDeadLetteredWithTheReasonAndTheNextIsSea
 	ctx := context.Background()
 	// A source_id (field 1) that is not UTF-8: proto.Unmarshal refuses it, and so must the batcher's decoder.
 	bad := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte{0xff, 'a'})
-	if _, err := r.js.Publish(ctx, bus.EventsSubject("a"), bad); err != nil {
+	if _, err := r.js.Publish(ctx, bus.Partitions(1).Subject("a"), bad); err != nil {
 		t.Fatal(err)
 	}
 	r.publish("a", time.Now(), "m1")

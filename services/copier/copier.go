@@ -110,7 +110,7 @@ func (c *Copier) Start(ctx context.Context) error {
 		return err
 	}
 	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
-	store, err := configstore.OpenWithStreams(ctx, c.js, c.cfg.Replicas, c.log)
+	store, err := configstore.OpenWithStreams(ctx, c.js, c.cfg.Common.StreamConfig(), c.log)
 	if err != nil {
 		return err
 	}

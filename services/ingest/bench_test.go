@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/eventwire"
 )
 
@@ -187,7 +186,7 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 		close(done)
 	}()
 	for i := range b.N {
-		f, err := h.js.PublishAsync(bus.EventsSubject(sourceID), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
+		f, err := h.js.PublishAsync(h.parts.Subject(sourceID), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
 		if err != nil {
 			b.Fatal(err)
 		}

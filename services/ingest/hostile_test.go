@@ -55,7 +55,7 @@ func refusal(t *testing.T, body string) (field, rule string) {
 
 func (h *harness) storedMessages() uint64 {
 	h.t.Helper()
-	st, err := h.js.Stream(context.Background(), bus.StreamEvents)
+	st, err := h.js.Stream(context.Background(), h.parts.StreamOf(sourceID))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -49,6 +49,8 @@ type Ingest struct {
 	inflight *inflight
 	trusted  []netip.Prefix
 	now      func() time.Time
+	// parts says which EVENTS stream, and so which subject, each source's events go to.
+	parts bus.Partitions
 
 	// partBytes bounds one EventBatch message: MaxMessageBytes or the server's max_payload, less room
 	// for the headers.
@@ -83,6 +85,7 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 		trusted:   trusted,
 		now:       time.Now,
 		partBytes: partBytes - headerRoom,
+		parts:     cfg.EventsPartitions(),
 	}, nil
 }
 
@@ -94,7 +97,7 @@ func (s *Ingest) Addr() string { return s.ln.Addr().String() }
 
 // Start ensures the streams, loads the write keys and binds the HTTP port.
 func (s *Ingest) Start(ctx context.Context) error {
-	store, err := configstore.OpenWithStreams(ctx, s.js, s.cfg.Replicas, s.log)
+	store, err := configstore.OpenWithStreams(ctx, s.js, s.cfg.Common.StreamConfig(), s.log)
 	if err != nil {
 		return err
 	}
@@ -120,6 +123,7 @@ func (s *Ingest) Start(ctx context.Context) error {
 
 // Run serves until ctx ends, then stops accepting and finishes the requests in flight.
 func (s *Ingest) Run(ctx context.Context) error {
+	go s.spreadLeaders(ctx)
 	errc := make(chan error, 2)
 	go func() {
 		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -179,7 +183,7 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, id
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 		defer cancel()
-		if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, bus.EventsSubject(sourceID), data, msgID)); err != nil {
+		if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, s.parts.Subject(sourceID), data, msgID)); err != nil {
 			return fmt.Errorf("publish %d events of %s (part %d): %w", inPart, sourceID, part, err)
 		}
 		s.metrics.accepted(ctx, sourceID, inPart)
@@ -256,4 +260,30 @@ func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, re
 	}
 	s.metrics.deadLettered(ctx, sourceID)
 	return bus.Permanent(errors.New(reason))
+}
+
+// spreadLeaders moves the leaders of the EVENTS partitions onto their own nodes (bus.SpreadLeaders),
+// trying again each second for a minute while a stream has no leader yet or a step-down fails: on a
+// cluster that is starting, the streams were just created. Ingest does it because the leaders bound
+// what it can publish; it is a no-op with one partition or one replica.
+func (s *Ingest) spreadLeaders(ctx context.Context) {
+	if s.cfg.EventsPartitions() <= 1 || s.cfg.Replicas <= 1 {
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for range 60 {
+		leaders, err := bus.SpreadLeaders(ctx, s.js, s.cfg.EventsPartitions())
+		if err == nil {
+			s.log.Info("EVENTS partition leaders", "leaders", leaders)
+			return
+		}
+		s.log.Debug("spread the EVENTS partition leaders; trying again", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	s.log.Warn("the EVENTS partition leaders could not be spread over the nodes; publishing goes on through the leaders as they are")
 }

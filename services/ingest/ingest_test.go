@@ -36,6 +36,7 @@ type harness struct {
 	store *configstore.Store
 	in    *Ingest
 	url   string
+	parts bus.Partitions
 }
 
 func start(t testing.TB, mutate func(*Config)) *harness {
@@ -79,7 +80,7 @@ func startOn(t testing.TB, ns *platform.EmbeddedNATS, mutate func(*Config)) *har
 	}
 	testenv.Serve(t, in)
 	t.Cleanup(cancel)
-	return &harness{t: t, ns: ns, js: js, nc: nc, store: store, in: in, url: "http://" + in.Addr()}
+	return &harness{t: t, ns: ns, js: js, nc: nc, store: store, in: in, url: "http://" + in.Addr(), parts: cfg.EventsPartitions()}
 }
 
 func (h *harness) post(path, body string, mutate func(*http.Request)) (*http.Response, string) {
@@ -99,10 +100,10 @@ func (h *harness) post(path, body string, mutate func(*http.Request)) (*http.Res
 	return resp, string(b)
 }
 
-// next returns the next EventBatch stored on events.src1.
+// batches returns the first n EventBatches stored for src1.
 func (h *harness) batches(n int) []*eventsv1.EventBatch {
 	h.t.Helper()
-	cons, err := h.js.OrderedConsumer(context.Background(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.EventsSubject(sourceID)}})
+	cons, err := h.js.OrderedConsumer(context.Background(), h.parts.StreamOf(sourceID), jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.parts.Subject(sourceID)}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -141,13 +142,8 @@ func TestARetriedRequestIsStoredOnce(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
 	}
-	info, err := h.js.Stream(context.Background(), bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := info.Info(context.Background())
-	if st.State.Msgs != 1 {
-		t.Fatalf("EVENTS holds %d messages after 3 identical requests, want 1", st.State.Msgs)
+	if n := h.storedMessages(); n != 1 {
+		t.Fatalf("EVENTS holds %d messages after 3 identical requests, want 1", n)
 	}
 }
 

@@ -77,10 +77,10 @@ func (s *Stager) Start(ctx context.Context) error {
 		s.log.Warn("staging-retention (S3DEST_STAGING_RETENTION) is deprecated and ignored: the retention is the admin service's --retention (S3DEST_RETENTION), read from the config store",
 			"stagingRetention", s.cfg.Retention)
 	}
-	if s.store, err = configstore.OpenWithStreams(ctx, s.js, s.cfg.Replicas, s.log); err != nil {
+	if s.store, err = configstore.OpenWithStreams(ctx, s.js, s.cfg.Common.StreamConfig(), s.log); err != nil {
 		return err
 	}
-	sc, err := s.store.StreamConfig(ctx, s.cfg.Replicas)
+	sc, err := s.store.StreamConfig(ctx, s.cfg.Common.StreamConfig())
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Stager) followRetention(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if sc, err := s.store.StreamConfig(ctx, s.cfg.Replicas); err == nil {
+		if sc, err := s.store.StreamConfig(ctx, s.cfg.Common.StreamConfig()); err == nil {
 			s.applyRetention(ctx, sc.Retention)
 		}
 	}
