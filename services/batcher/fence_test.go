@@ -129,7 +129,7 @@ func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream,
 				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
 				ids = append(ids, id)
 			}
-			if _, err := bus.Publish(ctx, js, bus.Partitions(1).Subject("a"), batch, ""); err != nil {
+			if _, err := bus.Publish(ctx, js, bus.Partitions(1).Subject(source), batch, ""); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}
