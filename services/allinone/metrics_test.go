@@ -1,0 +1,257 @@
+package allinone
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/configstore"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	"github.com/s3dest/s3dest/pkg/layout"
+	"github.com/s3dest/s3dest/pkg/testenv"
+)
+
+// scrape is one read of a /metrics page, parsed.
+type scrape map[string]*dto.MetricFamily
+
+func scrapeMetrics(t *testing.T, url string) scrape {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return families
+}
+
+// value sums the samples of a counter or gauge family whose labels include want (name=value pairs);
+// for a histogram it sums the sample counts. ok is false when no sample matches.
+func (s scrape) value(name string, want ...string) (v float64, ok bool) {
+	f := s[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(want); i += 2 {
+			if labels[want[i]] != want[i+1] {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		ok = true
+		switch {
+		case m.GetCounter() != nil:
+			v += m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			v += m.GetGauge().GetValue()
+		case m.GetHistogram() != nil:
+			v += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return v, ok
+}
+
+func (s scrape) get(name string, want ...string) float64 {
+	v, _ := s.value(name, want...)
+	return v
+}
+
+// postTracking sends body to the Tracking API path with the write key and returns the status.
+func postTracking(t *testing.T, sum Summary, path, writeKey, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, sum.TrackingURL+path, strings.NewReader(body))
+	req.SetBasicAuth(writeKey, "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// batchBody is a /v1/batch request of n track events.
+func batchBody(tag string, n int) string {
+	events := make([]string, n)
+	for i := range events {
+		events[i] = fmt.Sprintf(`{"type":"track","userId":"u","event":"Metered","messageId":"%s-%d"}`, tag, i)
+	}
+	return `{"batch":[` + strings.Join(events, ",") + `]}`
+}
+
+// s3dest dev serves DESIGN.md §9's metrics at its metricsUrl, each with the value the traffic implies:
+// 25 events accepted for the demo source and 6 for a source whose destination's role does not exist, 2
+// refused (an unknown key, an invalid body), an ingest.<sourceId> message for an unknown source
+// dead-lettered, every demo file delivered with its lag, the broken destination failing (AssumeRole
+// denied) until its files' retention ends and they are dead-lettered, and then nothing pending.
+func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole dev stack: skipped under -short")
+	}
+	ns, _, js := testenv.NATS(t)
+	cfg := devConfig(t, t.TempDir())
+	cfg.NATSURL = ns.URL()
+	sum, _ := runDev(t, cfg)
+	ctx := context.Background()
+
+	// Files wait 10s for a failing destination: the broken one's are dead-lettered within the test.
+	const ret = 10 * time.Second
+	store, err := configstore.Open(ctx, js, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutSettings(ctx, &configv1.Settings{Retention: durationpb.New(ret), UpdatedAt: timestamppb.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	api := testClient(t, sum)
+	bs := createSource(t, api, "metered-broken")
+	brokenSrc, brokenKey := bs.ID, bs.WriteKeys[0]
+	brokenRole := sum.RoleARN[:strings.LastIndex(sum.RoleARN, "/")+1] + "s3dest-no-such-role"
+	var created destAndValidation
+	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": brokenSrc, "metadataId": layout.AWSS3MetadataID,
+		"name": "Broken", "settings": map[string]any{"region": sum.Region, "s3Bucket": sum.Bucket, "iamRoleArn": brokenRole}}, &created)
+	broken := created.Destination.ID
+
+	// Traffic: 25 events in 3 requests for the demo source, 6 in 2 for the broken one.
+	requests := 0
+	for i, n := range []int{10, 10, 5} {
+		if code := postTracking(t, sum, "/v1/batch", sum.WriteKey, batchBody(fmt.Sprintf("demo%d", i), n)); code != http.StatusOK {
+			t.Fatalf("demo batch %d = %d", i, code)
+		}
+		requests++
+	}
+	for i, n := range []int{4, 2} {
+		if code := postTracking(t, sum, "/v1/batch", brokenKey, batchBody(fmt.Sprintf("broken%d", i), n)); code != http.StatusOK {
+			t.Fatalf("broken batch %d = %d", i, code)
+		}
+		requests++
+	}
+	// Refusals: an unknown write key in Basic auth (refused before the body is read: one event), and a
+	// body that is not JSON (one).
+	if code := postTracking(t, sum, "/v1/batch", "no-such-key", batchBody("refused", 2)); code != http.StatusUnauthorized {
+		t.Fatalf("unknown key = %d", code)
+	}
+	if code := postTracking(t, sum, "/v1/track", sum.WriteKey, "{not json"); code != http.StatusBadRequest {
+		t.Fatalf("invalid body = %d", code)
+	}
+	requests += 2
+	// A dead letter: a message on ingest.<sourceId> for a source that does not exist.
+	if _, err := js.Publish(ctx, bus.IngestSubject("no-such-source"), []byte(`{"type":"track","userId":"u","event":"Lost"}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	cli := rootS3(sum)
+	demoFiles := 0
+	testenv.Eventually(t, 30*time.Second, "the demo source's 25 events in the bucket", func() bool {
+		keys := listKeys(t, cli, sum.Bucket, "segment-logs/"+sum.SourceID+"/")
+		events := 0
+		for _, k := range keys {
+			events += len(readLines(t, cli, sum.Bucket, k))
+		}
+		demoFiles = len(keys)
+		return events == 25
+	})
+
+	// The broken destination's files are dead-lettered when their retention ends; then nothing waits.
+	var m scrape
+	testenv.Eventually(t, 60*time.Second, "the broken destination's files dead-lettered and nothing pending", func() bool {
+		m = scrapeMetrics(t, sum.MetricsURL)
+		sealed := m.get("s3dest_files_sealed_total", "source", brokenSrc)
+		pendingZero := true
+		for _, stage := range []string{"ingest", "batcher", "stager", "copier"} {
+			if v, ok := m.value("s3dest_consumer_pending_messages", "stage", stage); !ok || v != 0 {
+				pendingZero = false
+			}
+		}
+		return sealed > 0 && m.get("s3dest_dead_letters_total", "stage", "copier", "reason", "retention") == sealed && pendingZero
+	})
+	brokenFiles := m.get("s3dest_files_sealed_total", "source", brokenSrc)
+
+	type check struct {
+		name    string
+		labels  []string
+		want    float64
+		atLeast bool
+	}
+	checks := []check{
+		{"s3dest_events_accepted_total", []string{"source", sum.SourceID}, 25, false},
+		{"s3dest_events_accepted_total", []string{"source", brokenSrc}, 6, false},
+		{"s3dest_events_rejected_total", []string{"reason", "unauthorized"}, 1, false},
+		{"s3dest_events_rejected_total", []string{"reason", "invalid"}, 1, false},
+		{"s3dest_files_sealed_total", []string{"source", sum.SourceID}, float64(demoFiles), false},
+		{"s3dest_files_staged_total", []string{"source", sum.SourceID}, float64(demoFiles), false},
+		{"s3dest_files_staged_total", []string{"source", brokenSrc}, brokenFiles, false},
+		{"s3dest_files_delivered_total", []string{"destination", sum.DestinationID}, float64(demoFiles), false},
+		{"s3dest_files_delivered_total", []string{"destination", broken}, 0, false},
+		{"s3dest_events_delivered_total", []string{"destination", sum.DestinationID}, 25, false},
+		{"s3dest_delivery_lag_seconds", nil, float64(demoFiles), false},
+		{"s3dest_delivery_failures_total", []string{"destination", broken, "reason", "assume_role_denied"}, 1, true},
+		{"s3dest_delivery_failures_total", []string{"destination", sum.DestinationID}, 0, false},
+		{"s3dest_destination_failing", []string{"destination", broken}, 1, false},
+		{"s3dest_destination_failing", []string{"destination", sum.DestinationID}, 0, false},
+		{"s3dest_dead_letters_total", []string{"stage", "ingest", "reason", "unknown_source"}, 1, false},
+		{"s3dest_dead_letters_total", []string{"stage", "copier", "reason", "retention"}, brokenFiles, false},
+		{"s3dest_sts_assume_role_total", []string{"outcome", "success"}, 1, false},
+		{"s3dest_sts_assume_role_total", []string{"outcome", "denied"}, 1, true},
+		{"s3dest_consumer_pending_messages", []string{"stage", "copier"}, 0, false},
+		{"http_server_request_duration_seconds", nil, float64(requests), false},
+	}
+	for _, c := range checks {
+		got, ok := m.value(c.name, c.labels...)
+		if !ok && c.want != 0 {
+			t.Errorf("%s%v: absent, want %v", c.name, c.labels, c.want)
+			continue
+		}
+		if (c.atLeast && got < c.want) || (!c.atLeast && got != c.want) {
+			t.Errorf("%s%v = %v, want %s%v", c.name, c.labels, got, map[bool]string{true: "at least ", false: ""}[c.atLeast], c.want)
+		}
+		t.Logf("%s%v = %v", c.name, c.labels, got)
+	}
+	// Every delivered file's lag is under the time the test took; the process exports Go and process
+	// metrics, and the gRPC server's (the admin's background validation calls the validator over gRPC).
+	if h := m["s3dest_delivery_lag_seconds"]; h != nil && len(h.GetMetric()) == 1 {
+		hist := h.GetMetric()[0].GetHistogram()
+		t.Logf("s3dest_delivery_lag_seconds sum = %.3fs over %d files", hist.GetSampleSum(), hist.GetSampleCount())
+		if hist.GetSampleSum() <= 0 || hist.GetSampleSum() > float64(hist.GetSampleCount())*60 {
+			t.Errorf("lag sum %v for %d files is not a plausible lag", hist.GetSampleSum(), hist.GetSampleCount())
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "rpc_server_call_duration_seconds"} {
+		if _, ok := m.value(name); !ok {
+			var names []string
+			for n := range m {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			t.Errorf("%s is not exported; exported: %v", name, names)
+		}
+	}
+}
