@@ -34,7 +34,7 @@ type Metrics struct {
 	pending metric.Int64ObservableGauge // {stage}
 	meter   metric.Meter
 
-	attrs sync.Map // label values -> metric.MeasurementOption, so a hot path does not build an attribute set each time
+	attrs sync.Map // attrKey -> metric.MeasurementOption (see With)
 }
 
 // Stages, the values of the stage label.
@@ -87,23 +87,24 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	return m, nil
 }
 
-// With returns the measurement option for the label pairs (name, value, name, value, …), made once per
-// distinct set of values.
+// With returns the measurement option for at most two label pairs (name, value, name, value), made
+// once per distinct set of values: a hot path then adds without building an attribute set.
 func (m *Metrics) With(kv ...string) metric.MeasurementOption {
-	key := ""
-	for _, s := range kv {
-		key += s + "\x00"
-	}
+	var key attrKey
+	copy(key[:], kv)
 	if o, ok := m.attrs.Load(key); ok {
 		return o.(metric.MeasurementOption)
 	}
 	attrs := make([]attribute.KeyValue, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
+	for i := 0; i+1 < len(kv) && i+1 < len(key); i += 2 {
 		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
 	}
 	o, _ := m.attrs.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 	return o.(metric.MeasurementOption)
 }
+
+// attrKey is the label pairs of With, as a map key that costs no allocation.
+type attrKey [4]string
 
 // ObserveFailing registers f, called at each collection, to report whether each destination fails.
 func (m *Metrics) ObserveFailing(f func(report func(destinationID string, failing bool))) error {
