@@ -2,9 +2,13 @@ package allinone
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -163,6 +167,11 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 		t.Fatalf("invalid body = %d", code)
 	}
 	requests += 2
+	// analytics.js's own metrics beacon, counted apart from events.
+	if code := postTracking(t, sum, "/v1/m", "", `{"series":[]}`); code != http.StatusOK {
+		t.Fatalf("beacon = %d", code)
+	}
+	requests++
 	// A dead letter: a message on ingest.<sourceId> for a source that does not exist.
 	if _, err := js.Publish(ctx, bus.IngestSubject("no-such-source"), []byte(`{"type":"track","userId":"u","event":"Lost"}`)); err != nil {
 		t.Fatal(err)
@@ -222,6 +231,8 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 		{"s3dest_sts_assume_role_total", []string{"outcome", "success"}, 1, false},
 		{"s3dest_sts_assume_role_total", []string{"outcome", "denied"}, 1, true},
 		{"s3dest_consumer_pending_messages", []string{"stage", "copier"}, 0, false},
+		{"s3dest_ingest_client_metrics_beacons_total", nil, 1, false},
+		{"s3dest_copier_files_carried_total", nil, 0, false},
 		{"http_server_request_duration_seconds", nil, float64(requests), false},
 	}
 	for _, c := range checks {
@@ -244,6 +255,7 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 			t.Errorf("lag sum %v for %d files is not a plausible lag", hist.GetSampleSum(), hist.GetSampleCount())
 		}
 	}
+	checkMetricsDoc(t, m)
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "rpc_server_call_duration_seconds"} {
 		if _, ok := m.value(name); !ok {
 			var names []string
@@ -253,5 +265,80 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 			sort.Strings(names)
 			t.Errorf("%s is not exported; exported: %v", name, names)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/metrics.md from what s3dest dev exports")
+
+// metricsDoc is the path of the metrics reference, from this package.
+var metricsDoc = filepath.Join("..", "..", "docs", "metrics.md")
+
+const metricsDocHead = `# Metrics
+
+Every s3dest process serves Prometheus metrics at ` + "`/metrics`" + ` of its ops address (` + "`--ops-addr`" + `);
+` + "`s3dest dev`" + ` serves those of all its services at the summary's ` + "`metricsUrl`" + `. The names of DESIGN.md §9
+are the ones dashboards and alerts use. Every process also exports the Go runtime's (` + "`go_*`" + `) and the
+process's (` + "`process_*`" + `) metrics, and ` + "`target_info`" + ` (the OpenTelemetry resource); every series carries
+` + "`otel_scope_*`" + ` labels naming the instrumentation that made it, left out below.
+
+Several replicas of a stage report the same JetStream consumers in ` + "`s3dest_consumer_pending_messages`" + `:
+aggregate it over replicas with ` + "`max`" + `, not ` + "`sum`" + `. The delivery lag is measured per delivered file,
+from the receivedAt of its oldest event (the batch's ` + "`oldest_received_at`" + `) to the customer's bucket
+acknowledging the object, so it is the lag of the file's longest-waiting event.
+
+This table is generated from a running ` + "`s3dest dev`" + ` by
+` + "`TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies`" + ` (services/allinone), which fails when it
+differs from what is exported: after changing a metric, run
+` + "`go test ./services/allinone -run TestDevExportsThePipelinesMetrics -update`" + `.
+
+| metric | type | labels | help |
+|---|---|---|---|
+`
+
+// checkMetricsDoc compares docs/metrics.md with the families of a scrape (all but go_*, process_* and
+// target_info), or rewrites it with -update.
+func checkMetricsDoc(t *testing.T, m scrape) {
+	t.Helper()
+	var names []string
+	for name := range m {
+		if strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_") || name == "target_info" {
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(metricsDocHead)
+	for _, name := range names {
+		f := m[name]
+		labels := map[string]bool{}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if !strings.HasPrefix(l.GetName(), "otel_scope_") {
+					labels[l.GetName()] = true
+				}
+			}
+		}
+		var ls []string
+		for l := range labels {
+			ls = append(ls, "`"+l+"`")
+		}
+		slices.Sort(ls)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", name, strings.ToLower(f.GetType().String()), strings.Join(ls, ", "),
+			strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(f.GetHelp()))
+	}
+	want := b.String()
+	if *update {
+		if err := os.WriteFile(metricsDoc, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatalf("read the metrics reference: %v (run with -update to write it)", err)
+	}
+	if string(got) != want {
+		t.Errorf("docs/metrics.md differs from what s3dest dev exports; run go test ./services/allinone -run TestDevExportsThePipelinesMetrics -update and review the diff.\nwant:\n%s", want)
 	}
 }

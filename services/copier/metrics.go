@@ -57,6 +57,7 @@ func newMetrics(m metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("files whose retention ended while their destination's retention was extended: refreshed in staging and carried forward")); err != nil {
 		return nil, err
 	}
+	out.carried.Add(context.Background(), 0) // exported from the start, not from the first carry
 	return &out, nil
 }
 

@@ -25,6 +25,7 @@ func newMetrics(m metric.MeterProvider) (*metrics, error) {
 	if out.beacons, err = m.Meter("s3dest/ingest").Int64Counter("s3dest_ingest_client_metrics_beacons", metric.WithDescription("analytics.js metrics beacons received on /v1/m and discarded")); err != nil {
 		return nil, err
 	}
+	out.beacons.Add(context.Background(), 0) // exported from the start, not from the first beacon
 	return &out, nil
 }
 
