@@ -125,8 +125,8 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 	sum, _ := runDev(t, cfg)
 	ctx := context.Background()
 
-	// Files wait 10s for a failing destination: the broken one's are dead-lettered within the test.
-	const ret = 10 * time.Second
+	// Files wait 15s for a failing destination: the broken one's are dead-lettered within the test.
+	const ret = 15 * time.Second
 	store, err := configstore.Open(ctx, js, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -177,16 +177,31 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 		t.Fatal(err)
 	}
 
-	cli := rootS3(sum)
+	s3c := rootS3(sum)
 	demoFiles := 0
 	testenv.Eventually(t, 30*time.Second, "the demo source's 25 events in the bucket", func() bool {
-		keys := listKeys(t, cli, sum.Bucket, "segment-logs/"+sum.SourceID+"/")
+		keys := listKeys(t, s3c, sum.Bucket, "segment-logs/"+sum.SourceID+"/")
 		events := 0
 		for _, k := range keys {
-			events += len(readLines(t, cli, sum.Bucket, k))
+			events += len(readLines(t, s3c, sum.Bucket, k))
 		}
 		demoFiles = len(keys)
 		return events == 25
+	})
+
+	// Until their retention ends the broken destination's files are pending in its copier lane: the
+	// status shows them waiting, and the copier stage's pending gauge counts them.
+	var st struct {
+		Statuses []struct {
+			Status apiStatus `json:"status"`
+		} `json:"statuses"`
+	}
+	testenv.Eventually(t, 15*time.Second, "the broken destination's staged files pending in its lane", func() bool {
+		m := scrapeMetrics(t, sum.MetricsURL)
+		staged := m.get("s3dest_files_staged_total", "source", brokenSrc)
+		cliJSON(t, sum, &st, "status", broken)
+		r := st.Statuses[0].Status.Retention
+		return staged > 0 && r != nil && r.WaitingFiles == fmt.Sprint(staged) && m.get("s3dest_consumer_pending_messages", "stage", "copier") == staged
 	})
 
 	// The broken destination's files are dead-lettered when their retention ends; then nothing waits.
@@ -255,6 +270,27 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 			t.Errorf("lag sum %v for %d files is not a plausible lag", hist.GetSampleSum(), hist.GetSampleCount())
 		}
 	}
+	// The status shows the demo destination's last delivered file with its lag (one of the histogram's
+	// observations), nothing pending in either lane, and the broken one's files dead-lettered.
+	cliJSON(t, sum, &st, "status", sum.DestinationID, broken)
+	demo, bst := st.Statuses[0].Status, st.Statuses[1].Status
+	if demo.LastDelivery == nil || demo.LastDelivery.Lag == "" {
+		t.Fatalf("the demo destination's status has no last delivery: %+v", demo)
+	}
+	lag, err := time.ParseDuration(demo.LastDelivery.Lag)
+	hist := m["s3dest_delivery_lag_seconds"].GetMetric()[0].GetHistogram()
+	if err != nil || lag <= 0 || lag.Seconds() > hist.GetSampleSum()+1e-6 || (demoFiles == 1 && fmt.Sprintf("%.3f", lag.Seconds()) != fmt.Sprintf("%.3f", hist.GetSampleSum())) {
+		t.Errorf("last delivery lag %q (%v), histogram sum %v over %d files", demo.LastDelivery.Lag, err, hist.GetSampleSum(), demoFiles)
+	}
+	if bst.LastDelivery != nil || orZero(bst.Retention.WaitingFiles) != "0" || orZero(demo.Retention.WaitingFiles) != "0" || bst.Retention.DeadLetteredFiles != fmt.Sprint(brokenFiles) {
+		t.Errorf("status: demo %+v %+v, broken %+v %+v; want nothing waiting, the broken one's %v files dead-lettered", demo.Retention, demo.LastDelivery, bst.Retention, bst.LastDelivery, brokenFiles)
+	}
+	if table := cli(t, sum, "status", sum.DestinationID); !strings.Contains(table, "LAST FILE'S LAG") || !strings.Contains(table, demo.LastDelivery.Lag) {
+		t.Errorf("s3dest status lacks the last file's lag %s:\n%s", demo.LastDelivery.Lag, table)
+	}
+	t.Logf("status: demo last lag %s, waiting %s; broken waiting %s, dead-lettered %s files",
+		demo.LastDelivery.Lag, orZero(demo.Retention.WaitingFiles), orZero(bst.Retention.WaitingFiles), bst.Retention.DeadLetteredFiles)
+
 	checkMetricsDoc(t, m)
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "rpc_server_call_duration_seconds"} {
 		if _, ok := m.value(name); !ok {
