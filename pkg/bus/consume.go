@@ -196,3 +196,23 @@ func Backoff(attempt uint64) time.Duration {
 	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
 }
+
+// Pending is what the consumers of stream that match have not had acknowledged: messages not yet
+// delivered plus those delivered and awaiting their ack, summed, as JetStream's consumer info says.
+func Pending(ctx context.Context, js jetstream.JetStream, stream string, match func(*jetstream.ConsumerInfo) bool) (int64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("pending of %s: %w", stream, err)
+	}
+	var n int64
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if match(info) {
+			n += int64(info.NumPending) + int64(info.NumAckPending)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return 0, fmt.Errorf("pending of %s: %w", stream, err)
+	}
+	return n, nil
+}

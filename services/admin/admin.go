@@ -83,7 +83,7 @@ func (s *Service) Start(ctx context.Context) error {
 		var err error
 		if s.conn, err = grpc.NewClient(s.cfg.ValidatorAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithPerRPCCredentials(platform.BearerCredentials(s.cfg.ValidatorToken)),
-			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer)))); err != nil {
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(s.p.Telemetry.Tracer), otelgrpc.WithMeterProvider(s.p.Telemetry.Meter)))); err != nil {
 			return fmt.Errorf("validator client: %w", err)
 		}
 		val = validatorv1.NewValidatorServiceClient(s.conn)

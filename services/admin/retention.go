@@ -10,12 +10,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	"github.com/s3dest/s3dest/pkg/retention"
 )
@@ -141,6 +143,34 @@ func (s *Server) retentionStatus(ctx context.Context, d *configv1.Destination, d
 		rs.OldestWaitingStagedAt, rs.OldestWaitingDeadline = timestamppb.New(lane.OldestStagedAt), timestamppb.New(lane.OldestDeadline)
 	}
 	return rs, nil
+}
+
+// lastDelivery is destination id's last delivered file and its lag, read from its last
+// batch.delivered.<destinationId> message (nil when there is none, or no JetStream at hand).
+func (s *Server) lastDelivery(ctx context.Context, id string) (*adminv1.LastDelivery, error) {
+	if s.js == nil {
+		return nil, nil
+	}
+	stream, err := s.js.Stream(ctx, bus.StreamBatches)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read the destination's last delivery: %v", err)
+	}
+	raw, err := stream.GetLastMsgForSubject(ctx, bus.DeliveredSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read the destination's last delivery: %v", err)
+	}
+	var m batchv1.BatchDelivered
+	if err := proto.Unmarshal(raw.Data, &m); err != nil {
+		return nil, internal(fmt.Errorf("decode the last delivery of %s: %w", id, err))
+	}
+	ld := &adminv1.LastDelivery{DeliveredAt: m.GetDeliveredAt(), Key: m.GetKey()}
+	if oldest := m.GetBatch().GetOldestReceivedAt(); oldest != nil && m.GetDeliveredAt() != nil {
+		ld.Lag = durationpb.New(m.GetDeliveredAt().AsTime().Sub(oldest.AsTime()))
+	}
+	return ld, nil
 }
 
 // CheckRetention is the rule of --retention.

@@ -458,6 +458,9 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 	if st.Retention, err = s.retentionStatus(ctx, d, st.Days); err != nil {
 		return nil, err
 	}
+	if st.LastDelivery, err = s.lastDelivery(ctx, d.GetId()); err != nil {
+		return nil, err
+	}
 	return &adminv1.GetDestinationStatusResponse{Data: &adminv1.GetDestinationStatusResponse_Data{Status: st}}, nil
 }
 

@@ -161,6 +161,11 @@ type (
 		Days          []apiDay       `json:"days"`
 		Validation    *apiValidation `json:"validation"`
 		Retention     *apiRetention  `json:"retention"`
+		LastDelivery  *struct {
+			DeliveredAt string `json:"deliveredAt"`
+			Lag         string `json:"lag"`
+			Key         string `json:"key"`
+		} `json:"lastDelivery"`
 	}
 	apiPagination struct {
 		Next string `json:"next"` // absent (or null) on the last page

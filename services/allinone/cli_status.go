@@ -13,8 +13,10 @@ import (
 )
 
 // Status runs `s3dest status [destinationId…]`: per destination (every one when none is named) its
-// validation and what each received day delivered or dead-lettered, then where it stands with the
-// retention: files waiting, the deadline of the oldest, an extension, the files dead-lettered.
+// validation and what each received day delivered or dead-lettered, then where it stands: files waiting
+// in its copier lane (pending), the lag of its last delivered file (receivedAt of its oldest event to
+// the bucket's acknowledgement), and with the retention: the deadline of the oldest waiting file, an
+// extension, the files dead-lettered.
 func Status(ctx context.Context, args []string, out io.Writer) error {
 	c, err := newCommand("status")
 	if err != nil {
@@ -71,7 +73,11 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 				orZero(d.DeadFiles) + "/" + orZero(d.DeadEvents), orDash(d.LastDeliveryAt), orDash(d.LastError)})
 		}
 		if r := st.Retention; r != nil {
-			retention = append(retention, []string{id, orDash(r.Retention), orZero(r.WaitingFiles), orDash(r.OldestWaitingStagedAt),
+			lag := "-"
+			if ld := st.LastDelivery; ld != nil && ld.Lag != "" {
+				lag = ld.Lag + " (" + ld.DeliveredAt + ")"
+			}
+			retention = append(retention, []string{id, orDash(r.Retention), orZero(r.WaitingFiles), lag, orDash(r.OldestWaitingStagedAt),
 				orDash(r.OldestWaitingDeadline), orDash(r.ExtendedUntil), orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
 		}
 	}
@@ -89,7 +95,7 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	}
 	fmt.Fprintln(out)
-	return table(out, []string{"DESTINATION", "RETENTION", "WAITING FILES", "OLDEST STAGED", "OLDEST DEADLINE", "EXTENDED UNTIL", "DEAD-LETTERED FILES/EVENTS"}, retention)
+	return table(out, []string{"DESTINATION", "RETENTION", "WAITING FILES", "LAST FILE'S LAG (DELIVERED)", "OLDEST STAGED", "OLDEST DEADLINE", "EXTENDED UNTIL", "DEAD-LETTERED FILES/EVENTS"}, retention)
 }
 
 // orZero shows an absent count as 0.

@@ -156,6 +156,9 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if b.metrics, err = newMetrics(b.meter); err != nil {
 		return err
 	}
+	if err := b.metrics.ObservePending(platform.StageBatcher, b.pending); err != nil {
+		return err
+	}
 	if b.leases, err = openLeases(ctx, b.js, b.cfg.Replicas, b.log); err != nil {
 		return err
 	}
@@ -281,6 +284,14 @@ func (b *Batcher) deleteConsumers(ctx context.Context, id string) error {
 	return nil
 }
 
+// pending is what the batchers' consumers of EVENTS (every batcher's: they are told apart by their
+// metadata, not by owner) have not had acknowledged, for the metrics. Events in open files count until
+// their file is sealed.
+func (b *Batcher) pending(ctx context.Context) (int64, bool) {
+	n, err := bus.Pending(ctx, b.js, bus.StreamEvents, func(c *jetstream.ConsumerInfo) bool { return c.Config.Metadata[consumerSource] != "" })
+	return n, err == nil
+}
+
 // Run batches until ctx ends, then seals every open file and returns.
 func (b *Batcher) Run(ctx context.Context) error {
 	defer b.rdb.Close()
@@ -368,12 +379,12 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 	}
 	batch := &b.batch
 	if err := eventwire.Decode(m.Data(), batch); err != nil {
-		b.deadLetter(ctx, m, fmt.Sprintf("payload: not an EventBatch: %v", err))
+		b.deadLetter(ctx, m, reasonPayload, fmt.Sprintf("payload: not an EventBatch: %v", err))
 		return
 	}
 	part := partition{source: batch.SourceID, dayMs: dayOf(batch.ReceivedAt)}
 	if part.source != source {
-		b.deadLetter(ctx, m, fmt.Sprintf("sourceId: %q does not match the subject %s", part.source, m.Subject()))
+		b.deadLetter(ctx, m, reasonSourceMismatch, fmt.Sprintf("sourceId: %q does not match the subject %s", part.source, m.Subject()))
 		return
 	}
 	f := b.open[part]
@@ -419,6 +430,12 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		}
 	}
 	f.last = seq
+	if f.oldest.IsZero() || batch.ReceivedAt.Before(f.oldest) {
+		f.oldest = batch.ReceivedAt
+	}
+	if batch.ReceivedAt.After(f.newest) {
+		f.newest = batch.ReceivedAt
+	}
 	f.replies = append(f.replies, m.Reply())
 	f.seqs = append(f.seqs, seq)
 	failpoint.Hit("batcher.mid-file")
@@ -539,6 +556,9 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 		FileName:          f.fileName(),
 		EventsStream:      f.stream.String(),
 	}
+	if !f.oldest.IsZero() {
+		batch.OldestReceivedAt, batch.NewestReceivedAt = timestamppb.New(f.oldest), timestamppb.New(f.newest)
+	}
 	sealed := &batchv1.BatchSealed{Batch: batch, ObjectName: objectName, SealedThrough: through}
 	if b.beforePublish != nil {
 		b.beforePublish()
@@ -569,6 +589,7 @@ func (b *Batcher) seal(ctx context.Context, f *file, through uint64, reason stri
 		return nil
 	}
 	b.journal(ctx, f, batch.GetBatchId())
+	b.metrics.FilesSealed.Add(ctx, 1, b.metrics.With("source", f.part.source))
 	if err := b.cursors.Add(ctx, cursor.Sealed, f.part.source, f.part.dayMs, f.events, f.compressed, f.last, b.now()); err != nil {
 		b.log.WarnContext(ctx, "record day cursor", "error", err)
 	}
@@ -767,7 +788,8 @@ func sameStream(stream streamIdentity, sealedIn string, storedAt time.Time) bool
 	return !storedAt.Before(stream.created)
 }
 
-func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {
+// deadLetter parks an EVENTS message; why is the reason's class, the metric's label.
+func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, why, reason string) {
 	out := bus.NewMsg(ctx, bus.DeadLetterSubject("batcher", bus.LastToken(m.Subject())), m.Data(), "")
 	out.Header.Set(bus.HeaderReason, reason)
 	if _, err := b.js.PublishMsg(ctx, out); err != nil {
@@ -775,6 +797,7 @@ func (b *Batcher) deadLetter(ctx context.Context, m jetstream.Msg, reason string
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
+	b.metrics.DeadLetters.Add(ctx, 1, b.metrics.With("stage", platform.StageBatcher, "reason", why))
 	b.log.Error("event message dead-lettered", "subject", m.Subject(), "reason", reason)
 	_ = m.Term()
 }

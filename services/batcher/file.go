@@ -64,6 +64,8 @@ type file struct {
 
 	events      int64
 	first, last uint64
+	// oldest and newest bound the receivedAt of the file's messages (one per accepted request).
+	oldest, newest time.Time
 	// ids are the fingerprints of the file's events, forgotten again if the file is not sealed.
 	ids []fingerprint
 	// replies are the ack subjects of the EVENTS messages in the file, and seqs their stream sequences.

@@ -5,17 +5,30 @@ import (
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/s3dest/s3dest/pkg/platform"
 )
 
 // metrics are the batcher's own instruments. The values are copied from the Run goroutine's state at
 // each tick, so a scrape never touches it.
 type metrics struct {
+	*platform.Metrics
 	ids, shortened, fenced atomic.Int64
 }
 
+// Dead-letter reasons of EVENTS messages, the bounded values of s3dest_dead_letters_total{stage="batcher",reason}.
+const (
+	reasonPayload        = "payload"         // not an EventBatch
+	reasonSourceMismatch = "source_mismatch" // its sourceId is not its subject's
+)
+
 func newMetrics(m metric.MeterProvider) (*metrics, error) {
+	pm, err := platform.NewMetrics(m)
+	if err != nil {
+		return nil, err
+	}
 	meter := m.Meter("s3dest/batcher")
-	out := &metrics{}
+	out := &metrics{Metrics: pm}
 	ids, err := meter.Int64ObservableGauge("s3dest_batcher_dedupe_ids", metric.WithDescription("messageIds remembered for the dedupe window"))
 	if err != nil {
 		return nil, err

@@ -70,6 +70,8 @@ type Copier struct {
 	lanes map[string]*lane
 
 	mu sync.Mutex
+	// laneView is a copy of lanes as Run last left them, for the metrics.
+	laneView map[string]*lane
 	// lastErrors is each destination's last failure as this copier saw it (noteFailure), for the
 	// reason of a dead letter.
 	lastErrors map[string]string
@@ -109,6 +111,7 @@ func (c *Copier) Start(ctx context.Context) error {
 	if c.creds, err = newCredCache(c.rdb, c.cfg.CredentialsKey, c.clients, c.log); err != nil {
 		return err
 	}
+	c.creds.assumed = c.metrics.assumed
 	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
 	store, err := configstore.OpenWithStreams(ctx, c.js, c.cfg.Common.StreamConfig(), c.log)
 	if err != nil {
@@ -118,7 +121,10 @@ func (c *Copier) Start(ctx context.Context) error {
 		return err
 	}
 	c.lanes = map[string]*lane{}
-	return nil
+	if err := c.metrics.ObservePending(platform.StageCopier, c.pending); err != nil {
+		return err
+	}
+	return c.metrics.ObserveFailing(c.reportFailing)
 }
 
 // watchInterval is how often Run compares its lanes with the destinations in the config.
@@ -161,7 +167,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
 	// Admin refuses both when a destination is written; this holds whatever reached the config store.
 	if err := c.refuse(d, bucket, legacy); err != nil {
-		c.recordFailure(ctx, d, b, "the destination's settings check", err)
+		c.recordFailure(ctx, d, b, "the destination's settings check", failSettings, err)
 		return err
 	}
 
@@ -174,7 +180,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		opts.SSE = types.ServerSideEncryptionAes256
 	} else if creds, err = c.creds.get(ctx, d, workspaceID); err != nil {
 		err = classify(fmt.Errorf("credentials: %w", err), stepAssume, d)
-		c.recordFailure(ctx, d, b, "AssumeRole of "+d.GetSettings().GetIamRoleArn(), err)
+		c.recordFailure(ctx, d, b, "AssumeRole of "+d.GetSettings().GetIamRoleArn(), failureReason(err, stepAssume, d.GetSettings().GetRegion()), err)
 		return err
 	}
 
@@ -191,13 +197,14 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 			return c.deadLetter(ctx, staged, d, reasonRefused, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
 				d.GetId(), staged.GetStagingKey(), awsclient.ErrorCode(err), UserMessage(err)))
 		}
-		c.recordFailure(ctx, d, b, "PutObject into "+bucket, err)
+		c.recordFailure(ctx, d, b, "PutObject into "+bucket, failureReason(err, stepPut, d.GetSettings().GetRegion()), err)
 		return err
 	}
 	if res.Size != b.GetSizeBytes() && !res.Existed {
 		return fmt.Errorf("copied %d bytes of a %d-byte file", res.Size, b.GetSizeBytes())
 	}
-	delivered := &batchv1.BatchDelivered{Batch: b, DestinationId: d.GetId(), Bucket: bucket, Key: key, DeliveredAt: timestamppb.New(c.now())}
+	deliveredAt := c.now()
+	delivered := &batchv1.BatchDelivered{Batch: b, DestinationId: d.GetId(), Bucket: bucket, Key: key, DeliveredAt: timestamppb.New(deliveredAt)}
 	if _, err := bus.Publish(ctx, c.js, bus.DeliveredSubject(d.GetId()), delivered, "delivered."+d.GetId()+"."+b.GetBatchId()); err != nil {
 		return err
 	}
@@ -208,6 +215,7 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 		c.log.InfoContext(ctx, "delivered again; counted before", "batch", b.GetBatchId(), "destination", d.GetId(), "existed", res.Existed)
 		return nil
 	}
+	c.metrics.delivered(ctx, d.GetId(), b, deliveredAt.Sub(b.GetOldestReceivedAt().AsTime()).Seconds())
 	if err := c.cursors.AddOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now(), marker, deliveredTTL); err != nil {
 		c.log.WarnContext(ctx, "record delivery cursor and marker", "error", err)
 	}
@@ -284,8 +292,10 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on; the admin
-// status API shows it as the day's last error until a delivery succeeds. what names the step.
-func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, what string, err error) {
+// status API shows it as the day's last error until a delivery succeeds. what names the step, reason
+// is the metric's label.
+func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, what, reason string, err error) {
+	c.metrics.failed(ctx, d.GetId(), reason)
 	c.noteFailure(d.GetId(), what, err)
 	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), UserMessage(err), c.now()); ferr != nil {
 		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)

@@ -42,6 +42,8 @@ type credCache struct {
 	// refresh is refreshBefore; the STS benchmark scales it down with the sessions.
 	refresh time.Duration
 	flight  singleflight.Group
+	// assumed, if set, is told the outcome of every AssumeRole into a customer's role (the metrics).
+	assumed func(context.Context, error)
 
 	mu           sync.Mutex
 	intermediate aws.Credentials
@@ -159,6 +161,9 @@ func (c *credCache) load(ctx context.Context, key string, d *configv1.Destinatio
 		return aws.Credentials{}, fmt.Errorf("%w: %w", errIntermediate, err)
 	}
 	creds, err := c.clients.AssumeCustomerRole(ctx, inter, d.GetSettings().GetIamRoleArn(), workspaceID, sessionName(d.GetId()))
+	if c.assumed != nil {
+		c.assumed(ctx, err)
+	}
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("assume role %s: %w", d.GetSettings().GetIamRoleArn(), err)
 	}

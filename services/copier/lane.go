@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -78,6 +79,11 @@ func (c *Copier) reconcile(ctx context.Context) {
 			c.log.InfoContext(ctx, "destination settings changed: cached credentials dropped, retrying now", "destination", d.GetId())
 		}
 	}
+	defer func() {
+		c.mu.Lock()
+		c.laneView = maps.Clone(c.lanes)
+		c.mu.Unlock()
+	}()
 	for id, l := range c.lanes {
 		if seen[id] {
 			continue

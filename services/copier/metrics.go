@@ -2,9 +2,17 @@ package copier
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"strings"
 
-	"go.opentelemetry.io/otel/attribute"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/s3dest/s3dest/pkg/awsclient"
+	"github.com/s3dest/s3dest/pkg/bus"
+	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
+	"github.com/s3dest/s3dest/pkg/platform"
 )
 
 // Dead-letter reasons, the bounded values of s3dest_dead_letters_total{stage="copier",reason}.
@@ -15,28 +23,113 @@ const (
 	reasonPayload     = "payload"      // the lane message could not be decoded
 )
 
+// Delivery failure reasons, the bounded values of s3dest_delivery_failures_total{destination,reason}.
+const (
+	failSettings     = "settings"           // the destination names one of our buckets, or a kind that is off
+	failIntermediate = "intermediate_role"  // assuming our own intermediate role failed
+	failAssumeDenied = "assume_role_denied" // the customer's role refused us (trust policy, External ID)
+	failAssume       = "assume_role"        // AssumeRole failed otherwise
+	failWrongRegion  = "wrong_region"       // the bucket is in another region than the settings say
+	failNoBucket     = "no_such_bucket"
+	failPutDenied    = "put_denied" // the role may not PutObject into the bucket
+	failPut          = "put_object" // the write failed otherwise (throttled, 5xx, network)
+)
+
+// AssumeRole outcomes, the values of s3dest_sts_assume_role_total{outcome}.
+const (
+	outcomeSuccess = "success"
+	outcomeDenied  = "denied"
+	outcomeError   = "error"
+)
+
 type metrics struct {
-	deadLetters metric.Int64Counter
-	carried     metric.Int64Counter
+	*platform.Metrics
+	carried metric.Int64Counter
 }
 
 func newMetrics(m metric.MeterProvider) (*metrics, error) {
-	meter := m.Meter("s3dest/copier")
-	var out metrics
-	var err error
-	if out.deadLetters, err = meter.Int64Counter("s3dest_dead_letters",
-		metric.WithDescription("messages sent to the dead letters, by stage and reason (DESIGN.md §9)")); err != nil {
+	pm, err := platform.NewMetrics(m)
+	if err != nil {
 		return nil, err
 	}
-	if out.carried, err = meter.Int64Counter("s3dest_copier_files_carried",
+	out := metrics{Metrics: pm}
+	if out.carried, err = m.Meter("s3dest/copier").Int64Counter("s3dest_copier_files_carried",
 		metric.WithDescription("files whose retention ended while their destination's retention was extended: refreshed in staging and carried forward")); err != nil {
 		return nil, err
 	}
+	out.carried.Add(context.Background(), 0) // exported from the start, not from the first carry
 	return &out, nil
 }
 
 func (m *metrics) deadLettered(ctx context.Context, reason string) {
-	m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("stage", "copier"), attribute.String("reason", reason)))
+	m.DeadLetters.Add(ctx, 1, m.With("stage", platform.StageCopier, "reason", reason))
 }
 
 func (m *metrics) carriedForward(ctx context.Context) { m.carried.Add(ctx, 1) }
+
+// delivered counts a file the destination received for the first time, and its lag.
+func (m *metrics) delivered(ctx context.Context, destinationID string, b *batchv1.Batch, lagSeconds float64) {
+	m.FilesDelivered.Add(ctx, 1, m.With("destination", destinationID))
+	m.EventsDelivered.Add(ctx, b.GetEventCount(), m.With("destination", destinationID))
+	if b.GetOldestReceivedAt() != nil {
+		m.DeliveryLag.Record(ctx, lagSeconds)
+	}
+}
+
+func (m *metrics) failed(ctx context.Context, destinationID, reason string) {
+	m.DeliveryFailures.Add(ctx, 1, m.With("destination", destinationID, "reason", reason))
+}
+
+// assumed counts one AssumeRole call into a customer's role.
+func (m *metrics) assumed(ctx context.Context, err error) {
+	outcome := outcomeSuccess
+	switch {
+	case err == nil:
+	case awsclient.HTTPStatus(err) == http.StatusForbidden || awsclient.ErrorCode(err) == "AccessDenied":
+		outcome = outcomeDenied
+	default:
+		outcome = outcomeError
+	}
+	m.AssumeRole.Add(ctx, 1, m.With("outcome", outcome))
+}
+
+// failureReason is the reason label of a delivery failure at step (classified by classify).
+func failureReason(err error, at step, region string) string {
+	forbidden := awsclient.HTTPStatus(err) == http.StatusForbidden || awsclient.ErrorCode(err) == "AccessDenied"
+	switch {
+	case errors.Is(err, errIntermediate):
+		return failIntermediate
+	case awsclient.BucketRegion(err) != "" && awsclient.BucketRegion(err) != region:
+		return failWrongRegion
+	case at == stepAssume && forbidden:
+		return failAssumeDenied
+	case at == stepAssume:
+		return failAssume
+	case awsclient.ErrorCode(err) == "NoSuchBucket":
+		return failNoBucket
+	case forbidden:
+		return failPutDenied
+	}
+	return failPut
+}
+
+// pending is what the copier lanes' consumers (every destination's) have not had acknowledged.
+func (c *Copier) pending(ctx context.Context) (int64, bool) {
+	n, err := bus.Pending(ctx, c.js, bus.StreamBatches, func(i *jetstream.ConsumerInfo) bool {
+		return strings.HasPrefix(i.Name, bus.CopierConsumer(""))
+	})
+	return n, err == nil
+}
+
+// reportFailing reports each destination of a lane: failing while its lane is on the slow schedule.
+func (c *Copier) reportFailing(report func(destinationID string, failing bool)) {
+	c.mu.Lock()
+	lanes := c.laneView
+	c.mu.Unlock()
+	for id, l := range lanes {
+		l.mu.Lock()
+		failing := !l.retryAt.IsZero()
+		l.mu.Unlock()
+		report(id, failing)
+	}
+}

@@ -49,18 +49,18 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	callType, ok := paths[path]
 	if !ok {
-		s.refuse(w, r, &InputError{Field: "path", Rule: "unknown endpoint " + r.URL.Path + "; use /v1/{track,identify,page,screen,group,alias,batch}", Status: http.StatusNotFound})
+		s.refuse(w, r, &InputError{Field: "path", Rule: "unknown endpoint " + r.URL.Path + "; use /v1/{track,identify,page,screen,group,alias,batch}", Status: http.StatusNotFound}, 0)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
+		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed}, 0)
 		return
 	}
 	key, _, basic := r.BasicAuth()
 	if basic && key != "" {
 		if _, ierr := s.sourceFor(key); ierr != nil {
-			s.refuse(w, r, ierr)
+			s.refuse(w, r, ierr, 0)
 			return
 		}
 	}
@@ -74,7 +74,7 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.inflight.acquire(cost) {
 		w.Header().Set("Retry-After", "1")
-		s.refuse(w, r, &InputError{Field: "body", Rule: fmt.Sprintf("the server holds its limit of %d request bytes at once; retry later", s.cfg.MaxInflightBytes), Status: http.StatusTooManyRequests})
+		s.refuse(w, r, &InputError{Field: "body", Rule: fmt.Sprintf("the server holds its limit of %d request bytes at once; retry later", s.cfg.MaxInflightBytes), Status: http.StatusTooManyRequests}, 0)
 		return
 	}
 	defer s.inflight.release(cost)
@@ -82,12 +82,12 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer bodyPool.Put(buf)
 	body, ierr := readBody(r, limit, buf)
 	if ierr != nil {
-		s.refuse(w, r, ierr)
+		s.refuse(w, r, ierr, 0)
 		return
 	}
 	p, ierr := parsePayload(body, callType)
 	if ierr != nil {
-		s.refuse(w, r, ierr)
+		s.refuse(w, r, ierr, 0)
 		return
 	}
 	defer p.release()
@@ -96,23 +96,23 @@ func (s *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	src, ierr := s.sourceFor(key)
 	if ierr != nil {
-		s.refuse(w, r, ierr)
+		s.refuse(w, r, ierr, len(p.events))
 		return
 	}
 	if ok, wait := s.limits.allow(src.GetId(), len(p.events), s.now()); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-		s.refuse(w, r, &InputError{Field: "source", Rule: fmt.Sprintf("the source's rate limit of %d events per second is exceeded; retry later", s.cfg.RateLimit), Status: http.StatusTooManyRequests})
+		s.refuse(w, r, &InputError{Field: "source", Rule: fmt.Sprintf("the source's rate limit of %d events per second is exceeded; retry later", s.cfg.RateLimit), Status: http.StatusTooManyRequests}, len(p.events))
 		return
 	}
 	if err := s.accept(r.Context(), src.GetId(), s.clientIP(r), &p, ""); err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
-			s.refuse(w, r, ie)
+			s.refuse(w, r, ie, len(p.events))
 			return
 		}
 		s.log.WarnContext(r.Context(), "publish failed; asked the client to retry", "source", src.GetId(), "error", err)
 		w.Header().Set("Retry-After", "5")
-		s.refuse(w, r, &InputError{Rule: "events could not be stored durably; retry later", Status: http.StatusServiceUnavailable})
+		s.refuse(w, r, &InputError{Rule: "events could not be stored durably; retry later", Status: http.StatusServiceUnavailable}, len(p.events))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -141,11 +141,12 @@ func (s *Ingest) sourceFor(key string) (*configv1.Source, *InputError) {
 }
 
 // refuse answers a refusal and counts it. A 503 always says when to retry.
-func (s *Ingest) refuse(w http.ResponseWriter, r *http.Request, e *InputError) {
+// n is the request's events once they are known (0 before its body is parsed).
+func (s *Ingest) refuse(w http.ResponseWriter, r *http.Request, e *InputError, n int) {
 	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "5")
 	}
-	s.metrics.rejected(r.Context(), e.Status)
+	s.metrics.rejected(r.Context(), e, n)
 	writeError(w, e)
 }
 
@@ -292,7 +293,7 @@ const metricsPath = "/v1/m"
 func (s *Ingest) clientMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed})
+		s.refuse(w, r, &InputError{Field: "method", Rule: "must be POST", Status: http.StatusMethodNotAllowed}, 0)
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxEventBytes))

@@ -112,10 +112,13 @@ func (s *Ingest) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.metrics.ObservePending(platform.StageIngest, s.pending); err != nil {
+		return err
+	}
 	if s.ln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.HTTPAddr, err)
 	}
-	s.srv = platform.NewHTTPServer(otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer),
+	s.srv = platform.NewHTTPServer(otelhttp.NewHandler(s, "tracking", otelhttp.WithTracerProvider(s.tel.Tracer), otelhttp.WithMeterProvider(s.tel.Meter),
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.URL.Path })),
 		platform.HTTPTimeouts{})
 	return nil
@@ -146,6 +149,12 @@ func (s *Ingest) Run(ctx context.Context) error {
 		return fmt.Errorf("drain tracking API: %w", err)
 	}
 	return <-errc
+}
+
+// pending is what the INGEST consumer has not had acknowledged, for the metrics.
+func (s *Ingest) pending(ctx context.Context) (int64, bool) {
+	n, err := bus.Pending(ctx, s.js, bus.StreamIngest, func(c *jetstream.ConsumerInfo) bool { return c.Name == "ingest" })
+	return n, err == nil
 }
 
 // batchPool recycles the encoded batches: NATS copies a message into its write buffer before
@@ -183,10 +192,13 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, id
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 		defer cancel()
-		if _, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, s.parts.Subject(sourceID), data, msgID)); err != nil {
+		ack, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, s.parts.Subject(sourceID), data, msgID))
+		if err != nil {
 			return fmt.Errorf("publish %d events of %s (part %d): %w", inPart, sourceID, part, err)
 		}
-		s.metrics.accepted(ctx, sourceID, inPart)
+		if !ack.Duplicate { // a retry of a part already stored was counted when it was
+			s.metrics.accepted(ctx, sourceID, inPart)
+		}
 		part, inPart = part+1, 0
 		data = data[:headerLen]
 		h.Reset()
@@ -222,16 +234,16 @@ func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 	}
 	switch src, ok := s.view.Source(sourceID); {
 	case !ok:
-		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: unknown source %q", sourceID))
+		return s.deadLetter(ctx, msg, sourceID, deadUnknownSource, fmt.Sprintf("subject: unknown source %q", sourceID))
 	case !src.GetEnabled():
-		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("subject: source %q is disabled", sourceID))
+		return s.deadLetter(ctx, msg, sourceID, deadDisabledSource, fmt.Sprintf("subject: source %q is disabled", sourceID))
 	}
 	if len(msg.Data()) > MaxBatchBytes {
-		return s.deadLetter(ctx, msg, sourceID, fmt.Sprintf("payload: must be at most %d bytes, got %d", MaxBatchBytes, len(msg.Data())))
+		return s.deadLetter(ctx, msg, sourceID, deadInvalid, fmt.Sprintf("payload: must be at most %d bytes, got %d", MaxBatchBytes, len(msg.Data())))
 	}
 	p, ierr := parsePayload(msg.Data(), "")
 	if ierr != nil {
-		return s.deadLetter(ctx, msg, sourceID, ierr.Error())
+		return s.deadLetter(ctx, msg, sourceID, deadInvalid, ierr.Error())
 	}
 	defer p.release()
 	md, err := msg.Metadata()
@@ -242,12 +254,13 @@ func (s *Ingest) handleIngest(ctx context.Context, msg jetstream.Msg) error {
 	err = s.accept(ctx, sourceID, "", &p, fmt.Sprintf("%s.ingest-%d", sourceID, md.Sequence.Stream))
 	var ie *InputError
 	if errors.As(err, &ie) {
-		return s.deadLetter(ctx, msg, sourceID, ie.Error())
+		return s.deadLetter(ctx, msg, sourceID, deadInvalid, ie.Error())
 	}
 	return err
 }
 
-func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, reason string) error {
+// deadLetter parks a message of ingest.<sourceId>; why is the reason's class, the metric's label.
+func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, why, reason string) error {
 	dl := &eventsv1.DeadLetter{SourceId: sourceID, Subject: msg.Subject(), Reason: reason, Payload: msg.Data(), ReceivedAt: timestamppb.New(s.now())}
 	data, err := proto.Marshal(dl)
 	if err != nil {
@@ -258,7 +271,7 @@ func (s *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, sourceID, re
 	if _, err := s.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	s.metrics.deadLettered(ctx, sourceID)
+	s.metrics.deadLettered(ctx, why)
 	return bus.Permanent(errors.New(reason))
 }
 

@@ -43,6 +43,7 @@ type Stager struct {
 	obs      jetstream.ObjectStore
 	consumer jetstream.Consumer
 	store    *configstore.Store
+	metrics  *platform.Metrics
 	// lifecycleDays is the staging lifecycle rule last applied (0: none yet). Run owns it after Start.
 	lifecycleDays int32
 }
@@ -52,7 +53,11 @@ func New(cfg Config, p *platform.Process) (*Stager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Stager{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/stager")}, nil
+	m, err := platform.NewMetrics(p.Telemetry.Meter)
+	if err != nil {
+		return nil, err
+	}
+	return &Stager{cfg: cfg, log: p.Log, js: p.JS, tp: p.Telemetry.Tracer, tracer: p.Telemetry.Tracer.Tracer("s3dest/stager"), metrics: m}, nil
 }
 
 // Name implements service.Service.
@@ -92,7 +97,16 @@ func (s *Stager) Start(ctx context.Context) error {
 		Stream: bus.StreamBatches, Durable: "stager", Filter: bus.AllSealed,
 		AckWait: s.cfg.AckWait, MaxAckPending: 64,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return s.metrics.ObservePending(platform.StageStager, s.pending)
+}
+
+// pending is what the stager's consumer has not had acknowledged, for the metrics.
+func (s *Stager) pending(ctx context.Context) (int64, bool) {
+	n, err := bus.Pending(ctx, s.js, bus.StreamBatches, func(c *jetstream.ConsumerInfo) bool { return c.Name == "stager" })
+	return n, err == nil
 }
 
 func (s *Stager) ensureBucket(ctx context.Context) error {
@@ -232,6 +246,7 @@ func (s *Stager) announce(ctx context.Context, staged *batchv1.BatchStaged, obje
 	if _, err := bus.Publish(ctx, s.js, bus.StagedSubject(b.GetSourceId()), staged, "staged."+b.GetBatchId()); err != nil {
 		return err
 	}
+	s.metrics.FilesStaged.Add(ctx, 1, s.metrics.With("source", b.GetSourceId()))
 	if err := s.obs.Delete(ctx, objectName); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		// Harmless: the object store's TTL removes it; a redelivery re-announces idempotently.
 		s.log.WarnContext(ctx, "remove spooled object", "object", objectName, "error", err)

@@ -30,7 +30,7 @@ type Config struct {
 	// MaxRecvBytes bounds one received message; a larger one is refused with RESOURCE_EXHAUSTED before
 	// any handler runs. It must be set: each API knows how large its requests can be.
 	MaxRecvBytes int
-	// Telemetry, when set, traces every call.
+	// Telemetry, when set, traces and measures every call (rpc_server_* metrics on /metrics).
 	Telemetry *platform.Telemetry
 }
 
@@ -82,7 +82,7 @@ func New(cfg Config) (*grpc.Server, error) {
 		grpc.ChainStreamInterceptor(tokens.stream),
 	}
 	if cfg.Telemetry != nil {
-		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(cfg.Telemetry.Tracer))))
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(cfg.Telemetry.Tracer), otelgrpc.WithMeterProvider(cfg.Telemetry.Meter))))
 	}
 	return grpc.NewServer(opts...), nil
 }

@@ -2021,6 +2021,71 @@ func (x *RetentionStatus) GetOldestWaitingDeadline() *timestamppb.Timestamp {
 	return nil
 }
 
+// LastDelivery is a destination's last delivered file, as its batch.delivered.<destinationId> message says.
+type LastDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// delivered_at is when the customer's bucket acknowledged the file.
+	DeliveredAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	// lag is from the receivedAt of the file's oldest event to delivered_at (what s3dest_delivery_lag_seconds
+	// measures); absent for a file sealed before batches recorded their receivedAt.
+	Lag *durationpb.Duration `protobuf:"bytes,2,opt,name=lag,proto3" json:"lag,omitempty"`
+	// key is the object's key in the destination's bucket.
+	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastDelivery) Reset() {
+	*x = LastDelivery{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastDelivery) ProtoMessage() {}
+
+func (x *LastDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastDelivery.ProtoReflect.Descriptor instead.
+func (*LastDelivery) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LastDelivery) GetDeliveredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveredAt
+	}
+	return nil
+}
+
+func (x *LastDelivery) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *LastDelivery) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // GetDestinationStatusResponse is `{"data":{"status":{...}}}`.
 type GetDestinationStatusResponse struct {
 	state         protoimpl.MessageState             `protogen:"open.v1"`
@@ -2031,7 +2096,7 @@ type GetDestinationStatusResponse struct {
 
 func (x *GetDestinationStatusResponse) Reset() {
 	*x = GetDestinationStatusResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2108,7 @@ func (x *GetDestinationStatusResponse) String() string {
 func (*GetDestinationStatusResponse) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2121,7 @@ func (x *GetDestinationStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetDestinationStatusResponse) GetData() *GetDestinationStatusResponse_Data {
@@ -2082,7 +2147,7 @@ type ExtendDestinationRetentionRequest struct {
 
 func (x *ExtendDestinationRetentionRequest) Reset() {
 	*x = ExtendDestinationRetentionRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2159,7 @@ func (x *ExtendDestinationRetentionRequest) String() string {
 func (*ExtendDestinationRetentionRequest) ProtoMessage() {}
 
 func (x *ExtendDestinationRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2172,7 @@ func (x *ExtendDestinationRetentionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ExtendDestinationRetentionRequest.ProtoReflect.Descriptor instead.
 func (*ExtendDestinationRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExtendDestinationRetentionRequest) GetDestinationId() string {
@@ -2141,7 +2206,7 @@ type ExtendDestinationRetentionResponse struct {
 
 func (x *ExtendDestinationRetentionResponse) Reset() {
 	*x = ExtendDestinationRetentionResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2218,7 @@ func (x *ExtendDestinationRetentionResponse) String() string {
 func (*ExtendDestinationRetentionResponse) ProtoMessage() {}
 
 func (x *ExtendDestinationRetentionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2231,7 @@ func (x *ExtendDestinationRetentionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ExtendDestinationRetentionResponse.ProtoReflect.Descriptor instead.
 func (*ExtendDestinationRetentionResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExtendDestinationRetentionResponse) GetData() *ExtendDestinationRetentionResponse_Data {
@@ -2186,7 +2251,7 @@ type GetDestinationMetadataRequest struct {
 
 func (x *GetDestinationMetadataRequest) Reset() {
 	*x = GetDestinationMetadataRequest{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2263,7 @@ func (x *GetDestinationMetadataRequest) String() string {
 func (*GetDestinationMetadataRequest) ProtoMessage() {}
 
 func (x *GetDestinationMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2276,7 @@ func (x *GetDestinationMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetDestinationMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDestinationMetadataRequest) GetDestinationMetadataId() string {
@@ -2231,7 +2296,7 @@ type GetDestinationMetadataResponse struct {
 
 func (x *GetDestinationMetadataResponse) Reset() {
 	*x = GetDestinationMetadataResponse{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2308,7 @@ func (x *GetDestinationMetadataResponse) String() string {
 func (*GetDestinationMetadataResponse) ProtoMessage() {}
 
 func (x *GetDestinationMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2321,7 @@ func (x *GetDestinationMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDestinationMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetDestinationMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDestinationMetadataResponse) GetData() *GetDestinationMetadataResponse_Data {
@@ -2277,7 +2342,7 @@ type GetWorkspaceResponse_Data struct {
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2354,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2394,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2406,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2440,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2452,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2494,7 @@ type GetSourceResponse_Data struct {
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2506,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2546,7 @@ type UpdateSourceResponse_Data struct {
 
 func (x *UpdateSourceResponse_Data) Reset() {
 	*x = UpdateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2558,7 @@ func (x *UpdateSourceResponse_Data) String() string {
 func (*UpdateSourceResponse_Data) ProtoMessage() {}
 
 func (x *UpdateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2591,7 @@ type DeleteSourceResponse_Data struct {
 
 func (x *DeleteSourceResponse_Data) Reset() {
 	*x = DeleteSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2603,7 @@ func (x *DeleteSourceResponse_Data) String() string {
 func (*DeleteSourceResponse_Data) ProtoMessage() {}
 
 func (x *DeleteSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2637,7 @@ type CreateWriteKeyResponse_Data struct {
 
 func (x *CreateWriteKeyResponse_Data) Reset() {
 	*x = CreateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2649,7 @@ func (x *CreateWriteKeyResponse_Data) String() string {
 func (*CreateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *CreateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2690,7 @@ type RotateWriteKeyResponse_Data struct {
 
 func (x *RotateWriteKeyResponse_Data) Reset() {
 	*x = RotateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2702,7 @@ func (x *RotateWriteKeyResponse_Data) String() string {
 func (*RotateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RotateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2742,7 @@ type RemoveWriteKeyResponse_Data struct {
 
 func (x *RemoveWriteKeyResponse_Data) Reset() {
 	*x = RemoveWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2754,7 @@ func (x *RemoveWriteKeyResponse_Data) String() string {
 func (*RemoveWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RemoveWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2790,7 @@ type CreateDestinationResponse_Data struct {
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2802,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2843,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +2855,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +2898,7 @@ type GetDestinationResponse_Data struct {
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2910,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +2953,7 @@ type UpdateDestinationResponse_Data struct {
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +2965,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3005,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3017,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3050,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3062,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,15 +3094,19 @@ type GetDestinationStatusResponse_Status struct {
 	Days []*DayStatus `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
 	// validation is the latest validation of the current settings; absent until one ran.
 	Validation *v11.ValidationResult `protobuf:"bytes,4,opt,name=validation,proto3" json:"validation,omitempty"`
-	// retention: dead letters, the oldest waiting file's deadline, the extension.
-	Retention     *RetentionStatus `protobuf:"bytes,5,opt,name=retention,proto3" json:"retention,omitempty"`
+	// retention: dead letters, the oldest waiting file's deadline, the extension; its waiting_files are
+	// the files pending in the destination's copier lane.
+	Retention *RetentionStatus `protobuf:"bytes,5,opt,name=retention,proto3" json:"retention,omitempty"`
+	// last_delivery is the destination's last delivered file and its lag, from batch.delivered in
+	// JetStream; absent before the first delivery.
+	LastDelivery  *LastDelivery `protobuf:"bytes,6,opt,name=last_delivery,json=lastDelivery,proto3" json:"last_delivery,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDestinationStatusResponse_Status) Reset() {
 	*x = GetDestinationStatusResponse_Status{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3118,7 @@ func (x *GetDestinationStatusResponse_Status) String() string {
 func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3131,7 @@ func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use GetDestinationStatusResponse_Status.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Status) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{37, 0}
 }
 
 func (x *GetDestinationStatusResponse_Status) GetDestinationId() string {
@@ -3100,6 +3169,13 @@ func (x *GetDestinationStatusResponse_Status) GetRetention() *RetentionStatus {
 	return nil
 }
 
+func (x *GetDestinationStatusResponse_Status) GetLastDelivery() *LastDelivery {
+	if x != nil {
+		return x.LastDelivery
+	}
+	return nil
+}
+
 // Data wraps the status.
 type GetDestinationStatusResponse_Data struct {
 	state         protoimpl.MessageState               `protogen:"open.v1"`
@@ -3110,7 +3186,7 @@ type GetDestinationStatusResponse_Data struct {
 
 func (x *GetDestinationStatusResponse_Data) Reset() {
 	*x = GetDestinationStatusResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +3198,7 @@ func (x *GetDestinationStatusResponse_Data) String() string {
 func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3135,7 +3211,7 @@ func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetDestinationStatusResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetDestinationStatusResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{36, 1}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{37, 1}
 }
 
 func (x *GetDestinationStatusResponse_Data) GetStatus() *GetDestinationStatusResponse_Status {
@@ -3155,7 +3231,7 @@ type ExtendDestinationRetentionResponse_Data struct {
 
 func (x *ExtendDestinationRetentionResponse_Data) Reset() {
 	*x = ExtendDestinationRetentionResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3243,7 @@ func (x *ExtendDestinationRetentionResponse_Data) String() string {
 func (*ExtendDestinationRetentionResponse_Data) ProtoMessage() {}
 
 func (x *ExtendDestinationRetentionResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3256,7 @@ func (x *ExtendDestinationRetentionResponse_Data) ProtoReflect() protoreflect.Me
 
 // Deprecated: Use ExtendDestinationRetentionResponse_Data.ProtoReflect.Descriptor instead.
 func (*ExtendDestinationRetentionResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{38, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{39, 0}
 }
 
 func (x *ExtendDestinationRetentionResponse_Data) GetDestination() *v1.Destination {
@@ -3200,7 +3276,7 @@ type GetDestinationMetadataResponse_Data struct {
 
 func (x *GetDestinationMetadataResponse_Data) Reset() {
 	*x = GetDestinationMetadataResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3212,7 +3288,7 @@ func (x *GetDestinationMetadataResponse_Data) String() string {
 func (*GetDestinationMetadataResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationMetadataResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3225,7 +3301,7 @@ func (x *GetDestinationMetadataResponse_Data) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use GetDestinationMetadataResponse_Data.ProtoReflect.Descriptor instead.
 func (*GetDestinationMetadataResponse_Data) Descriptor() ([]byte, []int) {
-	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{40, 0}
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{41, 0}
 }
 
 func (x *GetDestinationMetadataResponse_Data) GetDestinationMetadata() *v1.DestinationMetadata {
@@ -3428,9 +3504,13 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x14dead_lettered_events\x18\x04 \x01(\x03R\x12deadLetteredEvents\x12#\n" +
 	"\rwaiting_files\x18\x05 \x01(\x03R\fwaitingFiles\x12S\n" +
 	"\x18oldest_waiting_staged_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestWaitingStagedAt\x12R\n" +
-	"\x17oldest_waiting_deadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestWaitingDeadline\"\xbf\x03\n" +
+	"\x17oldest_waiting_deadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x15oldestWaitingDeadline\"\x8c\x01\n" +
+	"\fLastDelivery\x12=\n" +
+	"\fdelivered_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12+\n" +
+	"\x03lag\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x83\x04\n" +
 	"\x1cGetDestinationStatusResponse\x12F\n" +
-	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1a\x80\x02\n" +
+	"\x04data\x18\x01 \x01(\v22.s3dest.admin.v1.GetDestinationStatusResponse.DataR\x04data\x1a\xc4\x02\n" +
 	"\x06Status\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12.\n" +
@@ -3438,7 +3518,8 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"validation\x18\x04 \x01(\v2%.s3dest.validator.v1.ValidationResultR\n" +
 	"validation\x12>\n" +
-	"\tretention\x18\x05 \x01(\v2 .s3dest.admin.v1.RetentionStatusR\tretention\x1aT\n" +
+	"\tretention\x18\x05 \x01(\v2 .s3dest.admin.v1.RetentionStatusR\tretention\x12B\n" +
+	"\rlast_delivery\x18\x06 \x01(\v2\x1d.s3dest.admin.v1.LastDeliveryR\flastDelivery\x1aT\n" +
 	"\x04Data\x12L\n" +
 	"\x06status\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationStatusResponse.StatusR\x06status\"\x94\x01\n" +
 	"!ExtendDestinationRetentionRequest\x12%\n" +
@@ -3489,7 +3570,7 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*PaginationInput)(nil),                         // 0: s3dest.admin.v1.PaginationInput
 	(*PaginationOutput)(nil),                        // 1: s3dest.admin.v1.PaginationOutput
@@ -3527,137 +3608,141 @@ var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*GetDestinationStatusRequest)(nil),             // 33: s3dest.admin.v1.GetDestinationStatusRequest
 	(*DayStatus)(nil),                               // 34: s3dest.admin.v1.DayStatus
 	(*RetentionStatus)(nil),                         // 35: s3dest.admin.v1.RetentionStatus
-	(*GetDestinationStatusResponse)(nil),            // 36: s3dest.admin.v1.GetDestinationStatusResponse
-	(*ExtendDestinationRetentionRequest)(nil),       // 37: s3dest.admin.v1.ExtendDestinationRetentionRequest
-	(*ExtendDestinationRetentionResponse)(nil),      // 38: s3dest.admin.v1.ExtendDestinationRetentionResponse
-	(*GetDestinationMetadataRequest)(nil),           // 39: s3dest.admin.v1.GetDestinationMetadataRequest
-	(*GetDestinationMetadataResponse)(nil),          // 40: s3dest.admin.v1.GetDestinationMetadataResponse
-	(*GetWorkspaceResponse_Data)(nil),               // 41: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),               // 42: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),                // 43: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),                  // 44: s3dest.admin.v1.GetSourceResponse.Data
-	(*UpdateSourceResponse_Data)(nil),               // 45: s3dest.admin.v1.UpdateSourceResponse.Data
-	(*DeleteSourceResponse_Data)(nil),               // 46: s3dest.admin.v1.DeleteSourceResponse.Data
-	(*CreateWriteKeyResponse_Data)(nil),             // 47: s3dest.admin.v1.CreateWriteKeyResponse.Data
-	(*RotateWriteKeyResponse_Data)(nil),             // 48: s3dest.admin.v1.RotateWriteKeyResponse.Data
-	(*RemoveWriteKeyResponse_Data)(nil),             // 49: s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	(*CreateDestinationResponse_Data)(nil),          // 50: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),           // 51: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),             // 52: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),          // 53: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),          // 54: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil),        // 55: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*GetDestinationStatusResponse_Status)(nil),     // 56: s3dest.admin.v1.GetDestinationStatusResponse.Status
-	(*GetDestinationStatusResponse_Data)(nil),       // 57: s3dest.admin.v1.GetDestinationStatusResponse.Data
-	(*ExtendDestinationRetentionResponse_Data)(nil), // 58: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	(*GetDestinationMetadataResponse_Data)(nil),     // 59: s3dest.admin.v1.GetDestinationMetadataResponse.Data
-	(*durationpb.Duration)(nil),                     // 60: google.protobuf.Duration
-	(*v1.DestinationSettings)(nil),                  // 61: s3dest.config.v1.DestinationSettings
-	(*timestamppb.Timestamp)(nil),                   // 62: google.protobuf.Timestamp
-	(*v1.Workspace)(nil),                            // 63: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                               // 64: s3dest.config.v1.Source
-	(*wrapperspb.StringValue)(nil),                  // 65: google.protobuf.StringValue
-	(*v1.Destination)(nil),                          // 66: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),                    // 67: s3dest.validator.v1.ValidationResult
-	(*v1.DestinationMetadata)(nil),                  // 68: s3dest.config.v1.DestinationMetadata
+	(*LastDelivery)(nil),                            // 36: s3dest.admin.v1.LastDelivery
+	(*GetDestinationStatusResponse)(nil),            // 37: s3dest.admin.v1.GetDestinationStatusResponse
+	(*ExtendDestinationRetentionRequest)(nil),       // 38: s3dest.admin.v1.ExtendDestinationRetentionRequest
+	(*ExtendDestinationRetentionResponse)(nil),      // 39: s3dest.admin.v1.ExtendDestinationRetentionResponse
+	(*GetDestinationMetadataRequest)(nil),           // 40: s3dest.admin.v1.GetDestinationMetadataRequest
+	(*GetDestinationMetadataResponse)(nil),          // 41: s3dest.admin.v1.GetDestinationMetadataResponse
+	(*GetWorkspaceResponse_Data)(nil),               // 42: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),               // 43: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),                // 44: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),                  // 45: s3dest.admin.v1.GetSourceResponse.Data
+	(*UpdateSourceResponse_Data)(nil),               // 46: s3dest.admin.v1.UpdateSourceResponse.Data
+	(*DeleteSourceResponse_Data)(nil),               // 47: s3dest.admin.v1.DeleteSourceResponse.Data
+	(*CreateWriteKeyResponse_Data)(nil),             // 48: s3dest.admin.v1.CreateWriteKeyResponse.Data
+	(*RotateWriteKeyResponse_Data)(nil),             // 49: s3dest.admin.v1.RotateWriteKeyResponse.Data
+	(*RemoveWriteKeyResponse_Data)(nil),             // 50: s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	(*CreateDestinationResponse_Data)(nil),          // 51: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),           // 52: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),             // 53: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),          // 54: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),          // 55: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),        // 56: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil),     // 57: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),       // 58: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*ExtendDestinationRetentionResponse_Data)(nil), // 59: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	(*GetDestinationMetadataResponse_Data)(nil),     // 60: s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	(*durationpb.Duration)(nil),                     // 61: google.protobuf.Duration
+	(*v1.DestinationSettings)(nil),                  // 62: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),                   // 63: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                            // 64: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                               // 65: s3dest.config.v1.Source
+	(*wrapperspb.StringValue)(nil),                  // 66: google.protobuf.StringValue
+	(*v1.Destination)(nil),                          // 67: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                    // 68: s3dest.validator.v1.ValidationResult
+	(*v1.DestinationMetadata)(nil),                  // 69: s3dest.config.v1.DestinationMetadata
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	41, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	42, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	42, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	43, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	43, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	44, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	45, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
-	46, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
-	47, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
-	60, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	48, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
-	49, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	61, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	50, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	44, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	45, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	46, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
+	47, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
+	48, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
+	61, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	49, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
+	50, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	62, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	51, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
 	0,  // 13: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	51, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	52, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	61, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	53, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	54, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	55, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	62, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
-	62, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	60, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
-	62, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
-	62, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
-	62, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
-	57, // 26: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
-	60, // 27: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
-	58, // 28: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	59, // 29: s3dest.admin.v1.GetDestinationMetadataResponse.data:type_name -> s3dest.admin.v1.GetDestinationMetadataResponse.Data
-	63, // 30: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	3,  // 31: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
-	64, // 32: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	64, // 33: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 34: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	64, // 35: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	65, // 36: s3dest.admin.v1.GetSourceResponse.Data.tracking_plan_id:type_name -> google.protobuf.StringValue
-	64, // 37: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	64, // 38: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	64, // 39: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	66, // 40: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	67, // 41: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	66, // 42: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 43: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	66, // 44: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	67, // 45: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	66, // 46: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	67, // 47: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	67, // 48: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	34, // 49: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
-	67, // 50: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
-	35, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
-	56, // 52: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
-	66, // 53: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	68, // 54: s3dest.admin.v1.GetDestinationMetadataResponse.Data.destination_metadata:type_name -> s3dest.config.v1.DestinationMetadata
-	2,  // 55: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	5,  // 56: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	7,  // 57: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	9,  // 58: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	11, // 59: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
-	13, // 60: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
-	15, // 61: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
-	17, // 62: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
-	19, // 63: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
-	21, // 64: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	23, // 65: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	25, // 66: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	27, // 67: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	29, // 68: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	31, // 69: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	33, // 70: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
-	37, // 71: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
-	39, // 72: s3dest.admin.v1.AdminService.GetDestinationMetadata:input_type -> s3dest.admin.v1.GetDestinationMetadataRequest
-	4,  // 73: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	6,  // 74: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	8,  // 75: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	10, // 76: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	12, // 77: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
-	14, // 78: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
-	16, // 79: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
-	18, // 80: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
-	20, // 81: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
-	22, // 82: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	24, // 83: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	26, // 84: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	28, // 85: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	30, // 86: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	32, // 87: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	36, // 88: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
-	38, // 89: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
-	40, // 90: s3dest.admin.v1.AdminService.GetDestinationMetadata:output_type -> s3dest.admin.v1.GetDestinationMetadataResponse
-	73, // [73:91] is the sub-list for method output_type
-	55, // [55:73] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	52, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	53, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	62, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	54, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	55, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	56, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	63, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	63, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	61, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
+	63, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
+	63, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
+	63, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
+	63, // 26: s3dest.admin.v1.LastDelivery.delivered_at:type_name -> google.protobuf.Timestamp
+	61, // 27: s3dest.admin.v1.LastDelivery.lag:type_name -> google.protobuf.Duration
+	58, // 28: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	61, // 29: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
+	59, // 30: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	60, // 31: s3dest.admin.v1.GetDestinationMetadataResponse.data:type_name -> s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	64, // 32: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	3,  // 33: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
+	65, // 34: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	65, // 35: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 36: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	65, // 37: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	66, // 38: s3dest.admin.v1.GetSourceResponse.Data.tracking_plan_id:type_name -> google.protobuf.StringValue
+	65, // 39: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	65, // 40: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	65, // 41: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	67, // 42: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	68, // 43: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	67, // 44: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 45: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	67, // 46: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	68, // 47: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	67, // 48: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	68, // 49: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	68, // 50: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	34, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	68, // 52: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
+	35, // 53: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
+	36, // 54: s3dest.admin.v1.GetDestinationStatusResponse.Status.last_delivery:type_name -> s3dest.admin.v1.LastDelivery
+	57, // 55: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	67, // 56: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	69, // 57: s3dest.admin.v1.GetDestinationMetadataResponse.Data.destination_metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	2,  // 58: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	5,  // 59: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	7,  // 60: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	9,  // 61: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	11, // 62: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
+	13, // 63: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
+	15, // 64: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
+	17, // 65: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
+	19, // 66: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
+	21, // 67: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	23, // 68: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	25, // 69: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	27, // 70: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	29, // 71: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	31, // 72: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	33, // 73: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	38, // 74: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
+	40, // 75: s3dest.admin.v1.AdminService.GetDestinationMetadata:input_type -> s3dest.admin.v1.GetDestinationMetadataRequest
+	4,  // 76: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	6,  // 77: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	8,  // 78: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	10, // 79: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	12, // 80: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
+	14, // 81: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
+	16, // 82: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
+	18, // 83: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
+	20, // 84: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
+	22, // 85: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	24, // 86: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	26, // 87: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	28, // 88: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	30, // 89: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	32, // 90: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	37, // 91: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	39, // 92: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
+	41, // 93: s3dest.admin.v1.AdminService.GetDestinationMetadata:output_type -> s3dest.admin.v1.GetDestinationMetadataResponse
+	76, // [76:94] is the sub-list for method output_type
+	58, // [58:76] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -3676,7 +3761,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   60,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,9 +51,14 @@ type Batch struct {
 	// events_stream is the identity of the EVENTS stream the sequences count in: `{name}@{created}`, the
 	// stream's creation time in Unix nanoseconds. A recreated stream starts its sequences again; its
 	// identity, and so every batch_id and file_name, differs. Empty in batches sealed before it existed.
-	EventsStream  string `protobuf:"bytes,12,opt,name=events_stream,json=eventsStream,proto3" json:"events_stream,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventsStream string `protobuf:"bytes,12,opt,name=events_stream,json=eventsStream,proto3" json:"events_stream,omitempty"`
+	// oldest_received_at and newest_received_at bound the receivedAt of the file's events (ingest's clock
+	// when each request was accepted). The copier measures a delivery's lag from oldest_received_at: the
+	// lag of the file's longest-waiting event. Absent in batches sealed before they existed.
+	OldestReceivedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=oldest_received_at,json=oldestReceivedAt,proto3" json:"oldest_received_at,omitempty"`
+	NewestReceivedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=newest_received_at,json=newestReceivedAt,proto3" json:"newest_received_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
@@ -168,6 +173,20 @@ func (x *Batch) GetEventsStream() string {
 		return x.EventsStream
 	}
 	return ""
+}
+
+func (x *Batch) GetOldestReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestReceivedAt
+	}
+	return nil
+}
+
+func (x *Batch) GetNewestReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NewestReceivedAt
+	}
+	return nil
 }
 
 // BatchSealed is published on subject `batch.sealed.<sourceId>` (stream BATCHES) once the file is durably
@@ -527,7 +546,7 @@ var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
+	"\x1bs3dest/batch/v1/batch.proto\x12\x0fs3dest.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n" +
 	"\x05Batch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12&\n" +
@@ -543,7 +562,9 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\tsealed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\x12\x1b\n" +
 	"\tfile_name\x18\v \x01(\tR\bfileName\x12#\n" +
-	"\revents_stream\x18\f \x01(\tR\feventsStream\"\x83\x01\n" +
+	"\revents_stream\x18\f \x01(\tR\feventsStream\x12H\n" +
+	"\x12oldest_received_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x10oldestReceivedAt\x12H\n" +
+	"\x12newest_received_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10newestReceivedAt\"\x83\x01\n" +
 	"\vBatchSealed\x12,\n" +
 	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12\x1f\n" +
 	"\vobject_name\x18\x02 \x01(\tR\n" +
@@ -595,19 +616,21 @@ var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_s3dest_batch_v1_batch_proto_depIdxs = []int32{
-	6, // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
-	0, // 1: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
-	0, // 2: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
-	0, // 3: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
-	6, // 4: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
-	2, // 5: s3dest.batch.v1.BatchCarried.staged:type_name -> s3dest.batch.v1.BatchStaged
-	6, // 6: s3dest.batch.v1.BatchCarried.staged_at:type_name -> google.protobuf.Timestamp
-	6, // 7: s3dest.batch.v1.BatchCarried.deadline:type_name -> google.protobuf.Timestamp
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6,  // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
+	6,  // 1: s3dest.batch.v1.Batch.oldest_received_at:type_name -> google.protobuf.Timestamp
+	6,  // 2: s3dest.batch.v1.Batch.newest_received_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
+	0,  // 4: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
+	0,  // 5: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
+	6,  // 6: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	2,  // 7: s3dest.batch.v1.BatchCarried.staged:type_name -> s3dest.batch.v1.BatchStaged
+	6,  // 8: s3dest.batch.v1.BatchCarried.staged_at:type_name -> google.protobuf.Timestamp
+	6,  // 9: s3dest.batch.v1.BatchCarried.deadline:type_name -> google.protobuf.Timestamp
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_batch_v1_batch_proto_init() }
