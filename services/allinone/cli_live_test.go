@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,7 +129,7 @@ func TestCreatingRepointingAndDisablingADestinationTakeEffectWithinSecondsWithou
 	}
 	before := lastStaged()
 	out := cli(t, sum, "destinations", "update", id, "--enabled=false")
-	if !strings.Contains(out, "ENABLED     no") {
+	if !regexp.MustCompile(`(?m)^ENABLED\s+no$`).MatchString(out) {
 		t.Fatalf("destinations update --enabled=false printed:\n%s", out)
 	}
 	if code := send(t, sum, key, "live-3"); code != 200 {
