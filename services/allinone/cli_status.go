@@ -75,9 +75,9 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 		if r := st.Retention; r != nil {
 			lag := "-"
 			if ld := st.LastDelivery; ld != nil && ld.Lag != "" {
-				lag = ld.Lag + " (" + ld.DeliveredAt + ")"
+				lag = humanDuration(ld.Lag) + " (" + ld.DeliveredAt + ")"
 			}
-			retention = append(retention, []string{id, orDash(r.Retention), orZero(r.WaitingFiles), lag, orDash(r.OldestWaitingStagedAt),
+			retention = append(retention, []string{id, orDash(humanDuration(r.Retention)), orZero(r.WaitingFiles), lag, orDash(r.OldestWaitingStagedAt),
 				orDash(r.OldestWaitingDeadline), orDash(r.ExtendedUntil), orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
 		}
 	}
@@ -107,6 +107,19 @@ func orZero(s string) string {
 }
 
 // dayOf shows a received day (Unix ms of 00:00 UTC) as a date next to the folder name.
+// humanDuration prints a JSON duration ("604800s", "60.221532113s") as a person reads one ("168h0m0s",
+// "1m0.2s"); what does not parse is printed as it came. --json keeps the API's form.
+func humanDuration(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return s
+	}
+	if d >= time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 func dayOf(ms string) string {
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {

@@ -285,8 +285,8 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 	if bst.LastDelivery != nil || orZero(bst.Retention.WaitingFiles) != "0" || orZero(demo.Retention.WaitingFiles) != "0" || bst.Retention.DeadLetteredFiles != fmt.Sprint(brokenFiles) {
 		t.Errorf("status: demo %+v %+v, broken %+v %+v; want nothing waiting, the broken one's %v files dead-lettered", demo.Retention, demo.LastDelivery, bst.Retention, bst.LastDelivery, brokenFiles)
 	}
-	if table := cli(t, sum, "status", sum.DestinationID); !strings.Contains(table, "LAST FILE'S LAG") || !strings.Contains(table, demo.LastDelivery.Lag) {
-		t.Errorf("s3dest status lacks the last file's lag %s:\n%s", demo.LastDelivery.Lag, table)
+	if table := cli(t, sum, "status", sum.DestinationID); !strings.Contains(table, "LAST FILE'S LAG") || !strings.Contains(table, humanDuration(demo.LastDelivery.Lag)) {
+		t.Errorf("s3dest status lacks the last file's lag %s:\n%s", humanDuration(demo.LastDelivery.Lag), table)
 	}
 	t.Logf("status: demo last lag %s, waiting %s; broken waiting %s, dead-lettered %s files",
 		demo.LastDelivery.Lag, orZero(demo.Retention.WaitingFiles), orZero(bst.Retention.WaitingFiles), bst.Retention.DeadLetteredFiles)
