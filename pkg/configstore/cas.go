@@ -205,13 +205,18 @@ func wrongLastSequence(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// entry reads key, again while nobody answers (for up to about 6s, while ctx is alive): on a cluster, a
-// bucket that a replica of some service has just created has no stream leader until its peers elect
-// one, and a read then finds no responders; a service starting at that moment must not exit for it.
+// noLeaderWait bounds how long a read waits for CONFIG's stream to have a leader.
+const noLeaderWait = 2 * time.Minute
+
+// entry reads key, again while nobody answers (for up to noLeaderWait, while ctx is alive): on a cluster,
+// a bucket that a replica of some service has just created has no stream leader until its peers elect
+// one, and a read then finds no responders; on a loaded machine the election of a new R3 bucket took
+// longer than 6 s (CI), and a service starting at that moment must not exit for it.
 func (s *Store) entry(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	for delay := 50 * time.Millisecond; ; delay *= 2 {
+	until := time.Now().Add(noLeaderWait)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		e, err := s.kv.Get(ctx, key)
-		if !errors.Is(err, nats.ErrNoResponders) || delay > 3*time.Second {
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(until) {
 			return e, err
 		}
 		select {

@@ -59,38 +59,7 @@ func Own(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("open config bucket: %w", err)
 	}
-	if kv, err = leaderReads(ctx, js); err != nil {
-		return nil, err
-	}
 	return &Store{kv: kv, js: js}, nil
-}
-
-// leaderReads turns off direct gets on CONFIG and binds it again, so that every read is answered by the
-// stream's leader. A direct get may be answered by a follower that has not applied the last write yet: on
-// a cluster, admin would not find the workspace it had just created, or a source a caller just made.
-// CONFIG is small and read rarely (services read their watched view), so the leader can take every read.
-func leaderReads(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	err := bus.AgainOnTimeout(ctx, func() error {
-		st, err := js.Stream(ctx, "KV_CONFIG")
-		if err != nil {
-			return err
-		}
-		cfg := st.CachedInfo().Config
-		if !cfg.AllowDirect {
-			return nil
-		}
-		cfg.AllowDirect = false
-		_, err = js.UpdateStream(ctx, cfg)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("config bucket: read from its leader: %w", err)
-	}
-	kv, err := js.KeyValue(ctx, "CONFIG")
-	if err != nil {
-		return nil, fmt.Errorf("open config bucket: %w", err)
-	}
-	return kv, nil
 }
 
 // Open opens the CONFIG bucket, creating it if it is missing (any service may start first). One that
@@ -177,7 +146,13 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *configv1.Workspace) (*co
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.kv.Create(ctx, workspaceKey, data); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	_, err = s.kv.Create(ctx, workspaceKey, data)
+	if err == nil {
+		// Stored as given: not read back, since a direct get may be answered by a follower that has not
+		// applied the write yet (on the loaded cluster admin then found no workspace and exited).
+		return w, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
 	return s.Workspace(ctx)
