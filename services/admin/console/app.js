@@ -86,7 +86,8 @@ window.addEventListener("s3dest:signed-out", () => {
 window.addEventListener("hashchange", () => route());
 document.getElementById("sign-out").addEventListener("click", async () => {
   await signOut();
-  window.location.hash = "";
+  leaving.abort();
+  history.replaceState(null, "", window.location.pathname); // no hashchange: nothing to route to
   signInPage();
 });
 

@@ -17,7 +17,7 @@ export function barChart(title, points, unit) {
   const max = Math.max(1, ...points.map((p) => p.value));
   const bw = points.length ? Math.min(60, (w - 2 * pad) / points.length - 8) : 0;
   root.append(svg("line", { x1: pad, y1: hgt - pad, x2: w - 8, y2: hgt - pad, class: "axis" }));
-  root.append(svg("text", { x: 4, y: 14, class: "tick" }, `${max.toLocaleString()} ${unit}`));
+  if (points.length) root.append(svg("text", { x: 4, y: 14, class: "tick" }, `${max.toLocaleString()} ${unit}`));
   points.forEach((p, i) => {
     const x = pad + 4 + i * (bw + 8);
     const bh = ((hgt - 2 * pad) * p.value) / max;

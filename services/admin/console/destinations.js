@@ -146,7 +146,7 @@ export function validationView() {
         else set(li, "failed", "✗", s.detail ? `failed (${s.detail})` : "failed");
       }
       outcome.replaceChildren(v.ok
-        ? alertBox("ok", h("strong", {}, "Validation succeeded. "), v.message || "Every step passed.")
+        ? alertBox("ok", h("strong", {}, v.message || "Validation succeeded: every step passed."))
         : alertBox("error", h("strong", { class: "ref-message" }, v.message), h("p", {}, "What to fix: ", fixFor(v.code)), h("p", { class: "muted" }, v.code)));
     },
     fail(err) {

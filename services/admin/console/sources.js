@@ -25,6 +25,7 @@ function createForm(onCreated) {
         name: form.elements.name.value.trim(), slug: form.elements.slug.value.trim(), enabled: true,
       });
       toast(`Created source ${data.source.id}.`);
+      form.reset();
       onCreated(data.source);
     } catch (err) {
       const rest = showErrors(form, err);

@@ -60,6 +60,7 @@ export async function workspacePage(main, params) {
   try {
     data = await api.get(`/workspace?${q}`);
   } catch (err) {
+    if (err.status === 401) throw err;
     const rest = showErrors(form, err);
     main.lastChild.replaceWith(rest.length ? alertBox("error", rest.join(" ")) : h("p", {}, "Correct the field above."));
     return;
