@@ -77,7 +77,11 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	cfg := devConfig(t, t.TempDir())
 	cfg.WorkspaceID = ws
 	cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
-		"buckets": []any{map[string]any{"name": "console-bucket", "account": rowsAccount}},
+		"buckets": []any{map[string]any{"name": "console-bucket", "account": rowsAccount,
+			// The legacy Amazon S3 destination the migration starts from writes as s3dest's own principal.
+			"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+				"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
+				"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::console-bucket/*"}}}}},
 		"roles": []any{
 			role("console-good", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "console-bucket", "")),
 			role("console-no-put", admin.TrustPolicy(testIntermediate, ws), allowDoc("s3:GetObject", "arn:aws:s3:::console-bucket/segment-logs/*")),
@@ -214,9 +218,48 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	c.shot("status")
 	c.check()
 
+	// Migrate a source from its legacy Amazon S3 destination while it keeps sending: the page creates the
+	// AWS S3 destination into the test folder, validates it, waits for data, switches the bucket when asked,
+	// disables the legacy destination and waits for data in the bucket.
+	api := testClient(t, sum)
+	shop := createSource(t, api, "console-legacy")
+	var legacy destAndValidation
+	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": shop.ID, "metadataId": "54f418c3db31d978f14aa925",
+		"name": "Amazon S3", "settings": apiSettings{Region: "us-east-1", S3Bucket: "console-bucket"}}, &legacy)
+	stop := make(chan struct{})
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_, _ = post(sum, shop.WriteKeys[0], fmt.Sprintf("console-migrate-%d", i)) // a failure shows as missing data
+			}
+		}
+	}()
+	defer func() { close(stop); <-sending }()
 	c.run("open migrate", goTo("#/migrate"), chromedp.WaitVisible(`#migrate-title`))
+	c.check()
+	c.run("start the migration", chromedp.SetValue(`select[name="sourceId"]`, shop.ID), chromedp.SetValue(`input[name="iamRoleArn"]`, roleARN("console-good")),
+		chromedp.Click(`#migrate-title ~ .actions button`), chromedp.WaitVisible(`#switch-now`))
+	c.waitText(`.migration-log`, "bucket console-bucket/segment-logs/test")
+	c.waitText(`.migration-log`, "Data arrived.")
+	c.shot("migrate-switch")
+	c.check()
+	c.run("switch", chromedp.Click(`#switch-now`))
+	c.waitText(`main`, "Migration done.")
+	c.waitText(`.migration-log`, "Disable the Amazon S3 destination "+legacy.Destination.ID)
 	c.shot("migrate")
 	c.check()
+	var got destAndValidation
+	must(t, api, http.MethodGet, "/destinations/"+legacy.Destination.ID, nil, &got)
+	if got.Destination.Enabled {
+		t.Error("the migration left the legacy Amazon S3 destination enabled")
+	}
 
 	// Signing out ends the session: the page shows the sign-in again, and a reload stays signed out.
 	c.run("sign out", chromedp.Click(`#sign-out`), chromedp.WaitVisible(`input[name="token"]`))
@@ -322,9 +365,11 @@ func (c *consolePage) check() {
 	}
 }
 
-// shot saves a full-page screenshot as bench/results/console/<name>.png.
+// shot saves a full-page screenshot as bench/results/console/<name>.png, without the passing notice
+// (a full-page capture pins it over the content).
 func (c *consolePage) shot(name string) {
 	c.t.Helper()
+	c.run("hide the notice", chromedp.Evaluate[chromedp.Void](`document.getElementById("toast").classList.remove("shown")`))
 	ctx, cancel := context.WithTimeout(c.b.ctx, 30*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -28,8 +28,10 @@ const FIXES = {
   VALIDATION_CODE_WRONG_REGION: "Set the destination's Region to the bucket's region.",
 };
 
-export function fixFor(code) {
-  return FIXES[code] || "Follow the set-up steps on the Workspace page, then Validate again.";
+// fixFor says what to fix for a validation code, naming the bucket when it is known.
+export function fixFor(code, bucket) {
+  const fix = FIXES[code] || "Follow the set-up steps on the Workspace page, then Validate again.";
+  return bucket ? fix.replace("<bucket>", bucket) : fix;
 }
 
 const settingsInput = (f) => f.replace(/^settings\./, "");
@@ -86,8 +88,8 @@ function kind(d) {
 
 // failing says why a destination fails, from its status: the last validation or the last error of a
 // day that has no later delivery. null when it is healthy.
-export function failing(st) {
-  if (st.validation && !st.validation.ok) return { message: st.validation.message, fix: fixFor(st.validation.code) };
+export function failing(st, bucket) {
+  if (st.validation && !st.validation.ok) return { message: st.validation.message, fix: fixFor(st.validation.code, bucket) };
   const day = (st.days || []).find((d) => d.lastError);
   if (day) return { message: day.lastError, fix: "Validate the destination to see which step fails." };
   return null;
@@ -97,7 +99,7 @@ export async function destinationsPage(main) {
   const [sources, dests] = await Promise.all([listAll("sources"), listAll("destinations")]);
   const statuses = await Promise.all(dests.map((d) => api.get(`/destinations/${encodeURIComponent(d.id)}/status`).then((x) => x.status).catch(() => null)));
   const rows = dests.map((d, i) => {
-    const bad = statuses[i] && failing(statuses[i]);
+    const bad = statuses[i] && failing(statuses[i], d.settings.s3Bucket);
     return h("tr", { class: bad ? "failing" : null },
       h("th", { scope: "row" }, h("a", { href: `#/destinations/${encodeURIComponent(d.id)}` }, d.name || d.id)),
       h("td", {}, kind(d)),
@@ -119,7 +121,7 @@ export async function destinationsPage(main) {
 }
 
 // validationView shows the reference's steps; run() marks them running, show(result) fills them in.
-export function validationView() {
+export function validationView(bucket) {
   const list = h("ol", { class: "steps", "aria-live": "polite" },
     STEPS.map(([key, name]) => h("li", { "data-step": key, class: "pending" }, h("span", { class: "mark" }, "·"), " ", name, h("span", { class: "detail" }))));
   const outcome = h("div", { class: "outcome" });
@@ -147,7 +149,7 @@ export function validationView() {
       }
       outcome.replaceChildren(v.ok
         ? alertBox("ok", h("strong", {}, v.message || "Validation succeeded: every step passed."))
-        : alertBox("error", h("strong", { class: "ref-message" }, v.message), h("p", {}, "What to fix: ", fixFor(v.code)), h("p", { class: "muted" }, v.code)));
+        : alertBox("error", h("strong", { class: "ref-message" }, v.message), h("p", {}, "What to fix: ", fixFor(v.code, bucket)), h("p", { class: "muted" }, v.code)));
     },
     fail(err) {
       list.removeAttribute("aria-busy");
@@ -186,9 +188,9 @@ function dayLabel(ms) {
   return new Date(Number(ms)).toISOString().slice(0, 10);
 }
 
-function statusView(id, st) {
+function statusView(id, st, bucket) {
   const days = st.days || [];
-  const bad = failing(st);
+  const bad = failing(st, bucket);
   const ret = st.retention || {};
   const lag = recordLag(id, st.lastDelivery);
   return h("div", {},
@@ -219,11 +221,11 @@ function statusView(id, st) {
 export async function destinationPage(main, id, signal) {
   const data = await api.get(`/destinations/${encodeURIComponent(id)}`);
   const d = data.destination;
-  const view = validationView();
+  const view = validationView(d.settings.s3Bucket);
   const statusBox = h("div", {}, h("p", {}, "Loading…"));
   const refreshStatus = async () => {
     const st = (await api.get(`/destinations/${encodeURIComponent(id)}/status`)).status;
-    statusBox.replaceChildren(statusView(id, st));
+    statusBox.replaceChildren(statusView(id, st, d.settings.s3Bucket));
   };
   const toggle = h("button", {
     type: "button", class: "secondary",

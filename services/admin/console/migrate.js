@@ -106,10 +106,10 @@ async function migrate(v, log, out, form, signal) {
   }
 
   say("Validate the new destination.");
-  const view = validationView();
+  const view = validationView(test);
   note(view.el);
   const result = await runValidation(dest.id, view);
-  if (!result || !result.ok) throw new Error(`Validation failed: ${result ? `${result.message} ${fixFor(result.code)}` : "see above"}. Fix the role, then start again: the migration resumes.`);
+  if (!result || !result.ok) throw new Error(`Validation failed: ${result ? `${result.message} ${fixFor(result.code, test)}` : "see above"}. Fix the role, then start again: the migration resumes.`);
 
   say(`Wait for data at s3://${test}/segment-logs/ (send events to the source; the reference says to allow about an hour).`);
   await waitForData(dest.id, null, note, signal);
@@ -118,7 +118,7 @@ async function migrate(v, log, out, form, signal) {
   const enabledLegacy = legacy.filter((d) => d.enabled);
   const question = `Switch ${dest.id} to bucket ${bucket}${enabledLegacy.length ? ` and disable the Amazon S3 destination(s) ${enabledLegacy.map((d) => d.id).join(", ")}` : ""}`;
   await new Promise((resolve) => {
-    out.replaceChildren(alertBox("info", h("p", {}, `${question}?`), h("button", { type: "button", onclick: resolve }, "Switch now")));
+    out.replaceChildren(alertBox("info", h("p", {}, `${question}?`), h("button", { type: "button", id: "switch-now", onclick: resolve }, "Switch now")));
     out.querySelector("button").focus();
   });
   out.replaceChildren();
