@@ -77,11 +77,7 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	cfg := devConfig(t, t.TempDir())
 	cfg.WorkspaceID = ws
 	cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
-		"buckets": []any{map[string]any{"name": "console-bucket", "account": rowsAccount,
-			// The legacy Amazon S3 destination the migration starts from writes as s3dest's own principal.
-			"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
-				"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
-				"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::console-bucket/*"}}}}},
+		"buckets": []any{legacyWritableBucket("console-bucket")}, // the migration starts from a legacy destination
 		"roles": []any{
 			role("console-good", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "console-bucket", "")),
 			role("console-no-put", admin.TrustPolicy(testIntermediate, ws), allowDoc("s3:GetObject", "arn:aws:s3:::console-bucket/segment-logs/*")),
@@ -187,20 +183,8 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 
 	// Events sent with the rotated key appear in the day's counts of the valid destination.
 	const events = 7
-	var batch []string
-	for i := range events {
-		batch = append(batch, fmt.Sprintf(`{"type":"track","userId":"console-user","event":"Console Event","messageId":"console-%d"}`, i))
-	}
-	req, _ := http.NewRequest(http.MethodPost, sum.TrackingURL+"/v1/batch", strings.NewReader(`{"batch":[`+strings.Join(batch, ",")+`]}`))
-	req.SetBasicAuth(writeKey, "")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /v1/batch with the rotated write key answered %d", resp.StatusCode)
+	if code := postTracking(t, sum, "/v1/batch", writeKey, batchBody("console", events)); code != http.StatusOK {
+		t.Fatalf("POST /v1/batch with the rotated write key answered %d", code)
 	}
 	day := time.Now().UTC().Truncate(24 * time.Hour).UnixMilli()
 	c.run("open the valid destination", goTo(goodURL[strings.Index(goodURL, "#"):]), chromedp.WaitVisible(`#status-title`))
@@ -226,22 +210,7 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	var legacy destAndValidation
 	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": shop.ID, "metadataId": "54f418c3db31d978f14aa925",
 		"name": "Amazon S3", "settings": apiSettings{Region: "us-east-1", S3Bucket: "console-bucket"}}, &legacy)
-	stop := make(chan struct{})
-	sending := make(chan struct{})
-	go func() {
-		defer close(sending)
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_, _ = post(sum, shop.WriteKeys[0], fmt.Sprintf("console-migrate-%d", i)) // a failure shows as missing data
-			}
-		}
-	}()
-	defer func() { close(stop); <-sending }()
+	defer keepSending(sum, shop.WriteKeys[0], "console-migrate")()
 	c.run("open migrate", goTo("#/migrate"), chromedp.WaitVisible(`#migrate-title`))
 	c.check()
 	c.run("start the migration", chromedp.SetValue(`select[name="sourceId"]`, shop.ID), chromedp.SetValue(`input[name="iamRoleArn"]`, roleARN("console-good")),
