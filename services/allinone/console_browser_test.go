@@ -121,6 +121,11 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	c.waitText(`#terraform`, `bucket_name           = "console-bucket"`)
 	c.shot("workspace")
 	c.check()
+	// The keyboard reaches the page's first control from its content, and shows where focus is.
+	c.run("tab into the page", chromedp.Evaluate[chromedp.Void](`document.getElementById("main").focus()`), chromedp.KeyEvent("\t"))
+	if got := c.eval("read the focus", `document.activeElement.name + " " + getComputedStyle(document.activeElement).outlineStyle`); got != "bucket solid" {
+		t.Errorf("Tab from the page's content focused %q (name, outline), want the bucket input with a solid outline", got)
+	}
 
 	// Sources: create one, rotate its write key with a grace period, revoke the retiring key.
 	c.run("open sources", goTo("#/sources"), chromedp.WaitVisible(`input[name="slug"]`))
@@ -158,11 +163,39 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	c.shot("destination-valid")
 	c.check()
 
+	// Disable it and enable it again: the API sees each change.
+	goodID := goodURL[strings.LastIndex(goodURL, "/")+1:]
+	api := testClient(t, sum)
+	for _, enabled := range []bool{false, true} {
+		button := map[bool]string{false: "Enable", true: "Disable"}[enabled] // what the button offers afterwards
+		c.run("toggle the destination", chromedp.Click(`#toggle-destination`))
+		c.eventually("the button to offer "+button, `document.querySelector("#toggle-destination").textContent === `+mustJSON(button)+` ? "yes" : ""`)
+		var got destAndValidation
+		must(t, api, http.MethodGet, "/destinations/"+goodID, nil, &got)
+		if got.Destination.Enabled != enabled {
+			t.Errorf("after the console's toggle the destination's enabled is %v, want %v", got.Destination.Enabled, enabled)
+		}
+	}
+
 	// A second source's destination whose role may not PutObject fails at the last step, with the
 	// reference's message, and stands out.
 	c.run("open sources", goTo("#/sources"), chromedp.WaitVisible(`input[name="slug"]`))
 	c.run("create a second source", chromedp.SetValue(`input[name="slug"]`, "console-src-2"), chromedp.Click(`#new-source-title ~ .actions button`))
 	src2 := c.eventually("the second source's card", `(() => { const h = [...document.querySelectorAll("section.source")].find((s) => s.textContent.includes("console-src-2")); return h ? h.dataset.sourceId : ""; })()`)
+	// Disable the second source and enable it again: the API sees each change.
+	for _, enabled := range []bool{false, true} {
+		verb := map[bool]string{false: "Disable", true: "Enable"}[enabled]
+		next := map[bool]string{false: "Enable", true: "Disable"}[enabled]
+		c.run(verb+" the second source", chromedp.Click(fmt.Sprintf(`button[aria-label="%s source console-src-2"]`, verb)))
+		c.eventually("the button to "+next+" it", fmt.Sprintf(`document.querySelector('button[aria-label="%s source console-src-2"]') ? "yes" : ""`, next))
+		var got struct {
+			Source apiSource `json:"source"`
+		}
+		must(t, api, http.MethodGet, "/sources/"+src2, nil, &got)
+		if got.Source.Enabled != enabled {
+			t.Errorf("after %s the source's enabled is %v", verb, got.Source.Enabled)
+		}
+	}
 	c.run("open destinations", goTo("#/destinations"), chromedp.WaitVisible(`input[name="s3Bucket"]`))
 	c.run("create the failing destination", chromedp.SetValue(`select[name="sourceId"]`, src2), chromedp.SetValue(`input[name="region"]`, "us-east-1"),
 		chromedp.SetValue(`input[name="s3Bucket"]`, "console-bucket"), chromedp.SetValue(`input[name="iamRoleArn"]`, roleARN("console-no-put")),
@@ -205,7 +238,6 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	// Migrate a source from its legacy Amazon S3 destination while it keeps sending: the page creates the
 	// AWS S3 destination into the test folder, validates it, waits for data, switches the bucket when asked,
 	// disables the legacy destination and waits for data in the bucket.
-	api := testClient(t, sum)
 	shop := createSource(t, api, "console-legacy")
 	var legacy destAndValidation
 	must(t, api, http.MethodPost, "/destinations", map[string]any{"sourceId": shop.ID, "metadataId": "54f418c3db31d978f14aa925",
@@ -251,6 +283,14 @@ func TestTheConsoleSetsUpAndWatchesADestinationInABrowser(t *testing.T) {
 	}
 	if remote := b.remoteRequests(); len(remote) > 0 {
 		t.Errorf("the console requested hosts other than 127.0.0.1: %v", remote)
+	}
+}
+
+func TestDevGreetingNamesTheConsoleURL(t *testing.T) {
+	var out strings.Builder
+	greet(&out, Summary{ConsoleURL: "http://127.0.0.1:8081/console/"}, time.Second, "secrets.json")
+	if !strings.Contains(out.String(), "Open the console at http://127.0.0.1:8081/console/ (sign in with the admin token).") {
+		t.Errorf("the greeting does not name the console:\n%s", out.String())
 	}
 }
 

@@ -228,7 +228,7 @@ export async function destinationPage(main, id, signal) {
     statusBox.replaceChildren(statusView(id, st, d.settings.s3Bucket));
   };
   const toggle = h("button", {
-    type: "button", class: "secondary",
+    type: "button", class: "secondary", id: "toggle-destination",
     onclick: async () => {
       try {
         await api.patch(`/destinations/${encodeURIComponent(id)}`, { enabled: !d.enabled });
