@@ -134,7 +134,7 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// cookie is the session cookie for id, or the one that deletes it (id "", maxAge -1). It is Secure when
+// sessionCookie is the session cookie for id, or the one that deletes it (id "", maxAge -1). It is Secure when
 // the console is served over TLS, directly or behind a proxy that says so.
 func sessionCookie(r *http.Request, id string, maxAge int) *http.Cookie {
 	return &http.Cookie{

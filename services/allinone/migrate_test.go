@@ -26,7 +26,7 @@ func TestMigrateMovesASourceFromAmazonS3ToAWSS3StepByStep(t *testing.T) {
 		cfg.WorkspaceID = ws
 		cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
 			"buckets": []any{legacyWritableBucket("acme-logs")},
-			"roles": []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
+			"roles":   []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
 		})
 		sum, _ := runDev(t, cfg)
 		migrateScenario(t, sum, rootS3(sum))
