@@ -23,7 +23,8 @@ function signInPage() {
   nav.hidden = true;
   const form = h("form", { class: "card signin", "aria-labelledby": "signin-title", novalidate: true },
     h("h1", { id: "signin-title" }, "Sign in"),
-    h("p", {}, "Enter the admin token (S3DEST_ADMIN_TOKEN; `s3dest dev` keeps it in .s3dest/secrets.json). The console keeps a session cookie, not the token."),
+    h("p", {}, "Enter the admin token (", h("code", {}, "S3DEST_ADMIN_TOKEN"), "; ", h("code", {}, "s3dest dev"), " keeps it in ",
+      h("code", {}, ".s3dest/secrets.json"), "). The console keeps a session cookie, not the token."),
     field({ label: "Admin token", name: "token", type: "password", required: true, attrs: { autocomplete: "current-password" } }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Sign in")),
     h("div", { class: "form-alert" }));
