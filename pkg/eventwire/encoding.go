@@ -84,7 +84,7 @@ type Reader struct {
 // Decode reads the EventBatch of msg into w, as Decode does. w points into msg, or for a framed message
 // into r's buffer: it is valid until r's next Decode and while msg is unchanged.
 func (r *Reader) Decode(msg []byte, w *Batch) error {
-	batch, err := r.unframe(msg)
+	batch, err := r.Unframe(msg)
 	if err != nil {
 		w.Events = w.Events[:0]
 		return err
@@ -92,8 +92,9 @@ func (r *Reader) Decode(msg []byte, w *Batch) error {
 	return Decode(batch, w)
 }
 
-// unframe returns msg's EventBatch bytes: msg itself when it is Plain, else decompressed into r.buf.
-func (r *Reader) unframe(msg []byte) ([]byte, error) {
+// Unframe returns msg's EventBatch protobuf bytes: msg itself when it is Plain, else decompressed into
+// r's buffer (valid until r's next use).
+func (r *Reader) Unframe(msg []byte) ([]byte, error) {
 	if len(msg) == 0 || msg[0] != frameMark {
 		return msg, nil
 	}

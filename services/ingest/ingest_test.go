@@ -17,6 +17,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -108,13 +109,18 @@ func (h *harness) batches(n int) []*eventsv1.EventBatch {
 		h.t.Fatal(err)
 	}
 	var out []*eventsv1.EventBatch
+	var r eventwire.Reader
 	msgs, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	for m := range msgs.Messages() {
 		var b eventsv1.EventBatch
-		if err := proto.Unmarshal(m.Data(), &b); err != nil {
+		data, err := r.Unframe(m.Data())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := proto.Unmarshal(data, &b); err != nil {
 			h.t.Fatal(err)
 		}
 		out = append(out, &b)
