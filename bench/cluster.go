@@ -55,6 +55,9 @@ type clusterResult struct {
 	AcceptedEventsPerS  float64 `json:"accepted_events_per_s"`
 	DeliveredEventsPerS float64 `json:"delivered_events_per_s"`
 	DeliveredVsRawR3    float64 `json:"delivered_over_raw_r3_publish"`
+	// EventsStreamBytesPerEvent is what the EVENTS streams stored per accepted event, per replica (each
+	// of the three nodes writes it; the leader sends it to two followers).
+	EventsStreamBytesPerEvent float64 `json:"events_stream_bytes_per_event"`
 
 	// CPU over first send to last delivery, summed per kind of process (nats = the three nodes).
 	CPUSeconds map[string]float64 `json:"cpu_s"`
@@ -230,7 +233,10 @@ func runCluster(ctx context.Context, cfg config) error {
 	}
 	step("cluster ready: %d NATS nodes, %d ingest replicas", len(sum.NATSURLs), len(sum.TrackingURLs))
 
-	p := newPayloads()
+	p, err := newPayloads(cfg.events)
+	if err != nil {
+		return err
+	}
 	step("limit: raw R3 JetStream async publish of the same /v1/batch bodies into one stream")
 	if res.RawR3PublishEventsPerS, res.RawR3PublishMBPerS, err = jetStreamPublish(ctx, strings.Join(sum.NATSURLs, ","), p, cfg.limitsFor, res.Replicas); err != nil {
 		return fmt.Errorf("raw R3 publish: %w", err)
@@ -274,6 +280,10 @@ func runCluster(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	events0, err := eventsStreamBytes(ctx, strings.Join(sum.NATSURLs, ","))
+	if err != nil {
+		return err
+	}
 	ld := newSegmentLoad()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -294,6 +304,11 @@ func runCluster(ctx context.Context, cfg config) error {
 	res.AcceptedEvents, res.FailedEvents = int64(len(ld.accepted)), ld.failed.Load()
 	res.AcceptedEventsPerS = float64(res.AcceptedEvents) / res.LoadSeconds
 	step("accepted %d events (%.0f/s, %d failed at the client); waiting for delivery", res.AcceptedEvents, res.AcceptedEventsPerS, res.FailedEvents)
+	events1, err := eventsStreamBytes(ctx, strings.Join(sum.NATSURLs, ","))
+	if err != nil {
+		return err
+	}
+	res.EventsStreamBytesPerEvent = float64(events1-events0) / float64(max(res.AcceptedEvents, 1))
 
 	var delivered int64
 	if err := waitFor(ctx, cfg.deliverTimeout, "every accepted event to be delivered", func() bool {
@@ -508,6 +523,7 @@ func writeClusterResults(dir string, r *clusterResult) error {
 	fmt.Fprintf(&b, "| accepted (200 to the client) | %d events, %.0f/s over %.1f s |\n", r.AcceptedEvents, r.AcceptedEventsPerS, r.LoadSeconds)
 	fmt.Fprintf(&b, "| **delivered**, first send to last delivery | **%d events, %.0f/s** over %.1f s (%.2f of raw R3 publish) |\n",
 		r.DeliveredEvents, r.DeliveredEventsPerS, r.DeliverySeconds, r.DeliveredVsRawR3)
+	fmt.Fprintf(&b, "| bytes stored in EVENTS per event, per replica (x3 on disk, x2 over routes) | %.0f |\n", r.EventsStreamBytesPerEvent)
 	fmt.Fprintf(&b, "| missing / duplicated / unknown lines / client failures | %d / %d / %d / %d |\n\n", r.MissingEvents, r.DuplicateEvents, r.UnknownLines, r.FailedEvents)
 	fmt.Fprintf(&b, "CPU-seconds per million delivered events, by kind of process (summed over its replicas):\n\n| process | CPU-s | CPU-s per M events |\n|---|---|---|\n")
 	for _, k := range sortedKeys(r.CPUSeconds) {
