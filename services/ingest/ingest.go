@@ -71,7 +71,7 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 	if err != nil {
 		return nil, err
 	}
-	trusted, _ := parseTrustedProxies(cfg.TrustedProxies) // checked by Validate
+	trusted, _ := parseTrustedProxies(cfg.TrustedProxies)      // checked by Validate
 	encoding, _ := eventwire.ParseEncoding(cfg.EventsEncoding) // checked by Validate
 	partBytes := cfg.MaxMessageBytes
 	if p.NATS != nil && p.NATS.MaxPayload() > 0 {
