@@ -38,6 +38,7 @@ type clusterResult struct {
 	Clients    int       `json:"segment_go_clients"`
 	Sources    int       `json:"sources"`
 	FlushS     float64   `json:"flush_interval_s"`
+	Events     string    `json:"events"` // padded or realistic (-events)
 
 	// Raw R3 JetStream publish on the same cluster, the same run: one stream (one leader) of the
 	// /v1/batch bodies, async.
@@ -190,7 +191,7 @@ func runCluster(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	res := &clusterResult{StartedAt: began.UTC(), Machine: describeMachine(), Partitions: cfg.partitions, FlushS: cfg.flush.Seconds(),
+	res := &clusterResult{StartedAt: began.UTC(), Machine: describeMachine(), Partitions: cfg.partitions, FlushS: cfg.flush.Seconds(), Events: cfg.events,
 		CPUSeconds: map[string]float64{}, CPUSPerMillionEvents: map[string]float64{}}
 	step("starting deploy/local/Procfile with PARTITIONS=%d, every line a process", cfg.partitions)
 	c, err := startLocalCluster(ctx, dir, map[string]string{"PARTITIONS": strconv.Itoa(cfg.partitions),
@@ -284,7 +285,10 @@ func runCluster(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	ld := newSegmentLoad()
+	ld, err := newSegmentLoad(cfg.events)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	n := 0
@@ -416,11 +420,32 @@ type segmentLoad struct {
 	mu       sync.Mutex
 	accepted map[string]struct{}
 	failed   atomic.Int64
+	// realistic, when set (-events realistic), are the properties of the events sent, in turn: each a
+	// realistic event (realisticEvents) whole, so the bytes compress as real events do. Without it each
+	// event carries the repeated padding.
+	realistic []analytics.Properties
 }
 
 const segmentWindow = 4000
 
-func newSegmentLoad() *segmentLoad { return &segmentLoad{accepted: map[string]struct{}{}} }
+func newSegmentLoad(kind string) (*segmentLoad, error) {
+	l := &segmentLoad{accepted: map[string]struct{}{}}
+	if kind != "realistic" {
+		return l, nil
+	}
+	events, err := realisticEvents(4096)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range events {
+		var props analytics.Properties
+		if err := json.Unmarshal(append(append([]byte("{"), e...), '}'), &props); err != nil {
+			return nil, err
+		}
+		l.realistic = append(l.realistic, props)
+	}
+	return l, nil
+}
 
 // callback counts the client's outcomes and frees a slot of its window.
 type callback struct {
@@ -453,8 +478,12 @@ func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int,
 	deadline := time.Now().Add(d)
 	for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 		cb.slots <- struct{}{}
+		props := analytics.NewProperties().Set("i", i).Set("pad", padding)
+		if l.realistic != nil {
+			props = l.realistic[(client*7919+i)%len(l.realistic)]
+		}
 		if err := c.Enqueue(analytics.Track{MessageId: fmt.Sprintf("cl%d-%d", client, i), UserId: "bench-user", Event: "Cluster Bench",
-			Properties: analytics.NewProperties().Set("i", i).Set("pad", padding)}); err != nil {
+			Properties: props}); err != nil {
 			l.failed.Add(1)
 			<-cb.slots
 		}
@@ -515,9 +544,9 @@ func writeClusterResults(dir string, r *clusterResult) error {
 	fmt.Fprintf(&b, "%s, %s (%d cores, %s GB), %s. deploy/local/Procfile, every line its own process: 3 nats-server nodes, "+
 		"streams at R%d, EVENTS in %d partition(s) (leaders: %s), two replicas each of ingest, batcher, stager and copier. "+
 		"Load: Segment's Go client, %d clients (one per source and ingest replica, %d sources, one per partition), %d-event batches, "+
-		"%.0f s; flush interval %.0f s. Every line read back from the bucket.\n\n",
+		"%.0f s; flush interval %.0f s; %s events. Every line read back from the bucket.\n\n",
 		r.StartedAt.Format("2006-01-02 15:04 UTC"), r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGB, r.Machine.Kernel,
-		r.Replicas, r.Partitions, leadersText(r.Leaders), r.Clients, r.Sources, eventsPerRequest, r.LoadSeconds, r.FlushS)
+		r.Replicas, r.Partitions, leadersText(r.Leaders), r.Clients, r.Sources, eventsPerRequest, r.LoadSeconds, r.FlushS, r.Events)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| raw R3 JetStream publish, one stream, same run | %.0f events/s (%.1f MB/s) |\n", r.RawR3PublishEventsPerS, r.RawR3PublishMBPerS)
 	fmt.Fprintf(&b, "| accepted (200 to the client) | %d events, %.0f/s over %.1f s |\n", r.AcceptedEvents, r.AcceptedEventsPerS, r.LoadSeconds)
