@@ -37,7 +37,7 @@ type modeResult struct {
 	// which the batcher writes to the object store BATCHES.
 	EventsStreamBytesPerEvent float64 `json:"events_stream_bytes_per_event"`
 	FileBytesPerEvent         float64 `json:"file_bytes_per_event"`
-	DeliveredPerSecond  []int64 `json:"delivered_per_second"`
+	DeliveredPerSecond        []int64 `json:"delivered_per_second"`
 
 	// Latency phase.
 	LatencyRate   int     `json:"latency_rate_events_per_s"`
