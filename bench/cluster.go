@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,13 @@ type clusterResult struct {
 	AcceptedEventsPerS  float64 `json:"accepted_events_per_s"`
 	DeliveredEventsPerS float64 `json:"delivered_events_per_s"`
 	DeliveredVsRawR3    float64 `json:"delivered_over_raw_r3_publish"`
+	// Latency phase, after the throughput one: cfg.latencyRate events/s spread over the sources and ingest
+	// replicas, each event's time from its 200 to its object's LastModified in the bucket.
+	LatencyRate   int     `json:"latency_rate_events_per_s"`
+	LatencyEvents int     `json:"latency_events"`
+	LatencyP50S   float64 `json:"latency_p50_s"`
+	LatencyP99S   float64 `json:"latency_p99_s"`
+	LatencyMaxS   float64 `json:"latency_max_s"`
 	// EventsStreamBytesPerEvent is what the EVENTS streams stored per accepted event, per replica (each
 	// of the three nodes writes it; the leader sends it to two followers).
 	EventsStreamBytesPerEvent float64 `json:"events_stream_bytes_per_event"`
@@ -299,7 +307,7 @@ func runCluster(ctx context.Context, cfg config) error {
 			wg.Add(1)
 			go func(client int) {
 				defer wg.Done()
-				ld.run(ctx, url, s.writeKey, client, cfg.duration)
+				ld.run(ctx, url, s.writeKey, client, cfg.duration, 0)
 			}(n)
 			n++
 		}
@@ -345,7 +353,7 @@ func runCluster(ctx context.Context, cfg config) error {
 	cli := (&minio{url: sum.S3Endpoint, user: sum.S3AccessKey, password: sum.S3SecretKey}).s3()
 	seen := map[string]int{}
 	for _, s := range sources {
-		if err := readBackMessageIDs(ctx, cli, sum.Bucket, s.id, seen); err != nil {
+		if err := readBackMessageIDs(ctx, cli, sum.Bucket, s.id, seen, nil); err != nil {
 			return err
 		}
 	}
@@ -373,6 +381,9 @@ func runCluster(ctx context.Context, cfg config) error {
 	}
 	res.CPUSeconds["total (cluster)"] = total
 	res.CPUSPerMillionEvents["total (cluster)"] = total * 1e6 / float64(max(res.DeliveredEvents, 1))
+	if err := clusterLatency(ctx, cfg, res, d, cli, sum.Bucket, sources, sum.TrackingURLs, step, c.procs...); err != nil {
+		return err
+	}
 	if res.Leaders, err = eventsLeaders(ctx, sum.NATSURLs, parts); err != nil {
 		return err
 	}
@@ -420,7 +431,7 @@ func eventsLeaders(ctx context.Context, urls []string, parts bus.Partitions) (ma
 // past 1,000 concurrent requests, which would measure the client, not s3dest).
 type segmentLoad struct {
 	mu       sync.Mutex
-	accepted map[string]struct{}
+	accepted map[string]time.Time // messageId → when its 200 came
 	failed   atomic.Int64
 	// realistic, when set (-events realistic), are the properties of the events sent, in turn: each a
 	// realistic event (realisticEvents) whole, so the bytes compress as real events do. Without it each
@@ -431,7 +442,7 @@ type segmentLoad struct {
 const segmentWindow = 4000
 
 func newSegmentLoad(kind string) (*segmentLoad, error) {
-	l := &segmentLoad{accepted: map[string]struct{}{}}
+	l := &segmentLoad{accepted: map[string]time.Time{}}
 	if kind != "realistic" {
 		return l, nil
 	}
@@ -457,7 +468,7 @@ type callback struct {
 
 func (c callback) Success(m analytics.Message) {
 	c.l.mu.Lock()
-	c.l.accepted[m.(analytics.Track).MessageId] = struct{}{}
+	c.l.accepted[m.(analytics.Track).MessageId] = time.Now()
 	c.l.mu.Unlock()
 	<-c.slots
 }
@@ -469,7 +480,8 @@ func (c callback) Failure(m analytics.Message, err error) {
 
 var padding = strings.Repeat("s3dest cluster bench padding ", 24)
 
-func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int, d time.Duration) {
+// run sends events through one Segment client for d: as fast as its window allows, or one every pace.
+func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int, d, pace time.Duration) {
 	cb := callback{l: l, slots: make(chan struct{}, segmentWindow)}
 	c, err := analytics.NewWithConfig(writeKey, analytics.Config{Endpoint: url, BatchSize: eventsPerRequest, Interval: 50 * time.Millisecond,
 		Callback: cb, Logger: analytics.StdLogger(log.New(io.Discard, "", 0))}) // failures are counted by the callback; StdLogger(nil) panics on the first error it logs
@@ -478,7 +490,16 @@ func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int,
 		return
 	}
 	deadline := time.Now().Add(d)
+	var tick <-chan time.Time
+	if pace > 0 {
+		t := time.NewTicker(pace)
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+		if tick != nil {
+			<-tick
+		}
 		cb.slots <- struct{}{}
 		props := analytics.NewProperties().Set("i", i).Set("pad", padding)
 		if l.realistic != nil {
@@ -493,8 +514,9 @@ func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int,
 	_ = c.Close() // sends what is queued and waits for the answers
 }
 
-// readBackMessageIDs counts every line of a source's objects in the bucket by messageId.
-func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID string, seen map[string]int) error {
+// readBackMessageIDs counts every line of a source's objects in the bucket by messageId, and tells
+// visible (if set) each line's messageId with its object's LastModified.
+func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID string, seen map[string]int, visible func(id string, at time.Time)) error {
 	pages := s3.NewListObjectsV2Paginator(cli, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("segment-logs/" + sourceID + "/")})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -521,7 +543,11 @@ func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID st
 					continue
 				}
 				rest := line[i+len(messageIDKey):]
-				seen[string(rest[:max(bytes.IndexByte(rest, '"'), 0)])]++
+				id := string(rest[:max(bytes.IndexByte(rest, '"'), 0)])
+				seen[id]++
+				if visible != nil {
+					visible(id, aws.ToTime(o.LastModified))
+				}
 			}
 			err = sc.Err()
 			out.Body.Close()
@@ -555,6 +581,8 @@ func writeClusterResults(dir string, r *clusterResult) error {
 	fmt.Fprintf(&b, "| **delivered**, first send to last delivery | **%d events, %.0f/s** over %.1f s (%.2f of raw R3 publish) |\n",
 		r.DeliveredEvents, r.DeliveredEventsPerS, r.DeliverySeconds, r.DeliveredVsRawR3)
 	fmt.Fprintf(&b, "| bytes stored in EVENTS per event, per replica (x3 on disk, x2 over routes) | %.0f |\n", r.EventsStreamBytesPerEvent)
+	fmt.Fprintf(&b, "| latency from the 200 to the object, at %d events/s (p50 / p99 / max; target p99 ≤ flush + 2 s) | %.2f / %.2f / %.2f s over %d events |\n",
+		r.LatencyRate, r.LatencyP50S, r.LatencyP99S, r.LatencyMaxS, r.LatencyEvents)
 	fmt.Fprintf(&b, "| missing / duplicated / unknown lines / client failures | %d / %d / %d / %d |\n\n", r.MissingEvents, r.DuplicateEvents, r.UnknownLines, r.FailedEvents)
 	fmt.Fprintf(&b, "CPU-seconds per million delivered events, by kind of process (summed over its replicas):\n\n| process | CPU-s | CPU-s per M events |\n|---|---|---|\n")
 	for _, k := range sortedKeys(r.CPUSeconds) {
@@ -596,4 +624,71 @@ func machineBusyCPUSeconds() (float64, error) {
 		}
 	}
 	return busy / 100, nil
+}
+
+// clusterLatency runs the latency phase on the cluster: Segment's Go client at cfg.latencyRate events/s in
+// all, one client per (source, ingest replica), for cfg.latencyFor; once all is delivered, each event's
+// time from its 200 to the LastModified of the object holding it. A latency event missing or duplicated
+// counts with the throughput phase's, and fails the run as they do.
+func clusterLatency(ctx context.Context, cfg config, res *clusterResult, d *deployment, cli *s3.Client, bucket string, sources map[int]source, trackingURLs []string, step func(string, ...any), procs ...*proc) error {
+	clients := len(sources) * len(trackingURLs)
+	pace := time.Duration(float64(time.Second) * float64(clients) / float64(cfg.latencyRate))
+	step("latency: %d events/s through %d Segment clients for %s", cfg.latencyRate, clients, cfg.latencyFor)
+	ld, err := newSegmentLoad(cfg.events)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	n := 1000 // client numbers apart from the throughput phase's, so the messageIds are too
+	for _, s := range sources {
+		for _, url := range trackingURLs {
+			wg.Add(1)
+			go func(client int) {
+				defer wg.Done()
+				ld.run(ctx, url, s.writeKey, client, cfg.latencyFor, pace)
+			}(n)
+			n++
+		}
+	}
+	wg.Wait()
+	want := res.AcceptedEvents + int64(len(ld.accepted))
+	if err := waitFor(ctx, cfg.deliverTimeout, "the latency phase's events to be delivered", func() bool {
+		var delivered int64
+		for _, s := range sources {
+			n, err := d.deliveredEvents(ctx, s.destinationID)
+			if err != nil {
+				return false
+			}
+			delivered += n
+		}
+		return delivered >= want
+	}, procs...); err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	var lat []float64
+	for _, s := range sources {
+		if err := readBackMessageIDs(ctx, cli, bucket, s.id, seen, func(id string, at time.Time) {
+			if acc, ok := ld.accepted[id]; ok {
+				lat = append(lat, at.Sub(acc).Seconds())
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	for id := range ld.accepted {
+		switch n := seen[id]; {
+		case n == 0:
+			res.MissingEvents++
+		case n > 1:
+			res.DuplicateEvents += int64(n - 1)
+		}
+	}
+	sort.Float64s(lat)
+	res.LatencyRate, res.LatencyEvents = cfg.latencyRate, len(lat)
+	if len(lat) > 0 {
+		res.LatencyP50S, res.LatencyP99S, res.LatencyMaxS = quantile(lat, 0.50), quantile(lat, 0.99), lat[len(lat)-1]
+	}
+	step("latency: p50 %.2fs p99 %.2fs max %.2fs over %d events", res.LatencyP50S, res.LatencyP99S, res.LatencyMaxS, len(lat))
+	return nil
 }
