@@ -130,7 +130,12 @@ func (f *Folder) fold(ctx context.Context, d string) error {
 	}
 	seq, _ := strconv.ParseUint(pos[0], 10, 64)
 	gen := pos[1]
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.DeliveredSubject(d), bus.FailedSubject(d)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	subjects := []string{bus.DeliveredSubject(d), bus.FailedSubject(d)}
+	if news, err := f.newer(ctx, subjects, seq); err != nil || !news {
+		return err
+	}
+	// The consumer is ours alone and deleted when done; InactiveThreshold removes one a crash left.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 30 * time.Second}
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 	}
@@ -142,6 +147,8 @@ func (f *Folder) fold(ctx context.Context, d string) error {
 	if err != nil {
 		return fmt.Errorf("read the delivery history of %s: %w", d, err)
 	}
+	// A delete that fails leaves the consumer to its inactive threshold.
+	defer func() { _ = f.js.DeleteConsumer(context.WithoutCancel(ctx), bus.StreamBatches, info.Name) }()
 	n := info.NumPending
 	if n == 0 {
 		return nil
@@ -180,6 +187,28 @@ func (f *Folder) fold(ctx context.Context, d string) error {
 		}
 	}
 	return nil
+}
+
+// newer reports whether the stream holds a message on one of subjects after sequence seq: two reads of
+// a subject's last message, far cheaper than a consumer, so a fold with nothing to do costs little.
+func (f *Folder) newer(ctx context.Context, subjects []string, seq uint64) (bool, error) {
+	stream, err := f.js.Stream(ctx, bus.StreamBatches)
+	if err != nil {
+		return false, fmt.Errorf("read the delivery history: %w", err)
+	}
+	for _, subj := range subjects {
+		m, err := stream.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("read the delivery history on %s: %w", subj, err)
+		}
+		if m.Sequence > seq {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // step is the apply call of one history message; ok is false for a message that is not one (never
