@@ -335,14 +335,6 @@ func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d 
 	if _, err := c.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	// The day's status counts the file among its dead letters, once (its Nats-Msg-Id, and the fold's
-	// marker after the duplicate window); the metric counts it once by the Redis marker.
-	failed := &batchv1.DeliveryFailed{Batch: b, DestinationId: d.GetId(), Message: "A file was dropped: " + reason, FailedAt: timestamppb.New(c.now()), DeadLettered: true}
-	if _, err := bus.Publish(ctx, c.js, bus.FailedSubject(d.GetId()), failed, "failed.dead."+d.GetId()+"."+b.GetBatchId()); err != nil {
-		// The dead letter is published: a redelivery finds it deduplicated and records this then.
-		return fmt.Errorf("dead-letter: %w", err)
-	}
-	c.foldStatus(ctx, d.GetId())
 	counted, err := c.rdb.SetNX(ctx, "s3dest:deadlettered:"+d.GetId()+":"+b.GetBatchId(), 1, deadLetterTTL).Result()
 	if err != nil {
 		c.log.WarnContext(ctx, "record the dead letter's marker", "error", err)
@@ -350,6 +342,14 @@ func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d 
 	if counted || err != nil {
 		c.metrics.deadLettered(ctx, why)
 	}
+	// The day's status counts the file among its dead letters, once (its Nats-Msg-Id, and the fold's
+	// marker past the duplicate window); the metric counts it once by the Redis marker above.
+	failed := &batchv1.DeliveryFailed{Batch: b, DestinationId: d.GetId(), Message: "A file was dropped: " + reason, FailedAt: timestamppb.New(c.now()), DeadLettered: true}
+	if _, err := bus.Publish(ctx, c.js, bus.FailedSubject(d.GetId()), failed, "failed.dead."+d.GetId()+"."+b.GetBatchId()); err != nil {
+		// The dead letter is published: a redelivery finds it deduplicated and records this then.
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	c.foldStatus(ctx, d.GetId())
 	c.log.WarnContext(ctx, "file dead-lettered for a destination", "destination", d.GetId(), "batch", b.GetBatchId(), "reason", why, "events", b.GetEventCount())
 	return bus.Permanent(errors.New(reason))
 }
