@@ -126,6 +126,9 @@ func (c *Copier) Start(ctx context.Context) error {
 	if err := c.metrics.ObservePending(platform.StageCopier, c.pending); err != nil {
 		return err
 	}
+	if err := c.metrics.observeDeadlines(c.retentionDeadlines); err != nil {
+		return err
+	}
 	return c.metrics.ObserveFailing(c.reportFailing)
 }
 
