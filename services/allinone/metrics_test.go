@@ -255,8 +255,14 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 		{"s3dest_destination_failing", []string{"destination", sum.DestinationID}, 0, false},
 		{"s3dest_dead_letters_total", []string{"stage", "ingest", "reason", "unknown_source"}, 1, false},
 		{"s3dest_dead_letters_total", []string{"stage", "copier", "reason", "retention"}, brokenFiles, false},
-		{"s3dest_sts_assume_role_total", []string{"outcome", "success"}, 1, false},
-		{"s3dest_sts_assume_role_total", []string{"outcome", "denied"}, 1, true},
+		{"s3dest_sts_assume_role_total", []string{"caller", "copier", "outcome", "success"}, 1, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "copier", "outcome", "denied"}, 1, true},
+		// The validator's two calls per validation, at each destination's creation: the demo role refuses
+		// the call without the External ID (the healthy answer) and accepts it with; the broken one, which
+		// does not exist, refuses both.
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "success"}, 1, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "denied"}, 3, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "error"}, 0, false},
 		{"s3dest_consumer_pending_messages", []string{"stage", "copier"}, 0, false},
 		{"s3dest_ingest_client_metrics_beacons_total", nil, 1, false},
 		{"s3dest_copier_files_carried_total", nil, 0, false},

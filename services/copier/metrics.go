@@ -38,13 +38,6 @@ const (
 	failPut          = "put_object" // the write failed otherwise (throttled, 5xx, network)
 )
 
-// AssumeRole outcomes, the values of s3dest_sts_assume_role_total{outcome}.
-const (
-	outcomeSuccess = "success"
-	outcomeDenied  = "denied"
-	outcomeError   = "error"
-)
-
 type metrics struct {
 	*platform.Metrics
 	carried  metric.Int64Counter
@@ -91,15 +84,7 @@ func (m *metrics) failed(ctx context.Context, destinationID, reason string) {
 
 // assumed counts one AssumeRole call into a customer's role.
 func (m *metrics) assumed(ctx context.Context, err error) {
-	outcome := outcomeSuccess
-	switch {
-	case err == nil:
-	case awsclient.HTTPStatus(err) == http.StatusForbidden || awsclient.ErrorCode(err) == "AccessDenied":
-		outcome = outcomeDenied
-	default:
-		outcome = outcomeError
-	}
-	m.AssumeRole.Add(ctx, 1, m.With("outcome", outcome))
+	m.AssumeRole.Add(ctx, 1, m.With("caller", platform.StageCopier, "outcome", awsclient.AssumeOutcome(err)))
 }
 
 // failureReason is the reason label of a delivery failure at step (classified by classify).
