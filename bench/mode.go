@@ -171,6 +171,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	}
 	step("%s: throughput: %d senders post %d-event /v1/batch requests for %s", mode, cfg.conns, eventsPerRequest, cfg.duration)
 	snd := newSender(dep.trackingURL, src.writeKey, cfg.conns, p)
+	saveMetrics(ctx, dep, cfg.outDir, mode, "start")
 	log, err := snd.flood(ctx, phase, cfg.conns, cfg.duration)
 	if err != nil {
 		return nil, err
@@ -195,6 +196,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	if err != nil {
 		return nil, err
 	}
+	saveMetrics(ctx, dep, cfg.outDir, mode, "end")
 	if werr != nil {
 		step("%s: %v (status says %d of %d); reading back what arrived", mode, werr, got, accepted)
 	}

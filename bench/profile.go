@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -123,4 +124,29 @@ func analyse(p *profile.Profile) (stages, top []share) {
 		return out
 	}
 	return list(byStage, 20), list(byFunc, 12)
+}
+
+// saveMetrics writes each s3dest process's /metrics page into outDir as {mode}-{name}-metrics-{when}.prom,
+// its first line the time of the scrape (`# scraped_at_ms …`), so the dashboard's queries can be
+// evaluated over a run (TestDashboardQueriesOverABenchRun in services/allinone). A process that does not
+// answer is left out: the scrapes are a by-product, never a reason for the run to fail.
+func saveMetrics(ctx context.Context, dep *deployment, outDir, mode, when string) {
+	for name, ops := range dep.opsAddr {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ops+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		at := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			continue
+		}
+		page := append([]byte(fmt.Sprintf("# scraped_at_ms %d\n", at.UnixMilli())), data...)
+		_ = os.WriteFile(filepath.Join(outDir, fmt.Sprintf("%s-%s-metrics-%s.prom", mode, name, when)), page, 0o644)
+	}
 }

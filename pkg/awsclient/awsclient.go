@@ -233,6 +233,18 @@ func HTTPStatus(err error) int {
 // IsForbidden reports a 403.
 func IsForbidden(err error) bool { return HTTPStatus(err) == http.StatusForbidden }
 
+// AssumeOutcome is the outcome of an AssumeRole call as s3dest_sts_assume_role_total counts it:
+// "success", "denied" (403 or AccessDenied: the trust policy or the External ID refused us), or "error".
+func AssumeOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case IsForbidden(err) || ErrorCode(err) == "AccessDenied":
+		return "denied"
+	}
+	return "error"
+}
+
 // IsExpiredCredentials reports an error that says the credentials we signed with are no longer valid
 // (expired, revoked, or unknown to the store): the cure is new credentials, not a new setting.
 func IsExpiredCredentials(err error) bool {

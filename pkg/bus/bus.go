@@ -59,6 +59,7 @@ const (
 	stagedPrefix     = "batch.staged."
 	deliveredPrefix  = "batch.delivered."
 	carriedPrefix    = "batch.carried."
+	failedPrefix     = "batch.failed."
 	deadLetterPrefix = "deadletter."
 	dedupePrefix     = "dedupe."
 )
@@ -69,6 +70,7 @@ func SealedSubject(sourceID string) string  { return sealedPrefix + sourceID }
 func StagedSubject(sourceID string) string  { return stagedPrefix + sourceID }
 func DeliveredSubject(destID string) string { return deliveredPrefix + destID }
 func CarriedSubject(destID string) string   { return carriedPrefix + destID }
+func FailedSubject(destID string) string    { return failedPrefix + destID }
 func DedupeSubject(sourceID string) string  { return dedupePrefix + sourceID }
 func DeadLetterSubject(stage, sourceID string) string {
 	return deadLetterPrefix + stage + "." + sourceID

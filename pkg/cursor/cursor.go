@@ -1,7 +1,8 @@
 // Package cursor keeps per-day progress counters in Redis: for each (source, received day) what the
-// batcher sealed, and for each (destination, received day) what the copier delivered. They are
-// bookkeeping and a fast path, never the source of truth: every number can be rebuilt from JetStream,
-// so losing Redis loses no event and duplicates none.
+// batcher sealed, and for each (destination, received day) what the copier delivered, failed with and
+// dead-lettered (the destination's status). They are bookkeeping and a fast path, never the source of
+// truth: losing Redis loses no event and duplicates none, and a destination's status is a fold of its
+// delivery history in JetStream (Folder), folded again when Redis lost it.
 package cursor
 
 import (
@@ -47,23 +48,15 @@ type Store struct {
 func New(rdb *redis.Client, ttl time.Duration) *Store { return &Store{rdb: rdb, ttl: ttl} }
 
 func dayKey(k Kind, owner string, dayMs int64) string {
-	return fmt.Sprintf("s3dest:cursor:%s:%s:%d", k, owner, dayMs)
+	return dayKeyPrefix(k, owner) + strconv.FormatInt(dayMs, 10)
 }
+
+func dayKeyPrefix(k Kind, owner string) string { return fmt.Sprintf("s3dest:cursor:%s:%s:", k, owner) }
 
 func daysKey(k Kind, owner string) string { return fmt.Sprintf("s3dest:days:%s:%s", k, owner) }
 
 // Add records one more file for (owner, day): its events, bytes and last stream sequence.
 func (s *Store) Add(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time) error {
-	return s.add(ctx, k, owner, dayMs, events, bytes, lastSeq, at, nil)
-}
-
-// AddOnce is Add together with setting marker (for markerTTL) in the same transaction: a caller that
-// checks the marker before doing the work counts each file once, even if it crashes right after.
-func (s *Store) AddOnce(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time, marker string, markerTTL time.Duration) error {
-	return s.add(ctx, k, owner, dayMs, events, bytes, lastSeq, at, func(p redis.Pipeliner) { p.Set(ctx, marker, 1, markerTTL) })
-}
-
-func (s *Store) add(ctx context.Context, k Kind, owner string, dayMs, events, bytes int64, lastSeq uint64, at time.Time, also func(redis.Pipeliner)) error {
 	key := dayKey(k, owner, dayMs)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HIncrBy(ctx, key, "files", 1)
@@ -74,58 +67,12 @@ func (s *Store) add(ctx context.Context, k Kind, owner string, dayMs, events, by
 		p.Expire(ctx, key, s.ttl)
 		p.ZAdd(ctx, daysKey(k, owner), redis.Z{Score: float64(dayMs), Member: dayMs})
 		p.Expire(ctx, daysKey(k, owner), s.ttl)
-		if also != nil {
-			also(p)
-		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record %s cursor %s/%d: %w", k, owner, dayMs, err)
 	}
 	return nil
-}
-
-// Fail records the last error of (owner, day), as a user-facing message.
-func (s *Store) Fail(ctx context.Context, k Kind, owner string, dayMs int64, message string, at time.Time) error {
-	key := dayKey(k, owner, dayMs)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, "lastError", message, "errorAt", at.UnixMilli())
-		p.Expire(ctx, key, s.ttl)
-		p.ZAdd(ctx, daysKey(k, owner), redis.Z{Score: float64(dayMs), Member: dayMs})
-		p.Expire(ctx, daysKey(k, owner), s.ttl)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record %s error %s/%d: %w", k, owner, dayMs, err)
-	}
-	return nil
-}
-
-// deadLetterOnce counts a dead-lettered file unless its marker exists, atomically: two copies of one
-// lane message (a redelivery while the first is still handled) reach it at the same moment.
-var deadLetterOnce = redis.NewScript(`
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'deadFiles', 1)
-redis.call('HINCRBY', KEYS[1], 'deadEvents', ARGV[1])
-redis.call('HSET', KEYS[1], 'lastError', ARGV[2], 'errorAt', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('SET', KEYS[3], 1, 'PX', ARGV[6])
-return 1
-`)
-
-// DeadLetterOnce records one file of (owner, day) that was dead-lettered, with its events and the
-// reason as the day's last error, and sets marker (for markerTTL), in one atomic step. A file whose
-// marker exists is not counted again (a redelivery of its message); counted says whether this call
-// counted it.
-func (s *Store) DeadLetterOnce(ctx context.Context, k Kind, owner string, dayMs, events int64, message string, at time.Time, marker string, markerTTL time.Duration) (counted bool, err error) {
-	n, err := deadLetterOnce.Run(ctx, s.rdb, []string{dayKey(k, owner, dayMs), daysKey(k, owner), marker},
-		events, message, at.UnixMilli(), s.ttl.Milliseconds(), dayMs, markerTTL.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("record %s dead letter %s/%d: %w", k, owner, dayMs, err)
-	}
-	return n == 1, nil
 }
 
 // Get returns the cursor of (owner, day); ok is false when Redis has none.

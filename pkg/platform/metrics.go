@@ -28,7 +28,7 @@ type Metrics struct {
 	DeliveryLag      metric.Float64Histogram // seconds from a file's oldest receivedAt to its object being in the customer's bucket
 	DeliveryFailures metric.Int64Counter     // {destination,reason}: delivery attempts that failed
 	DeadLetters      metric.Int64Counter     // {stage,reason}: messages sent to the dead letters
-	AssumeRole       metric.Int64Counter     // {outcome}: STS AssumeRole calls into customer roles
+	AssumeRole       metric.Int64Counter     // {caller,outcome}: STS AssumeRole calls into customer roles (awsclient.AssumeOutcome)
 
 	failing metric.Int64ObservableGauge // {destination}
 	pending metric.Int64ObservableGauge // {stage}
@@ -67,7 +67,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	counter(&m.EventsDelivered, "s3dest_events_delivered", "events of the files written into a destination's bucket, by destination")
 	counter(&m.DeliveryFailures, "s3dest_delivery_failures", "delivery attempts that failed, by destination and reason")
 	counter(&m.DeadLetters, "s3dest_dead_letters", "messages sent to the dead letters, by stage and reason")
-	counter(&m.AssumeRole, "s3dest_sts_assume_role", "STS AssumeRole calls into customer roles, by outcome (success, denied, error)")
+	counter(&m.AssumeRole, "s3dest_sts_assume_role", "STS AssumeRole calls into customer roles, by caller (copier: delivery credentials; validator: its two calls per validation, without and with the External ID, where denied without it is the healthy answer) and outcome (success, denied, error)")
 	if err != nil {
 		return nil, err
 	}

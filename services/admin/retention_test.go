@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
@@ -118,7 +119,9 @@ func TestTheStatusShowsAFailingDestinationsRetentionAndTheOperatorExtendsIt(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cursors.DeadLetterOnce(ctx, cursor.Delivered, dest, day, 5, "A file was dropped: retention ended: …", time.Now(), "m1", time.Hour); err != nil {
+	dead := &batchv1.DeliveryFailed{Batch: &batchv1.Batch{BatchId: "b0", SourceId: src, ReceivedDayMs: day, EventCount: 5}, DestinationId: dest,
+		Message: "A file was dropped: retention ended: …", FailedAt: timestamppb.Now(), DeadLettered: true}
+	if _, err := bus.Publish(ctx, js, bus.FailedSubject(dest), dead, ""); err != nil {
 		t.Fatal(err)
 	}
 

@@ -46,8 +46,10 @@ type Server struct {
 	// which writes as our own principal.
 	own      awsclient.OwnBuckets
 	legacyS3 bool
-	// js, when set, lets the status API read each destination's waiting files from its copier lane.
-	js jetstream.JetStream
+	// js, when set, lets the status API read each destination's waiting files from its copier lane, and
+	// bring the status cached in Redis up to the destination's delivery history (folder).
+	js     jetstream.JetStream
+	folder *cursor.Folder
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
 	// claimGrace is how old a claim naming no destination must be to be taken over (rules.go). Rules
@@ -91,6 +93,9 @@ func NewServer(store *configstore.Store, view *configstore.View, validator valid
 	s := &Server{store: store, view: view, validator: validator, cursors: cursors, log: log, now: time.Now, writeKeyGrace: defaultWriteKeyGrace, claimGrace: defaultClaimGrace, own: awsclient.OwnBuckets{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.js != nil && s.cursors != nil {
+		s.folder = cursor.NewFolder(s.cursors, s.js)
 	}
 	return s
 }
@@ -426,7 +431,9 @@ func (s *Server) DeleteDestination(ctx context.Context, req *adminv1.DeleteDesti
 	return &adminv1.DeleteDestinationResponse{Data: &adminv1.DeleteDestinationResponse_Data{Status: "SUCCESS"}}, nil
 }
 
-// GetDestinationStatus implements AdminService from the copier's delivery cursors in Redis.
+// GetDestinationStatus implements AdminService from the destination's delivery history in JetStream
+// (batch.delivered and batch.failed), folded into the delivery cursors that Redis caches: a read first
+// folds what the cache lacks, all of it after Redis lost it.
 func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDestinationStatusRequest) (*adminv1.GetDestinationStatusResponse, error) {
 	if s.cursors == nil {
 		return nil, status.Error(codes.FailedPrecondition, "no Redis is configured (redis-url): delivery status is unavailable")
@@ -434,6 +441,11 @@ func (s *Server) GetDestinationStatus(ctx context.Context, req *adminv1.GetDesti
 	d, err := s.destination(ctx, req.GetDestinationId())
 	if err != nil {
 		return nil, err
+	}
+	if s.folder != nil {
+		if err := s.folder.CatchUp(ctx, d.GetId()); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "read delivery status: %v", err)
+		}
 	}
 	days, err := s.cursors.Days(ctx, cursor.Delivered, d.GetId())
 	if err != nil {

@@ -196,13 +196,25 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 			Status apiStatus `json:"status"`
 		} `json:"statuses"`
 	}
-	testenv.Eventually(t, 15*time.Second, "the broken destination's staged files pending in its lane", func() bool {
-		m := scrapeMetrics(t, sum.MetricsURL)
-		staged := m.get("s3dest_files_staged_total", "source", brokenSrc)
+	// The retention deadline gauge holds the oldest waiting file's deadline, the status's.
+	var waiting scrape
+	var deadline time.Time
+	testenv.Eventually(t, 15*time.Second, "the broken destination's staged files pending in its lane, with their deadline", func() bool {
+		waiting = scrapeMetrics(t, sum.MetricsURL)
+		staged := waiting.get("s3dest_files_staged_total", "source", brokenSrc)
 		cliJSON(t, sum, &st, "status", broken)
 		r := st.Statuses[0].Status.Retention
-		return staged > 0 && r != nil && r.WaitingFiles == fmt.Sprint(staged) && m.get("s3dest_consumer_pending_messages", "stage", "copier") == staged
+		if staged == 0 || r == nil || r.WaitingFiles != fmt.Sprint(staged) || waiting.get("s3dest_consumer_pending_messages", "stage", "copier") != staged {
+			return false
+		}
+		var err error
+		deadline, err = time.Parse(time.RFC3339Nano, r.OldestWaitingDeadline)
+		return err == nil && waiting.get("s3dest_retention_deadline_timestamp_seconds", "destination", broken) == float64(deadline.UnixMilli())/1000
 	})
+	if _, ok := waiting.value("s3dest_retention_deadline_timestamp_seconds", "destination", sum.DestinationID); ok {
+		t.Errorf("s3dest_retention_deadline_timestamp_seconds{destination=%s} is exported while nothing waits for it", sum.DestinationID)
+	}
+	t.Logf("s3dest_retention_deadline_timestamp_seconds{destination=broken} = %v (%s)", float64(deadline.UnixMilli())/1000, deadline)
 
 	// The broken destination's files are dead-lettered when their retention ends; then nothing waits.
 	var m scrape
@@ -243,8 +255,14 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 		{"s3dest_destination_failing", []string{"destination", sum.DestinationID}, 0, false},
 		{"s3dest_dead_letters_total", []string{"stage", "ingest", "reason", "unknown_source"}, 1, false},
 		{"s3dest_dead_letters_total", []string{"stage", "copier", "reason", "retention"}, brokenFiles, false},
-		{"s3dest_sts_assume_role_total", []string{"outcome", "success"}, 1, false},
-		{"s3dest_sts_assume_role_total", []string{"outcome", "denied"}, 1, true},
+		{"s3dest_sts_assume_role_total", []string{"caller", "copier", "outcome", "success"}, 1, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "copier", "outcome", "denied"}, 1, true},
+		// The validator's two calls per validation, at each destination's creation: the demo role refuses
+		// the call without the External ID (the healthy answer) and accepts it with; the broken one, which
+		// does not exist, refuses both.
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "success"}, 1, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "denied"}, 3, false},
+		{"s3dest_sts_assume_role_total", []string{"caller", "validator", "outcome", "error"}, 0, false},
 		{"s3dest_consumer_pending_messages", []string{"stage", "copier"}, 0, false},
 		{"s3dest_ingest_client_metrics_beacons_total", nil, 1, false},
 		{"s3dest_copier_files_carried_total", nil, 0, false},
@@ -291,6 +309,15 @@ func TestDevExportsThePipelinesMetricsWithTheValuesItsTrafficImplies(t *testing.
 	t.Logf("status: demo last lag %s, waiting %s; broken waiting %s, dead-lettered %s files",
 		demo.LastDelivery.Lag, orZero(demo.Retention.WaitingFiles), orZero(bst.Retention.WaitingFiles), bst.Retention.DeadLetteredFiles)
 
+	if _, ok := m.value("s3dest_retention_deadline_timestamp_seconds", "destination", broken); ok {
+		t.Errorf("s3dest_retention_deadline_timestamp_seconds{destination=%s} is still exported after its files were dead-lettered", broken)
+	}
+	// The reference lists every family exported at some point: the deadline only while a file waits.
+	for name, f := range waiting {
+		if m[name] == nil {
+			m[name] = f
+		}
+	}
 	checkMetricsDoc(t, m)
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "rpc_server_call_duration_seconds"} {
 		if _, ok := m.value(name); !ok {

@@ -156,7 +156,11 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
-	val := validator.NewValidator(clients, view, with("validator").Log, vc.Timeout)
+	vm, err := platform.NewMetrics(p.Telemetry.Meter)
+	if err != nil {
+		return nil, err
+	}
+	val := validator.NewValidator(clients, view, with("validator").Log, vc.Timeout, vm)
 	// Each service keeps its own token, as the separate binaries do: the admin token opens AdminService
 	// only, and ValidatorService answers only the validator token, which only the admin service holds.
 	gs, err := grpcserver.New(grpcserver.Config{

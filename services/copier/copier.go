@@ -62,6 +62,7 @@ type Copier struct {
 	own     awsclient.OwnBuckets // never a destination's bucket
 	creds   *credCache
 	cursors *cursor.Store
+	status  *cursor.Folder // destinations' status: their delivery history folded into cursors
 	view    *configstore.View
 
 	metrics *metrics
@@ -113,6 +114,7 @@ func (c *Copier) Start(ctx context.Context) error {
 	}
 	c.creds.assumed = c.metrics.assumed
 	c.cursors = cursor.New(c.rdb, 35*24*time.Hour)
+	c.status = cursor.NewFolder(c.cursors, c.js)
 	store, err := configstore.OpenWithStreams(ctx, c.js, c.cfg.Common.StreamConfig(), c.log)
 	if err != nil {
 		return err
@@ -122,6 +124,9 @@ func (c *Copier) Start(ctx context.Context) error {
 	}
 	c.lanes = map[string]*lane{}
 	if err := c.metrics.ObservePending(platform.StageCopier, c.pending); err != nil {
+		return err
+	}
+	if err := c.metrics.observeDeadlines(c.retentionDeadlines); err != nil {
 		return err
 	}
 	return c.metrics.ObserveFailing(c.reportFailing)
@@ -208,17 +213,18 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	if _, err := bus.Publish(ctx, c.js, bus.DeliveredSubject(d.GetId()), delivered, "delivered."+d.GetId()+"."+b.GetBatchId()); err != nil {
 		return err
 	}
-	// The day's cursor and the marker change together, so a redelivery after a crash counts the file once:
-	// before the transaction nothing was counted, after it the marker says so. Without Redis's marker (a
-	// flush) the file is counted again: counters may be rebuilt, data is never dropped.
-	if n, err := c.rdb.Exists(ctx, marker).Result(); err == nil && n == 1 {
+	// The marker keeps a redelivered file (a crash between the publish and the ack) from being counted
+	// twice in the metrics; the status counts each file once on its own (pkg/cursor's Folder).
+	first, err := c.rdb.SetNX(ctx, marker, 1, deliveredTTL).Result()
+	if err != nil {
+		c.log.WarnContext(ctx, "record the delivery marker", "error", err)
+	}
+	if err == nil && !first {
 		c.log.InfoContext(ctx, "delivered again; counted before", "batch", b.GetBatchId(), "destination", d.GetId(), "existed", res.Existed)
 		return nil
 	}
 	c.metrics.delivered(ctx, d.GetId(), b, deliveredAt.Sub(b.GetOldestReceivedAt().AsTime()).Seconds())
-	if err := c.cursors.AddOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(), b.GetSizeBytes(), b.GetLastSequence(), c.now(), marker, deliveredTTL); err != nil {
-		c.log.WarnContext(ctx, "record delivery cursor and marker", "error", err)
-	}
+	c.foldStatus(ctx, d.GetId())
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
 	return nil
 }
@@ -291,14 +297,26 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 	return s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", obj.Body), opts)
 }
 
-// recordFailure keeps the destination's last error, as the message a customer can act on; the admin
-// status API shows it as the day's last error until a delivery succeeds. what names the step, reason
-// is the metric's label.
+// recordFailure keeps the destination's last error, as the message a customer can act on: it publishes
+// it on batch.failed.<destinationId>, and the admin status API shows it as the day's last error until a
+// delivery succeeds. what names the step, reason is the metric's label.
 func (c *Copier) recordFailure(ctx context.Context, d *configv1.Destination, b *batchv1.Batch, what, reason string, err error) {
 	c.metrics.failed(ctx, d.GetId(), reason)
 	c.noteFailure(d.GetId(), what, err)
-	if ferr := c.cursors.Fail(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), UserMessage(err), c.now()); ferr != nil {
-		c.log.WarnContext(ctx, "record delivery failure", "error", ferr)
+	failed := &batchv1.DeliveryFailed{Batch: b, DestinationId: d.GetId(), Message: UserMessage(err), FailedAt: timestamppb.New(c.now())}
+	if _, perr := bus.Publish(ctx, c.js, bus.FailedSubject(d.GetId()), failed, ""); perr != nil {
+		c.log.WarnContext(ctx, "record delivery failure", "destination", d.GetId(), "error", perr)
+		return
+	}
+	c.foldStatus(ctx, d.GetId())
+}
+
+// foldStatus brings the destination's status in Redis up to its history in JetStream, so the status API
+// shows a delivery or a failure at once. A fold that fails only leaves the cache behind: the next fold
+// (here or at a status read) catches up from the same position.
+func (c *Copier) foldStatus(ctx context.Context, destinationID string) {
+	if err := c.status.CatchUp(ctx, destinationID); err != nil {
+		c.log.WarnContext(ctx, "fold the delivery status", "destination", destinationID, "error", err)
 	}
 }
 
@@ -320,15 +338,21 @@ func (c *Copier) deadLetter(ctx context.Context, staged *batchv1.BatchStaged, d 
 	if _, err := c.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	counted, err := c.cursors.DeadLetterOnce(ctx, cursor.Delivered, d.GetId(), b.GetReceivedDayMs(), b.GetEventCount(),
-		"A file was dropped: "+reason, c.now(), "s3dest:deadlettered:"+d.GetId()+":"+b.GetBatchId(), deadLetterTTL)
+	counted, err := c.rdb.SetNX(ctx, "s3dest:deadlettered:"+d.GetId()+":"+b.GetBatchId(), 1, deadLetterTTL).Result()
 	if err != nil {
-		// The dead letter is published: a redelivery finds it deduplicated and counts it then.
-		return fmt.Errorf("dead-letter: %w", err)
+		c.log.WarnContext(ctx, "record the dead letter's marker", "error", err)
 	}
-	if counted {
+	if counted || err != nil {
 		c.metrics.deadLettered(ctx, why)
 	}
+	// The day's status counts the file among its dead letters, once (its Nats-Msg-Id, and the fold's
+	// marker past the duplicate window); the metric counts it once by the Redis marker above.
+	failed := &batchv1.DeliveryFailed{Batch: b, DestinationId: d.GetId(), Message: "A file was dropped: " + reason, FailedAt: timestamppb.New(c.now()), DeadLettered: true}
+	if _, err := bus.Publish(ctx, c.js, bus.FailedSubject(d.GetId()), failed, "failed.dead."+d.GetId()+"."+b.GetBatchId()); err != nil {
+		// The dead letter is published: a redelivery finds it deduplicated and records this then.
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	c.foldStatus(ctx, d.GetId())
 	c.log.WarnContext(ctx, "file dead-lettered for a destination", "destination", d.GetId(), "batch", b.GetBatchId(), "reason", why, "events", b.GetEventCount())
 	return bus.Permanent(errors.New(reason))
 }

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/s3dest/s3dest/pkg/awsclient"
 	"github.com/s3dest/s3dest/pkg/bus"
 	batchv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
+	"github.com/s3dest/s3dest/pkg/retention"
 )
 
 // Dead-letter reasons, the bounded values of s3dest_dead_letters_total{stage="copier",reason}.
@@ -35,16 +38,11 @@ const (
 	failPut          = "put_object" // the write failed otherwise (throttled, 5xx, network)
 )
 
-// AssumeRole outcomes, the values of s3dest_sts_assume_role_total{outcome}.
-const (
-	outcomeSuccess = "success"
-	outcomeDenied  = "denied"
-	outcomeError   = "error"
-)
-
 type metrics struct {
 	*platform.Metrics
-	carried metric.Int64Counter
+	carried  metric.Int64Counter
+	deadline metric.Float64ObservableGauge // {destination}
+	meter    metric.Meter
 }
 
 func newMetrics(m metric.MeterProvider) (*metrics, error) {
@@ -52,9 +50,13 @@ func newMetrics(m metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := metrics{Metrics: pm}
-	if out.carried, err = m.Meter("s3dest/copier").Int64Counter("s3dest_copier_files_carried",
+	out := metrics{Metrics: pm, meter: m.Meter("s3dest/copier")}
+	if out.carried, err = out.meter.Int64Counter("s3dest_copier_files_carried",
 		metric.WithDescription("files whose retention ended while their destination's retention was extended: refreshed in staging and carried forward")); err != nil {
+		return nil, err
+	}
+	if out.deadline, err = out.meter.Float64ObservableGauge("s3dest_retention_deadline_timestamp_seconds",
+		metric.WithDescription("Unix time at which the oldest file still waiting for a destination can be dead-lettered undelivered (its retention deadline, or the end of the destination's retention extension if later), read from its copier lane at each scrape; absent while nothing waits. Every copier replica reports the same lanes: aggregate replicas with min")); err != nil {
 		return nil, err
 	}
 	out.carried.Add(context.Background(), 0) // exported from the start, not from the first carry
@@ -82,15 +84,7 @@ func (m *metrics) failed(ctx context.Context, destinationID, reason string) {
 
 // assumed counts one AssumeRole call into a customer's role.
 func (m *metrics) assumed(ctx context.Context, err error) {
-	outcome := outcomeSuccess
-	switch {
-	case err == nil:
-	case awsclient.HTTPStatus(err) == http.StatusForbidden || awsclient.ErrorCode(err) == "AccessDenied":
-		outcome = outcomeDenied
-	default:
-		outcome = outcomeError
-	}
-	m.AssumeRole.Add(ctx, 1, m.With("outcome", outcome))
+	m.AssumeRole.Add(ctx, 1, m.With("caller", platform.StageCopier, "outcome", awsclient.AssumeOutcome(err)))
 }
 
 // failureReason is the reason label of a delivery failure at step (classified by classify).
@@ -119,6 +113,44 @@ func (c *Copier) pending(ctx context.Context) (int64, bool) {
 		return strings.HasPrefix(i.Name, bus.CopierConsumer(""))
 	})
 	return n, err == nil
+}
+
+// deadlineTimeout bounds the lane reads of one collection: a scrape answers without the gauge rather
+// than late.
+const deadlineTimeout = 2 * time.Second
+
+// observeDeadlines reports, at each collection, the retention deadline of each destination's oldest
+// waiting file (retentionDeadlines).
+func (m *metrics) observeDeadlines(f func(ctx context.Context, report func(destinationID string, deadline time.Time))) error {
+	_, err := m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, deadlineTimeout)
+		defer cancel()
+		f(ctx, func(id string, deadline time.Time) {
+			o.ObserveFloat64(m.deadline, float64(deadline.UnixMilli())/1000, metric.WithAttributes(attribute.String("destination", id)))
+		})
+		return nil
+	}, m.deadline)
+	return err
+}
+
+// retentionDeadlines reports each lane's oldest waiting file's deadline, or the end of its destination's
+// retention extension when later (until then the file is carried forward, not dropped); nothing for a
+// lane with nothing waiting, or whose lane could not be read.
+func (c *Copier) retentionDeadlines(ctx context.Context, report func(destinationID string, deadline time.Time)) {
+	c.mu.Lock()
+	lanes := c.laneView
+	c.mu.Unlock()
+	for id, l := range lanes {
+		lane, err := retention.LaneOf(ctx, c.js, id, l.sourceID, c.retention())
+		if err != nil || lane.OldestDeadline.IsZero() {
+			continue
+		}
+		deadline := lane.OldestDeadline
+		if d, ok := c.view.Destination(id); ok && d.GetRetentionExtendedUntil() != nil && d.GetRetentionExtendedUntil().AsTime().After(deadline) {
+			deadline = d.GetRetentionExtendedUntil().AsTime()
+		}
+		report(id, deadline)
+	}
 }
 
 // reportFailing reports each destination of a lane: failing while its lane is on the slow schedule.

@@ -57,14 +57,24 @@ type Validator struct {
 	timeout time.Duration
 	flight  singleflight.Group
 	now     func() time.Time
+	// metrics, when set, counts the AssumeRole calls into customers' roles.
+	metrics *platform.Metrics
 	// beforeFlight, when set, is called as a validation joins or starts its flight (tests use it).
 	beforeFlight func()
 	validatorv1.UnimplementedValidatorServiceServer
 }
 
-// NewValidator returns a validator using clients for AWS and the workspace of view as External ID.
-func NewValidator(clients *awsclient.Clients, view *configstore.View, log *slog.Logger, timeout time.Duration) *Validator {
-	return &Validator{clients: clients, view: view, log: log, timeout: timeout, now: time.Now}
+// NewValidator returns a validator using clients for AWS and the workspace of view as External ID. m,
+// when not nil, counts its AssumeRole calls into customers' roles (s3dest_sts_assume_role_total).
+func NewValidator(clients *awsclient.Clients, view *configstore.View, log *slog.Logger, timeout time.Duration, m *platform.Metrics) *Validator {
+	return &Validator{clients: clients, view: view, log: log, timeout: timeout, now: time.Now, metrics: m}
+}
+
+// assumed counts one AssumeRole call into a customer's role.
+func (v *Validator) assumed(ctx context.Context, err error) {
+	if v.metrics != nil {
+		v.metrics.AssumeRole.Add(ctx, 1, v.metrics.With("caller", "validator", "outcome", awsclient.AssumeOutcome(err)))
+	}
 }
 
 // Register adds ValidatorService to a gRPC server.
@@ -133,6 +143,7 @@ func (v *Validator) run(ctx context.Context, req *validatorv1.ValidateRequest, e
 	// 2. Without the External ID the role must refuse us (403 is the healthy answer).
 	s2 := validatorv1.ValidationStep_VALIDATION_STEP_ASSUME_ROLE_WITHOUT_EXTERNAL_ID
 	err = v.clients.AssumeWithoutExternalID(ctx, inter, set.GetIamRoleArn(), session)
+	v.assumed(ctx, err)
 	switch {
 	case err == nil:
 		res.Steps = append(res.Steps, &validatorv1.StepResult{Step: s2, Ok: false, Detail: "assumed without External ID"})
@@ -147,6 +158,7 @@ func (v *Validator) run(ctx context.Context, req *validatorv1.ValidateRequest, e
 	// 3. With the External ID.
 	s3step := validatorv1.ValidationStep_VALIDATION_STEP_ASSUME_ROLE_WITH_EXTERNAL_ID
 	creds, err := v.clients.AssumeCustomerRole(ctx, inter, set.GetIamRoleArn(), externalID, session)
+	v.assumed(ctx, err)
 	if !step(s3step, err) {
 		if forbidden(err) {
 			return failed(s3step, validatorv1.ValidationCode_VALIDATION_CODE_ROLE_ACCESS_DENIED, MsgExternalID)
@@ -273,7 +285,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.v = NewValidator(clients, view, s.p.Log, s.cfg.Timeout)
+	m, err := platform.NewMetrics(s.p.Telemetry.Meter)
+	if err != nil {
+		return err
+	}
+	s.v = NewValidator(clients, view, s.p.Log, s.cfg.Timeout, m)
 	if s.srv, err = grpcserver.New(grpcserver.Config{
 		Tokens:       map[string]string{validatorv1.ValidatorService_ServiceDesc.ServiceName: token},
 		MaxRecvBytes: MaxRequestBytes,

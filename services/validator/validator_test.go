@@ -111,7 +111,7 @@ func (ls *localStack) validator(t testing.TB, stsURL string, timeout time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewValidator(clients, workspaceView(t, workspace), slog.New(slog.DiscardHandler), timeout)
+	return NewValidator(clients, workspaceView(t, workspace), slog.New(slog.DiscardHandler), timeout, nil)
 }
 
 // workspaceView is a config store on an embedded NATS holding the workspace id (none when empty),

@@ -542,6 +542,93 @@ func (x *BatchCarried) GetCarries() int32 {
 	return 0
 }
 
+// DeliveryFailed is published on subject `batch.failed.<destinationId>` (stream BATCHES) when an attempt
+// to deliver a file to a destination fails, and when the file is dead-lettered for that destination. With
+// batch.delivered it is the destination's delivery history: its status per received day (files, events,
+// bytes, last delivery, last error, dead letters) is a fold of the two subjects in stream order, which
+// Redis only caches (pkg/cursor's Folder), so the status survives losing Redis.
+type DeliveryFailed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// batch is the file the attempt was for; its received day is the status day the error belongs to.
+	Batch *Batch `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// destination_id that lacks the file.
+	DestinationId string `protobuf:"bytes,2,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// message is what the customer is told (the reference's troubleshooting message, never a secret).
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// failed_at is when the attempt failed, or the file was dead-lettered.
+	FailedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	// dead_lettered says the file was given up for this destination (its retention ended, or S3 refused it
+	// for good): the day counts it among its dead-lettered files and events.
+	DeadLettered  bool `protobuf:"varint,5,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryFailed) Reset() {
+	*x = DeliveryFailed{}
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryFailed) ProtoMessage() {}
+
+func (x *DeliveryFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_batch_v1_batch_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryFailed.ProtoReflect.Descriptor instead.
+func (*DeliveryFailed) Descriptor() ([]byte, []int) {
+	return file_s3dest_batch_v1_batch_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeliveryFailed) GetBatch() *Batch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *DeliveryFailed) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *DeliveryFailed) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeliveryFailed) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
+func (x *DeliveryFailed) GetDeadLettered() bool {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return false
+}
+
 var File_s3dest_batch_v1_batch_proto protoreflect.FileDescriptor
 
 const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
@@ -589,7 +676,13 @@ const file_s3dest_batch_v1_batch_proto_rawDesc = "" +
 	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x127\n" +
 	"\tstaged_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstagedAt\x126\n" +
 	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x18\n" +
-	"\acarries\x18\x05 \x01(\x05R\acarriesB\xb9\x01\n" +
+	"\acarries\x18\x05 \x01(\x05R\acarries\"\xdd\x01\n" +
+	"\x0eDeliveryFailed\x12,\n" +
+	"\x05batch\x18\x01 \x01(\v2\x16.s3dest.batch.v1.BatchR\x05batch\x12%\n" +
+	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x127\n" +
+	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x12#\n" +
+	"\rdead_lettered\x18\x05 \x01(\bR\fdeadLetteredB\xb9\x01\n" +
 	"\x13com.s3dest.batch.v1B\n" +
 	"BatchProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/batch/v1;batchv1\xa2\x02\x03SBX\xaa\x02\x0fS3dest.Batch.V1\xca\x02\x0fS3dest\\Batch\\V1\xe2\x02\x1bS3dest\\Batch\\V1\\GPBMetadata\xea\x02\x11S3dest::Batch::V1b\x06proto3"
 
@@ -605,7 +698,7 @@ func file_s3dest_batch_v1_batch_proto_rawDescGZIP() []byte {
 	return file_s3dest_batch_v1_batch_proto_rawDescData
 }
 
-var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_s3dest_batch_v1_batch_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*Batch)(nil),                 // 0: s3dest.batch.v1.Batch
 	(*BatchSealed)(nil),           // 1: s3dest.batch.v1.BatchSealed
@@ -613,24 +706,27 @@ var file_s3dest_batch_v1_batch_proto_goTypes = []any{
 	(*BatchDelivered)(nil),        // 3: s3dest.batch.v1.BatchDelivered
 	(*SealedIDs)(nil),             // 4: s3dest.batch.v1.SealedIDs
 	(*BatchCarried)(nil),          // 5: s3dest.batch.v1.BatchCarried
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*DeliveryFailed)(nil),        // 6: s3dest.batch.v1.DeliveryFailed
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_s3dest_batch_v1_batch_proto_depIdxs = []int32{
-	6,  // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
-	6,  // 1: s3dest.batch.v1.Batch.oldest_received_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: s3dest.batch.v1.Batch.newest_received_at:type_name -> google.protobuf.Timestamp
+	7,  // 0: s3dest.batch.v1.Batch.sealed_at:type_name -> google.protobuf.Timestamp
+	7,  // 1: s3dest.batch.v1.Batch.oldest_received_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: s3dest.batch.v1.Batch.newest_received_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: s3dest.batch.v1.BatchSealed.batch:type_name -> s3dest.batch.v1.Batch
 	0,  // 4: s3dest.batch.v1.BatchStaged.batch:type_name -> s3dest.batch.v1.Batch
 	0,  // 5: s3dest.batch.v1.BatchDelivered.batch:type_name -> s3dest.batch.v1.Batch
-	6,  // 6: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: s3dest.batch.v1.BatchDelivered.delivered_at:type_name -> google.protobuf.Timestamp
 	2,  // 7: s3dest.batch.v1.BatchCarried.staged:type_name -> s3dest.batch.v1.BatchStaged
-	6,  // 8: s3dest.batch.v1.BatchCarried.staged_at:type_name -> google.protobuf.Timestamp
-	6,  // 9: s3dest.batch.v1.BatchCarried.deadline:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 8: s3dest.batch.v1.BatchCarried.staged_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: s3dest.batch.v1.BatchCarried.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 10: s3dest.batch.v1.DeliveryFailed.batch:type_name -> s3dest.batch.v1.Batch
+	7,  // 11: s3dest.batch.v1.DeliveryFailed.failed_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_batch_v1_batch_proto_init() }
@@ -644,7 +740,7 @@ func file_s3dest_batch_v1_batch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_batch_v1_batch_proto_rawDesc), len(file_s3dest_batch_v1_batch_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
