@@ -3,43 +3,39 @@ package allinone
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
-// Status runs `s3dest status [destinationId…]`: per destination (every one when none is named) its
-// validation and what each received day delivered or dead-lettered, then where it stands: files waiting
-// in its copier lane (pending), the lag of its last delivered file (receivedAt of its oldest event to
-// the bucket's acknowledgement), and with the retention: the deadline of the oldest waiting file, an
-// extension, the files dead-lettered.
-func Status(ctx context.Context, args []string, out io.Writer) error {
-	c, err := newCommand("status")
-	if err != nil {
-		return err
+func statusCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [destinationId…]",
+		Short: "validation, deliveries and dead letters per received day; waiting files and retention",
+		Long: `Per destination (every one when none is named): its validation and what each received day delivered
+or dead-lettered; then where it stands: files waiting in its copier lane, the lag of its last
+delivered file, the retention deadline of the oldest waiting file, an extension, the files
+dead-lettered (--json: {"statuses": [...]}, the API's objects).`,
+		Args:    positional("[destinationId…]"),
+		GroupID: groupManage,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			return a.status(cmd.Context(), api, args)
+		},
 	}
-	c.fs.Usage = func() {
-		fmt.Fprintln(c.fs.Output(), "usage: s3dest status [destinationId…]")
-		c.fs.PrintDefaults()
-	}
-	for {
-		if err := c.fs.Parse(args); err != nil {
-			return err
-		}
-		if args = c.fs.Args(); len(args) == 0 {
-			break
-		}
-		c.args, args = append(c.args, args[0]), args[1:]
-	}
-	api, err := newAPIClient(c.conn)
-	if err != nil {
-		return err
-	}
-	ids := c.args
+	return a.addClientFlags(cmd)
+}
+
+// status prints the status of the destinations ids (every one when none).
+func (a *app) status(ctx context.Context, api *apiClient, ids []string) error {
+	out := a.out
 	if len(ids) == 0 {
 		all, err := api.listDestinations(ctx, url.Values{})
 		if err != nil {
@@ -81,12 +77,12 @@ func Status(ctx context.Context, args []string, out io.Writer) error {
 				orDash(r.OldestWaitingDeadline), orDash(r.ExtendedUntil), orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
 		}
 	}
-	if *c.json {
-		b, _ := json.Marshal(map[string]any{"statuses": raws})
-		return printJSON(out, b)
+	if a.json {
+		return printValue(out, map[string]any{"statuses": orEmpty(raws)})
 	}
 	if len(ids) == 0 {
-		return errors.New("no destinations yet")
+		_, err := fmt.Fprintln(out, "No destinations yet: s3dest destinations create -h says how to add one.")
+		return err
 	}
 	if err := table(out, []string{"DESTINATION", "ENABLED", "VALIDATION", "DAY (UTC)", "FILES", "EVENTS", "BYTES", "DEAD-LETTERED FILES/EVENTS", "LAST DELIVERY", "LAST ERROR"}, rows); err != nil {
 		return err
@@ -128,22 +124,36 @@ func dayOf(ms string) string {
 	return time.UnixMilli(n).UTC().Format("2006-01-02") + " (" + ms + ")"
 }
 
-// Workspace runs `s3dest workspace [--bucket B] [--region R] [--kms-key-arn ARN]`: the External ID and
-// the IAM documents to attach to the customer's role, filled in.
-func Workspace(ctx context.Context, args []string, out io.Writer) error {
-	c, err := newCommand("workspace")
-	if err != nil {
-		return err
+func workspaceCommand(a *app) *cobra.Command {
+	var bucket, region, kms string
+	cmd := &cobra.Command{
+		Use:   "workspace [--bucket B] [--region R] [--kms-key-arn ARN]",
+		Short: "the External ID and the IAM policies your role needs",
+		Long: `Prints the workspace ID, which customer roles require as External ID, the principal they trust, and
+the trust and permission policies to attach to the role, filled in for --bucket (and the KMS policy
+for --kms-key-arn).`,
+		Example: "  s3dest workspace --bucket acme-logs/events --region eu-west-1",
+		Args:    positional(),
+		GroupID: groupManage,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			return a.workspace(cmd.Context(), api, map[string]string{"bucket": bucket, "region": region, "kmsKeyArn": kms})
+		},
 	}
-	bucket := c.fs.String("bucket", "", "fill in the permission policy for this bucket[/prefix]")
-	region := c.fs.String("region", "", "the bucket's region (picks the ARN partition)")
-	kms := c.fs.String("kms-key-arn", "", "fill in the KMS policy for this key")
-	api, err := c.parse(args, 0, "s3dest workspace [--bucket B] [--region R] [--kms-key-arn ARN]")
-	if err != nil {
-		return err
-	}
+	cmd.Flags().StringVar(&bucket, "bucket", "", "fill in the permission policy for this bucket[/prefix]")
+	cmd.Flags().StringVar(&region, "region", "", "the bucket's region (picks the ARN partition)")
+	cmd.Flags().StringVar(&kms, "kms-key-arn", "", "fill in the KMS policy for this key")
+	return a.addClientFlags(cmd)
+}
+
+// workspace prints the workspace's IAM setup, filled in with params.
+func (a *app) workspace(ctx context.Context, api *apiClient, params map[string]string) error {
+	out := a.out
 	q := url.Values{}
-	for k, v := range map[string]string{"bucket": *bucket, "region": *region, "kmsKeyArn": *kms} {
+	for k, v := range params {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -161,7 +171,7 @@ func Workspace(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *c.json {
+	if a.json {
 		return printJSON(out, raw)
 	}
 	s := got.IamSetup
