@@ -114,6 +114,8 @@ for programs. The client finds the admin API and its token, first match wins, in
 		SilenceErrors:     true, // main prints the error once, with the exit code's class
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
+		// SuggestionsFor reads the distance as given (Find sets cobra's default of 2 only for itself).
+		SuggestionsMinimumDistance: 2,
 	}
 	root.SetIn(in)
 	root.SetOut(out)
@@ -236,7 +238,7 @@ func missingSubcommand(cmd *cobra.Command, _ []string) error {
 
 // group is a command that only groups subcommands.
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: unknownSubcommand, RunE: missingSubcommand}
+	c := &cobra.Command{Use: use, Short: short, Args: unknownSubcommand, RunE: missingSubcommand, SuggestionsMinimumDistance: 2}
 	c.AddCommand(subs...)
 	return c
 }
