@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/s3dest/s3dest/services/admin"
 )
 
 // run runs the command line in process and returns what it printed, what it said on standard error,
@@ -189,5 +191,165 @@ func TestCompletionScriptsAreGeneratedForEachShell(t *testing.T) {
 	out, _, _ := run(t, "", cobra.ShellCompRequestCmd, "dev", "--flush")
 	if !strings.Contains(out, "--flush-interval") {
 		t.Errorf("completing s3dest dev --flush gave:\n%s", out)
+	}
+}
+
+func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole dev stack: skipped under -short")
+	}
+	login := isolateLogin(t)
+	const ws = "ws-cli-json"
+	ext := `{"StringEquals":{"sts:ExternalId":"` + ws + `"}}`
+	cfg := devConfig(t, t.TempDir())
+	cfg.WorkspaceID = ws
+	cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
+		"buckets": []any{map[string]any{"name": "cli-bucket", "account": rowsAccount}},
+		"roles": []any{
+			role("cli-healthy", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "cli-bucket", "")),
+			role("cli-no-put", trustDoc(testIntermediate, ext), allowDoc("s3:GetObject", "arn:aws:s3:::cli-bucket/segment-logs/*")),
+		},
+	})
+	sum, _ := runDev(t, cfg)
+	conn := []string{"--admin-url", sum.AdminURL, "--token", sum.AdminToken}
+
+	// jsonOf runs a command with --json and the connection, and decodes what it printed.
+	jsonOf := func(wantCode int, args ...string) map[string]any {
+		t.Helper()
+		args = append(args, "--json")
+		if args[0] != "version" && args[0] != "logout" { // the commands that call no admin API
+			args = append(args, conn...)
+		}
+		out, errOut, code := run(t, "", args...)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(out), &got); err != nil || code != wantCode {
+			t.Fatalf("s3dest %s --json: exit %d (want %d), %v; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, err, out, errOut)
+		}
+		return got
+	}
+	str := func(v any, keys ...string) string {
+		for _, k := range keys {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		s, _ := v.(string)
+		return s
+	}
+	covered := map[string]bool{}
+	cover := func(wantCode int, args ...string) map[string]any {
+		t.Helper()
+		words := []string{}
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") || strings.ContainsAny(a, "0123456789:/") {
+				break
+			}
+			words = append(words, a)
+		}
+		covered[strings.Join(words, " ")] = true
+		return jsonOf(wantCode, args...)
+	}
+
+	// A wrong token: exit 4, nothing on stdout.
+	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--token", "not-the-token"); code != ExitUnreachable || out != "" || !strings.Contains(errOut, "refused the token") {
+		t.Fatalf("status with a wrong token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	cover(0, "version")
+	if got := cover(0, "workspace", "--bucket", "cli-bucket"); str(got, "iamSetup", "externalId") != ws {
+		t.Errorf("workspace --json: %v", got)
+	}
+	cover(0, "sources", "list")
+	src := cover(0, "sources", "create", "--slug", "cli-json")
+	srcID := str(src, "source", "id")
+	cover(0, "sources", "get", srcID)
+	cover(0, "sources", "update", srcID, "--name", "CLI JSON")
+	key := str(cover(0, "sources", "create-key", srcID), "writeKey")
+	rotated := str(cover(0, "sources", "rotate-key", srcID, key, "--grace", "1h"), "writeKey")
+	cover(0, "sources", "revoke-key", srcID, rotated)
+	dest := cover(0, "destinations", "create", "--source", srcID, "--region", "us-east-1", "--bucket", "cli-bucket", "--role-arn", roleARN("cli-healthy"))
+	destID := str(dest, "destination", "id")
+	cover(0, "destinations", "list")
+	cover(0, "destinations", "get", destID)
+	cover(0, "destinations", "update", destID, "--name", "CLI bucket")
+	if got := cover(0, "destinations", "validate", destID); str(got, "validation", "code") != "VALIDATION_CODE_OK" {
+		t.Errorf("destinations validate --json of the healthy role: %v", got)
+	}
+	cover(0, "validate", destID)
+	cover(0, "destinations", "extend-retention", destID, "--by", "1h")
+	if got := cover(0, "status"); len(got["statuses"].([]any)) != 2 {
+		t.Errorf("status --json: want the demo's and the new destination's: %v", got)
+	}
+	// migrate --json tells its steps and its error in one object; here it stops at once for want of a bucket.
+	if got := cover(ExitUsage, "migrate", "--source", srcID); !strings.Contains(str(got, "error"), "bucket and region") || len(got["steps"].([]any)) != 1 {
+		t.Errorf("migrate --json: %v", got)
+	}
+
+	// A role without s3:PutObject fails validation: exit 3, in text and in JSON.
+	bad := cover(0, "sources", "create", "--slug", "cli-bad")
+	badDest := str(cover(0, "destinations", "create", "--source", str(bad, "source", "id"), "--region", "us-east-1", "--bucket", "cli-bucket",
+		"--role-arn", roleARN("cli-no-put")), "destination", "id")
+	out, errOut, code := run(t, "", append([]string{"validate", badDest}, conn...)...)
+	if code != ExitCheckFailed || !strings.Contains(out, "[FAIL] upload segment-logs/dummy-object.txt") || !strings.Contains(errOut, "VALIDATION_CODE_PUT_OBJECT_DENIED") {
+		t.Errorf("validate of a role without PutObject: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if got := jsonOf(ExitCheckFailed, "validate", badDest); got["validation"].(map[string]any)["ok"] == true {
+		t.Errorf("validate --json of a failing role: %v", got)
+	}
+
+	// login stores the URL and token in a private file; the other commands then need no flags.
+	got := cover(0, "login", "--url", sum.AdminURL)
+	if str(got, "workspaceId") != ws || str(got, "configFile") != login {
+		t.Errorf("login --json: %v", got)
+	}
+	checkMode(t, login, 0o600)
+	checkMode(t, filepath.Dir(login), 0o700)
+	if out, errOut, code := run(t, "", "status", destID); code != ExitOK || !strings.Contains(out, destID) {
+		t.Errorf("status after login, without flags: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The stored token goes only to the stored URL.
+	if _, errOut, code := run(t, "", "status", "--admin-url", "http://127.0.0.1:1"); code != ExitUnreachable || !strings.Contains(errOut, "no admin token for http://127.0.0.1:1") {
+		t.Errorf("status at another URL after login: exit %d\n%s", code, errOut)
+	}
+	if got := cover(0, "logout"); got["removed"] != true {
+		t.Errorf("logout --json: %v", got)
+	}
+	if _, err := os.Stat(login); !os.IsNotExist(err) {
+		t.Errorf("logout left %s: %v", login, err)
+	}
+	// The token on standard input, as a script pipes it.
+	if out, errOut, code := run(t, sum.AdminToken+"\n", "login", "--url", sum.AdminURL); code != ExitOK || !strings.Contains(out, "Logged in to "+sum.AdminURL) {
+		t.Errorf("login with the token on stdin: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "wrong-token\n", "login", "--url", sum.AdminURL); code != ExitUnreachable {
+		t.Errorf("login with a wrong token: exit %d\n%s", code, errOut)
+	}
+
+	cover(0, "destinations", "delete", destID)
+	cover(0, "sources", "delete", srcID)
+
+	// Every command with --json was run with it above, except those that need more than this stack.
+	elsewhere := map[string]string{
+		"dev":               "TestDevLogsTheCLIInSoThatCommandsNeedNoFlags runs the binary with --json",
+		"cluster-bootstrap": "needs the local cluster of deploy/local/Procfile",
+	}
+	walk(NewCLI(nil, nil, nil), func(cmd *cobra.Command) {
+		name := strings.Join(path(cmd), " ")
+		if cmd.HasSubCommands() || cmd.Flags().Lookup("json") == nil && cmd.InheritedFlags().Lookup("json") == nil {
+			return
+		}
+		if !covered[name] && elsewhere[name] == "" {
+			t.Errorf("s3dest %s has --json but this test never ran it: add a case", name)
+		}
+	})
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != want {
+		t.Errorf("%s has mode %o, want %o", path, fi.Mode().Perm(), want)
 	}
 }
