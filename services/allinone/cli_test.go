@@ -3,11 +3,14 @@ package allinone
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -351,5 +354,106 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if fi.Mode().Perm() != want {
 		t.Errorf("%s has mode %o, want %o", path, fi.Mode().Perm(), want)
+	}
+}
+
+// TestDevLogsTheCLIInSoThatCommandsNeedNoFlags runs the binary as a user does: `s3dest dev`, then client
+// commands with no flags and no S3DEST_ADMIN_* variables, in a home of their own.
+func TestDevLogsTheCLIInSoThatCommandsNeedNoFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs s3dest in processes of their own: skipped under -short")
+	}
+	exe := buildS3dest(t)
+	home := t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "S3DEST_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	login := filepath.Join(home, ".config", "s3dest", "config.json")
+
+	dev := exec.Command(exe, "dev", "--json", "--data-dir", filepath.Join(home, "data"), "--log-level", "warn",
+		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
+		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	dev.Env = env
+	logs := &lockedBuffer{}
+	dev.Stderr = logs
+	stdout, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = dev.Process.Kill()
+		if t.Failed() {
+			t.Logf("s3dest dev's log:\n%s", logs.String())
+		}
+	})
+	// --json: one line, the summary, once ready; nothing else on stdout.
+	summary := make(chan Summary, 1)
+	go func() {
+		var sum Summary
+		err := json.NewDecoder(stdout).Decode(&sum)
+		if err == nil {
+			summary <- sum
+		}
+		exited <- dev.Wait()
+	}()
+	var sum Summary
+	select {
+	case sum = <-summary:
+	case err := <-exited:
+		t.Fatalf("s3dest dev --json exited before printing its summary: %v", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("s3dest dev --json printed no summary within 90 s")
+	}
+	if sum.AdminURL == "" || sum.DestinationID == "" {
+		t.Fatalf("s3dest dev --json printed %+v", sum)
+	}
+	checkMode(t, login, 0o600)
+
+	s3dest := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(exe, args...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return string(out) + string(exit.Stderr), exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	if out, code := s3dest("status"); code != 0 || !strings.Contains(out, sum.DestinationID) {
+		t.Fatalf("s3dest status after s3dest dev, without flags: exit %d\n%s", code, out)
+	}
+	var list struct {
+		Sources []apiSource `json:"sources"`
+	}
+	if out, code := s3dest("sources", "list", "--json"); code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Sources) != 1 || list.Sources[0].ID != sum.SourceID {
+		t.Fatalf("s3dest sources list --json: exit %d\n%s", code, out)
+	}
+	// main's exit codes, as a shell sees them.
+	if out, code := s3dest("sources", "-h"); code != 0 || !strings.Contains(out, "s3dest sources <command>") {
+		t.Errorf("s3dest sources -h: exit %d\n%s", code, out)
+	}
+	if out, code := s3dest("sources", "bogus"); code != 2 {
+		t.Errorf("s3dest sources bogus: exit %d\n%s", code, out)
+	}
+	if err := dev.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("s3dest dev did not stop cleanly: %v", err)
+	}
+	if out, code := s3dest("status"); code != 4 || !strings.Contains(out, "reach the admin API") {
+		t.Errorf("s3dest status with dev stopped: exit %d, want 4\n%s", code, out)
 	}
 }
