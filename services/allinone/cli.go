@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // The s3dest command line is one cobra tree: the commands that run s3dest (dev, sts-gate,
@@ -128,7 +131,9 @@ for programs. The client finds the admin API and its token, first match wins, in
 		&cobra.Group{ID: groupManage, Title: "Manage sources and destinations (admin API):"},
 		&cobra.Group{ID: groupCLI, Title: "Set up the CLI:"},
 	)
+	cobra.AddTemplateFunc("flagUsages", func(f *pflag.FlagSet) string { return f.FlagUsagesWrapped(helpWidth(out)) })
 	root.SetUsageTemplate(usageTemplate)
+	cobra.EnableCommandSorting = false // listed in the order of commands and of each group's subcommands
 	for _, build := range commands {
 		root.AddCommand(build(a))
 	}
@@ -147,7 +152,17 @@ for programs. The client finds the admin API and its token, first match wins, in
 	return root
 }
 
-// usageTemplate is cobra's, with one usage line for a command that groups others (cobra's shows two
+// helpWidth is the width flag help is wrapped to: the terminal's, or 100 columns when out is none.
+func helpWidth(out io.Writer) int {
+	if f, ok := out.(*os.File); ok {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w >= 60 {
+			return w - 1
+		}
+	}
+	return 100
+}
+
+// usageTemplate is cobra's, with flag help wrapped to the width, and with one usage line for a command that groups others (cobra's shows two
 // when such a command is runnable, as ours are so that a mistyped subcommand is an error).
 const usageTemplate = `Usage:{{if .HasAvailableSubCommands}}
   {{.CommandPath}} <command> [flags]{{else if .Runnable}}
@@ -166,10 +181,10 @@ Commands:{{range $cmds}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
   {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
 
 Flags:
-{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+{{flagUsages .LocalFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
 
 Global Flags:
-{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+{{flagUsages .InheritedFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
 
 Run "{{.CommandPath}} <command> -h" for a command's help.{{end}}
 `

@@ -47,7 +47,7 @@ func (a *app) destinationCall(cmd *cobra.Command, method, path string, body any)
 func (a *app) destinationsList() *cobra.Command {
 	var source, slug string
 	cmd := &cobra.Command{
-		Use:   "list [--source ID] [--slug aws-s3|amazon-s3]",
+		Use:   "list [flags]",
 		Short: "every destination, or a source's (--json: {\"destinations\": [...]})",
 		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,7 +96,7 @@ func (a *app) destinationsCreate() *cobra.Command {
 	var source, name, region, bucket, role string
 	var enabled, legacy bool
 	cmd := &cobra.Command{
-		Use:   "create --source ID --region R --bucket B[/prefix] --role-arn ARN [--name N] [--enabled=false] [--legacy]",
+		Use:   "create --source ID --region R --bucket B[/prefix] --role-arn ARN [flags]",
 		Short: "a new AWS S3 destination of a source, validated at once",
 		Long: `Creates an AWS S3 destination of a source and validates it at once (s3dest destinations get shows
 the result). --legacy creates an Amazon S3 destination instead, which has no role.`,
@@ -126,7 +126,7 @@ func (a *app) destinationsUpdate() *cobra.Command {
 	var name, region, bucket, role string
 	var enabled bool
 	cmd := &cobra.Command{
-		Use:     "update <destinationId> [--region R] [--bucket B] [--role-arn ARN] [--name N] [--enabled=true|false]",
+		Use:     "update <destinationId> [flags]",
 		Short:   "change a destination's settings, name, or whether it receives events",
 		Example: "  s3dest destinations update <destinationId> --bucket acme-logs-2",
 		Args:    positional("<destinationId>"),
@@ -154,7 +154,7 @@ func (a *app) destinationsExtendRetention() *cobra.Command {
 	var by time.Duration
 	var end bool
 	cmd := &cobra.Command{
-		Use:   "extend-retention <destinationId> --by DURATION | --end",
+		Use:   "extend-retention <destinationId> (--by DURATION | --end) [flags]",
 		Short: "keep a failing destination's waiting files longer than the retention",
 		Long: `Keeps the destination's waiting files until now + DURATION (e.g. 72h, at most 2160h) instead of
 dead-lettering them when the retention ends; --end ends the extension. s3dest status shows both

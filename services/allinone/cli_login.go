@@ -196,7 +196,7 @@ func (a *app) client(cmd *cobra.Command) (*apiClient, error) {
 func loginCommand(a *app) *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
-		Use:   "login [--url URL] [--token-file FILE]",
+		Use:   "login [flags]",
 		Short: "store the admin URL and token for the other commands",
 		Long: `Stores the admin API's URL and token in ` + displayConfigPath() + ` (mode 0600),
 after checking that the API accepts the token. The token comes from --token-file, --token or

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/s3dest/s3dest/pkg/platform"
 )
@@ -46,6 +47,11 @@ func runCommand(cmd *cobra.Command, cfg any, extra func(*flag.FlagSet), run func
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 	cmd.Flags().AddGoFlagSet(fs)
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { // platform.Bind's NAME-file flags: "--x-file file", not "value"
+		if strings.HasSuffix(f.Name, "-file") && strings.HasPrefix(f.Usage, "file holding") {
+			f.Usage = strings.Replace(f.Usage, "file holding", "`file` holding", 1)
+		}
+	})
 	return cmd
 }
 

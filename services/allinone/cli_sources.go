@@ -110,7 +110,7 @@ func (a *app) sourcesCreate() *cobra.Command {
 	var slug, name string
 	var enabled bool
 	cmd := &cobra.Command{
-		Use:     "create --slug SLUG [--name NAME] [--enabled=false]",
+		Use:     "create --slug SLUG [flags]",
 		Short:   "a new source with one write key",
 		Example: "  s3dest sources create --slug shop --name 'Web shop'",
 		Args:    positional(),
@@ -128,7 +128,7 @@ func (a *app) sourcesUpdate() *cobra.Command {
 	var slug, name string
 	var enabled bool
 	cmd := &cobra.Command{
-		Use:     "update <sourceId> [--name NAME] [--slug SLUG] [--enabled=true|false]",
+		Use:     "update <sourceId> [flags]",
 		Short:   "change a source's name, slug, or whether it accepts events",
 		Example: "  s3dest sources update <sourceId> --enabled=false",
 		Args:    positional("<sourceId>"),
@@ -171,7 +171,7 @@ func (a *app) sourcesCreateKey() *cobra.Command {
 func (a *app) sourcesRotateKey() *cobra.Command {
 	var grace time.Duration
 	cmd := &cobra.Command{
-		Use:   "rotate-key <sourceId> <writeKey> [--grace 24h]",
+		Use:   "rotate-key <sourceId> <writeKey> [flags]",
 		Short: "add a new write key; the old one works for the grace (0 revokes it now)",
 		Args:  positional("<sourceId>", "<writeKey>"),
 		RunE: func(cmd *cobra.Command, args []string) error {

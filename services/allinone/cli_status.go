@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,7 @@ import (
 
 func statusCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "status [destinationId…]",
+		Use:   "status [destinationId…] [flags]",
 		Short: "validation, deliveries and dead letters per received day; waiting files and retention",
 		Long: `Per destination (every one when none is named): its validation and what each received day delivered
 or dead-lettered; then where it stands: files waiting in its copier lane, the lag of its last
@@ -46,7 +48,7 @@ func (a *app) status(ctx context.Context, api *apiClient, ids []string) error {
 		}
 	}
 	var raws []json.RawMessage
-	var rows, retention [][]string
+	var blocks []string
 	for _, id := range ids {
 		var got struct {
 			Status apiStatus `json:"status"`
@@ -56,25 +58,12 @@ func (a *app) status(ctx context.Context, api *apiClient, ids []string) error {
 			return err
 		}
 		raws = append(raws, raw)
-		st := got.Status
-		validation := "not validated yet"
-		if v := st.Validation; v != nil {
-			validation = v.Code
-		}
-		if len(st.Days) == 0 {
-			rows = append(rows, []string{id, yesNo(st.Enabled), validation, "-", "0", "0", "0", "0/0", "-", "-"})
-		}
-		for _, d := range st.Days {
-			rows = append(rows, []string{id, yesNo(st.Enabled), validation, dayOf(d.ReceivedDayMs), d.Files, d.Events, d.Bytes,
-				orZero(d.DeadFiles) + "/" + orZero(d.DeadEvents), orDash(d.LastDeliveryAt), orDash(d.LastError)})
-		}
-		if r := st.Retention; r != nil {
-			lag := "-"
-			if ld := st.LastDelivery; ld != nil && ld.Lag != "" {
-				lag = humanDuration(ld.Lag) + " (" + ld.DeliveredAt + ")"
+		if !a.json {
+			block, err := statusBlock(id, got.Status)
+			if err != nil {
+				return err
 			}
-			retention = append(retention, []string{id, orDash(humanDuration(r.Retention)), orZero(r.WaitingFiles), lag, orDash(r.OldestWaitingStagedAt),
-				orDash(r.OldestWaitingDeadline), orDash(r.ExtendedUntil), orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
+			blocks = append(blocks, block)
 		}
 	}
 	if a.json {
@@ -84,14 +73,68 @@ func (a *app) status(ctx context.Context, api *apiClient, ids []string) error {
 		_, err := fmt.Fprintln(out, "No destinations yet: s3dest destinations create -h says how to add one.")
 		return err
 	}
-	if err := table(out, []string{"DESTINATION", "ENABLED", "VALIDATION", "DAY (UTC)", "FILES", "EVENTS", "BYTES", "DEAD-LETTERED FILES/EVENTS", "LAST DELIVERY", "LAST ERROR"}, rows); err != nil {
-		return err
+	_, err := io.WriteString(out, strings.Join(blocks, "\n"))
+	return err
+}
+
+// statusBlock is one destination's status as a person reads it: the ID on a line of its own (however
+// long, it widens no column), where the destination stands, then a table of its received days.
+func statusBlock(id string, st apiStatus) (string, error) {
+	var b strings.Builder
+	b.WriteString("DESTINATION " + id + "\n")
+	validation := "not validated yet"
+	if v := st.Validation; v != nil {
+		validation = v.Code + ": " + v.Message
 	}
-	if len(retention) == 0 {
-		return nil
+	rows := [][]string{{"ENABLED", yesNo(st.Enabled)}, {"VALIDATION", validation}}
+	if r := st.Retention; r != nil {
+		lag := "-"
+		if ld := st.LastDelivery; ld != nil && ld.Lag != "" {
+			lag = humanDuration(ld.Lag) + " (delivered " + shortTime(ld.DeliveredAt) + ")"
+		}
+		rows = append(rows, []string{"RETENTION", orDash(humanDuration(r.Retention))}, []string{"WAITING FILES", orZero(r.WaitingFiles)},
+			[]string{"LAST FILE'S LAG", lag}, []string{"OLDEST STAGED", orDash(shortTime(r.OldestWaitingStagedAt))},
+			[]string{"OLDEST DEADLINE", orDash(shortTime(r.OldestWaitingDeadline))}, []string{"EXTENDED UNTIL", orDash(shortTime(r.ExtendedUntil))},
+			[]string{"DEAD-LETTERED FILES/EVENTS", orZero(r.DeadLetteredFiles) + "/" + orZero(r.DeadLetteredEvents)})
 	}
-	fmt.Fprintln(out)
-	return table(out, []string{"DESTINATION", "RETENTION", "WAITING FILES", "LAST FILE'S LAG (DELIVERED)", "OLDEST STAGED", "OLDEST DEADLINE", "EXTENDED UNTIL", "DEAD-LETTERED FILES/EVENTS"}, retention)
+	days := make([][]string, 0, len(st.Days))
+	for _, d := range st.Days {
+		days = append(days, []string{dayOf(d.ReceivedDayMs), d.Files, d.Events, d.Bytes,
+			orZero(d.DeadFiles) + "/" + orZero(d.DeadEvents), orDash(shortTime(d.LastDeliveryAt)), orDash(d.LastError)})
+	}
+	var fields, table2 strings.Builder
+	if err := table(&fields, []string{"", ""}, rows); err != nil {
+		return "", err
+	}
+	b.WriteString(indentLines(strings.TrimPrefix(fields.String(), "\n")))
+	if len(days) == 0 {
+		b.WriteString("  no deliveries yet\n")
+		return b.String(), nil
+	}
+	b.WriteString("\n")
+	if err := table(&table2, []string{"DAY (UTC)", "FILES", "EVENTS", "BYTES", "DEAD-LETTERED FILES/EVENTS", "LAST DELIVERY", "LAST ERROR"}, days); err != nil {
+		return "", err
+	}
+	b.WriteString(indentLines(table2.String()))
+	return b.String(), nil
+}
+
+// indentLines puts two spaces before every line of s.
+func indentLines(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+// shortTime shows an API timestamp to the second, in UTC ("2026-12-02T10:33:12Z"); what does not
+// parse is shown as it came. --json keeps the API's form.
+func shortTime(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // orZero shows an absent count as 0.
@@ -127,7 +170,7 @@ func dayOf(ms string) string {
 func workspaceCommand(a *app) *cobra.Command {
 	var bucket, region, kms string
 	cmd := &cobra.Command{
-		Use:   "workspace [--bucket B] [--region R] [--kms-key-arn ARN]",
+		Use:   "workspace [flags]",
 		Short: "the External ID and the IAM policies your role needs",
 		Long: `Prints the workspace ID, which customer roles require as External ID, the principal they trust, and
 the trust and permission policies to attach to the role, filled in for --bucket (and the KMS policy

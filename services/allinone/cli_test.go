@@ -457,3 +457,27 @@ func TestDevLogsTheCLIInSoThatCommandsNeedNoFlags(t *testing.T) {
 		t.Errorf("s3dest status with dev stopped: exit %d, want 4\n%s", code, out)
 	}
 }
+
+func TestStatusPutsAWideDestinationIDOnALineOfItsOwnSoNoColumnWidens(t *testing.T) {
+	id := strings.Repeat("d", 64)
+	st := apiStatus{DestinationID: id, Enabled: true, Days: []apiDay{{ReceivedDayMs: "1796169600000", Files: "2", Events: "10", Bytes: "300",
+		LastDeliveryAt: "2026-12-02T10:55:33.123456Z"}}, Retention: &apiRetention{Retention: "604800s", WaitingFiles: "0"}}
+	block, err := statusBlock(id, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+	if lines[0] != "DESTINATION "+id {
+		t.Fatalf("first line %q, want the ID alone:\n%s", lines[0], block)
+	}
+	for _, l := range lines[1:] {
+		if strings.Contains(l, id) || len(l) > 120 {
+			t.Errorf("a line below the ID holds it or is wider than 120 columns:\n%s", block)
+		}
+	}
+	for _, want := range []string{"2026-12-02 (1796169600000)", "2026-12-02T10:55:33Z", "168h0m0s", "not validated yet"} {
+		if !strings.Contains(block, want) {
+			t.Errorf("status lacks %q:\n%s", want, block)
+		}
+	}
+}

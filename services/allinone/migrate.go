@@ -37,7 +37,7 @@ type MigrateConfig struct {
 func migrateCommand(a *app) *cobra.Command {
 	cfg := MigrateConfig{}
 	cmd := &cobra.Command{
-		Use:   "migrate --source ID --role-arn ARN [--bucket B] [--region R] [--yes]",
+		Use:   "migrate --source ID --role-arn ARN [flags]",
 		Short: "move a source from Amazon S3 to AWS S3, step by step (the reference's migration)",
 		Long: `Moves a source from the legacy Amazon S3 destination to an AWS S3 destination the way the reference's
 "Migrate existing destinations" does: create the AWS S3 destination writing to a test folder, validate
