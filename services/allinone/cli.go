@@ -146,6 +146,7 @@ for programs. The client finds the admin API and its token, first match wins, in
 			c.GroupID, c.Short = groupCLI, "help about any command"
 		case "completion":
 			c.GroupID, c.Short = groupCLI, "a shell completion script: bash, zsh, fish or powershell"
+			c.Args, c.RunE = unknownSubcommand, missingSubcommand
 			c.Long += "\n\nFor example, for the current bash session: source <(s3dest completion bash)"
 		}
 	}

@@ -103,6 +103,7 @@ func TestAWrongCommandLineExitsWith2AndSaysWhatIsWrong(t *testing.T) {
 		{[]string{"dev", "-flush-interval", "1ms"}, "flush-interval: must be at least 100ms"}, // Go's single dash still parses
 		{[]string{"await"}, "name at least one Procfile line"},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"completion", "tcsh"}, `unknown command "tcsh" for "s3dest completion"`},
 	}
 	for _, c := range cases {
 		out, errOut, code := run(t, "", c.args...)
