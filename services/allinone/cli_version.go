@@ -64,7 +64,7 @@ func versionCommand(a *app) *cobra.Command {
 			if v.Modified {
 				rev += " (with changes not committed)"
 			}
-			return table(a.out, []string{"s3dest", v.Version}, [][]string{
+			return table(a.out, []string{"version", v.Version}, [][]string{
 				{"commit", rev}, {"commit time", orDash(v.CommitTime)}, {"built", orDash(v.BuildTime)},
 				{"go", v.GoVersion}, {"platform", v.Platform},
 			})
