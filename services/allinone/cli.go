@@ -131,7 +131,10 @@ for programs. The client finds the admin API and its token, first match wins, in
 		&cobra.Group{ID: groupManage, Title: "Manage sources and destinations (admin API):"},
 		&cobra.Group{ID: groupCLI, Title: "Set up the CLI:"},
 	)
-	cobra.AddTemplateFunc("flagUsages", func(f *pflag.FlagSet) string { return f.FlagUsagesWrapped(helpWidth(out)) })
+	// cobra's template functions and sorting are package-wide: these are the same for every tree.
+	cobra.AddTemplateFunc("flagUsages", func(cmd *cobra.Command, f *pflag.FlagSet) string {
+		return f.FlagUsagesWrapped(helpWidth(cmd.OutOrStdout()))
+	})
 	root.SetUsageTemplate(usageTemplate)
 	cobra.EnableCommandSorting = false // listed in the order of commands and of each group's subcommands
 	for _, build := range commands {
@@ -182,10 +185,10 @@ Commands:{{range $cmds}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
   {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
 
 Flags:
-{{flagUsages .LocalFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+{{flagUsages . .LocalFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
 
 Global Flags:
-{{flagUsages .InheritedFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+{{flagUsages . .InheritedFlags | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
 
 Run "{{.CommandPath}} <command> -h" for a command's help.{{end}}
 `

@@ -84,7 +84,8 @@ CLI in to itself (--cli-login=false leaves the CLI's login alone). --json prints
 
 Every flag is also an environment variable (shown with it); flags take one dash or two.`,
 		Example: `  s3dest dev
-  s3dest dev --data-dir /tmp/s3dest --flush-interval 5s --dev-aws-config deploy/local/dev-aws-config.example.json`,
+  s3dest dev --data-dir /tmp/s3dest --flush-interval 5s \
+    --dev-aws-config deploy/local/dev-aws-config.example.json`,
 	}
 	return runCommand(cmd, &cfg, func(fs *flag.FlagSet) {
 		fs.BoolVar(&cfg.JSON, "json", false, "print the summary as JSON once ready, instead of the greeting")
