@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +41,7 @@ type clusterResult struct {
 	Clients    int       `json:"segment_go_clients"`
 	Sources    int       `json:"sources"`
 	FlushS     float64   `json:"flush_interval_s"`
+	Events     string    `json:"events"` // padded or realistic (-events)
 
 	// Raw R3 JetStream publish on the same cluster, the same run: one stream (one leader) of the
 	// /v1/batch bodies, async.
@@ -55,6 +59,16 @@ type clusterResult struct {
 	AcceptedEventsPerS  float64 `json:"accepted_events_per_s"`
 	DeliveredEventsPerS float64 `json:"delivered_events_per_s"`
 	DeliveredVsRawR3    float64 `json:"delivered_over_raw_r3_publish"`
+	// Latency phase, after the throughput one: cfg.latencyRate events/s spread over the sources and ingest
+	// replicas, each event's time from its 200 to its object's LastModified in the bucket.
+	LatencyRate   int     `json:"latency_rate_events_per_s"`
+	LatencyEvents int     `json:"latency_events"`
+	LatencyP50S   float64 `json:"latency_p50_s"`
+	LatencyP99S   float64 `json:"latency_p99_s"`
+	LatencyMaxS   float64 `json:"latency_max_s"`
+	// EventsStreamBytesPerEvent is what the EVENTS streams stored per accepted event, per replica (each
+	// of the three nodes writes it; the leader sends it to two followers).
+	EventsStreamBytesPerEvent float64 `json:"events_stream_bytes_per_event"`
 
 	// CPU over first send to last delivery, summed per kind of process (nats = the three nodes).
 	CPUSeconds map[string]float64 `json:"cpu_s"`
@@ -187,7 +201,7 @@ func runCluster(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	res := &clusterResult{StartedAt: began.UTC(), Machine: describeMachine(), Partitions: cfg.partitions, FlushS: cfg.flush.Seconds(),
+	res := &clusterResult{StartedAt: began.UTC(), Machine: describeMachine(), Partitions: cfg.partitions, FlushS: cfg.flush.Seconds(), Events: cfg.events,
 		CPUSeconds: map[string]float64{}, CPUSPerMillionEvents: map[string]float64{}}
 	step("starting deploy/local/Procfile with PARTITIONS=%d, every line a process", cfg.partitions)
 	c, err := startLocalCluster(ctx, dir, map[string]string{"PARTITIONS": strconv.Itoa(cfg.partitions),
@@ -230,7 +244,10 @@ func runCluster(ctx context.Context, cfg config) error {
 	}
 	step("cluster ready: %d NATS nodes, %d ingest replicas", len(sum.NATSURLs), len(sum.TrackingURLs))
 
-	p := newPayloads()
+	p, err := newPayloads(cfg.events)
+	if err != nil {
+		return err
+	}
 	step("limit: raw R3 JetStream async publish of the same /v1/batch bodies into one stream")
 	if res.RawR3PublishEventsPerS, res.RawR3PublishMBPerS, err = jetStreamPublish(ctx, strings.Join(sum.NATSURLs, ","), p, cfg.limitsFor, res.Replicas); err != nil {
 		return fmt.Errorf("raw R3 publish: %w", err)
@@ -274,7 +291,14 @@ func runCluster(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	ld := newSegmentLoad()
+	events0, err := eventsStreamBytes(ctx, strings.Join(sum.NATSURLs, ","))
+	if err != nil {
+		return err
+	}
+	ld, err := newSegmentLoad(cfg.events)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	n := 0
@@ -283,7 +307,7 @@ func runCluster(ctx context.Context, cfg config) error {
 			wg.Add(1)
 			go func(client int) {
 				defer wg.Done()
-				ld.run(ctx, url, s.writeKey, client, cfg.duration)
+				ld.run(ctx, url, s.writeKey, client, cfg.duration, 0)
 			}(n)
 			n++
 		}
@@ -294,6 +318,11 @@ func runCluster(ctx context.Context, cfg config) error {
 	res.AcceptedEvents, res.FailedEvents = int64(len(ld.accepted)), ld.failed.Load()
 	res.AcceptedEventsPerS = float64(res.AcceptedEvents) / res.LoadSeconds
 	step("accepted %d events (%.0f/s, %d failed at the client); waiting for delivery", res.AcceptedEvents, res.AcceptedEventsPerS, res.FailedEvents)
+	events1, err := eventsStreamBytes(ctx, strings.Join(sum.NATSURLs, ","))
+	if err != nil {
+		return err
+	}
+	res.EventsStreamBytesPerEvent = float64(events1-events0) / float64(max(res.AcceptedEvents, 1))
 
 	var delivered int64
 	if err := waitFor(ctx, cfg.deliverTimeout, "every accepted event to be delivered", func() bool {
@@ -324,7 +353,7 @@ func runCluster(ctx context.Context, cfg config) error {
 	cli := (&minio{url: sum.S3Endpoint, user: sum.S3AccessKey, password: sum.S3SecretKey}).s3()
 	seen := map[string]int{}
 	for _, s := range sources {
-		if err := readBackMessageIDs(ctx, cli, sum.Bucket, s.id, seen); err != nil {
+		if err := readBackMessageIDs(ctx, cli, sum.Bucket, s.id, seen, nil); err != nil {
 			return err
 		}
 	}
@@ -352,6 +381,9 @@ func runCluster(ctx context.Context, cfg config) error {
 	}
 	res.CPUSeconds["total (cluster)"] = total
 	res.CPUSPerMillionEvents["total (cluster)"] = total * 1e6 / float64(max(res.DeliveredEvents, 1))
+	if err := clusterLatency(ctx, cfg, res, d, cli, sum.Bucket, sources, sum.TrackingURLs, step, c.procs...); err != nil {
+		return err
+	}
 	if res.Leaders, err = eventsLeaders(ctx, sum.NATSURLs, parts); err != nil {
 		return err
 	}
@@ -399,13 +431,34 @@ func eventsLeaders(ctx context.Context, urls []string, parts bus.Partitions) (ma
 // past 1,000 concurrent requests, which would measure the client, not s3dest).
 type segmentLoad struct {
 	mu       sync.Mutex
-	accepted map[string]struct{}
+	accepted map[string]time.Time // messageId → when its 200 came
 	failed   atomic.Int64
+	// realistic, when set (-events realistic), are the properties of the events sent, in turn: each a
+	// realistic event (realisticEvents) whole, so the bytes compress as real events do. Without it each
+	// event carries the repeated padding.
+	realistic []analytics.Properties
 }
 
 const segmentWindow = 4000
 
-func newSegmentLoad() *segmentLoad { return &segmentLoad{accepted: map[string]struct{}{}} }
+func newSegmentLoad(kind string) (*segmentLoad, error) {
+	l := &segmentLoad{accepted: map[string]time.Time{}}
+	if kind != "realistic" {
+		return l, nil
+	}
+	events, err := realisticEvents(4096)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range events {
+		var props analytics.Properties
+		if err := json.Unmarshal(append(append([]byte("{"), e...), '}'), &props); err != nil {
+			return nil, err
+		}
+		l.realistic = append(l.realistic, props)
+	}
+	return l, nil
+}
 
 // callback counts the client's outcomes and frees a slot of its window.
 type callback struct {
@@ -415,7 +468,7 @@ type callback struct {
 
 func (c callback) Success(m analytics.Message) {
 	c.l.mu.Lock()
-	c.l.accepted[m.(analytics.Track).MessageId] = struct{}{}
+	c.l.accepted[m.(analytics.Track).MessageId] = time.Now()
 	c.l.mu.Unlock()
 	<-c.slots
 }
@@ -427,19 +480,33 @@ func (c callback) Failure(m analytics.Message, err error) {
 
 var padding = strings.Repeat("s3dest cluster bench padding ", 24)
 
-func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int, d time.Duration) {
+// run sends events through one Segment client for d: as fast as its window allows, or one every pace.
+func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int, d, pace time.Duration) {
 	cb := callback{l: l, slots: make(chan struct{}, segmentWindow)}
 	c, err := analytics.NewWithConfig(writeKey, analytics.Config{Endpoint: url, BatchSize: eventsPerRequest, Interval: 50 * time.Millisecond,
-		Callback: cb, Logger: analytics.StdLogger(nil)})
+		Callback: cb, Logger: analytics.StdLogger(log.New(io.Discard, "", 0))}) // failures are counted by the callback; StdLogger(nil) panics on the first error it logs
 	if err != nil {
 		l.failed.Add(1)
 		return
 	}
 	deadline := time.Now().Add(d)
+	var tick <-chan time.Time
+	if pace > 0 {
+		t := time.NewTicker(pace)
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+		if tick != nil {
+			<-tick
+		}
 		cb.slots <- struct{}{}
+		props := analytics.NewProperties().Set("i", i).Set("pad", padding)
+		if l.realistic != nil {
+			props = l.realistic[(client*7919+i)%len(l.realistic)]
+		}
 		if err := c.Enqueue(analytics.Track{MessageId: fmt.Sprintf("cl%d-%d", client, i), UserId: "bench-user", Event: "Cluster Bench",
-			Properties: analytics.NewProperties().Set("i", i).Set("pad", padding)}); err != nil {
+			Properties: props}); err != nil {
 			l.failed.Add(1)
 			<-cb.slots
 		}
@@ -447,8 +514,9 @@ func (l *segmentLoad) run(ctx context.Context, url, writeKey string, client int,
 	_ = c.Close() // sends what is queued and waits for the answers
 }
 
-// readBackMessageIDs counts every line of a source's objects in the bucket by messageId.
-func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID string, seen map[string]int) error {
+// readBackMessageIDs counts every line of a source's objects in the bucket by messageId, and tells
+// visible (if set) each line's messageId with its object's LastModified.
+func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID string, seen map[string]int, visible func(id string, at time.Time)) error {
 	pages := s3.NewListObjectsV2Paginator(cli, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("segment-logs/" + sourceID + "/")})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -475,7 +543,11 @@ func readBackMessageIDs(ctx context.Context, cli *s3.Client, bucket, sourceID st
 					continue
 				}
 				rest := line[i+len(messageIDKey):]
-				seen[string(rest[:max(bytes.IndexByte(rest, '"'), 0)])]++
+				id := string(rest[:max(bytes.IndexByte(rest, '"'), 0)])
+				seen[id]++
+				if visible != nil {
+					visible(id, aws.ToTime(o.LastModified))
+				}
 			}
 			err = sc.Err()
 			out.Body.Close()
@@ -500,14 +572,17 @@ func writeClusterResults(dir string, r *clusterResult) error {
 	fmt.Fprintf(&b, "%s, %s (%d cores, %s GB), %s. deploy/local/Procfile, every line its own process: 3 nats-server nodes, "+
 		"streams at R%d, EVENTS in %d partition(s) (leaders: %s), two replicas each of ingest, batcher, stager and copier. "+
 		"Load: Segment's Go client, %d clients (one per source and ingest replica, %d sources, one per partition), %d-event batches, "+
-		"%.0f s; flush interval %.0f s. Every line read back from the bucket.\n\n",
+		"%.0f s; flush interval %.0f s; %s events. Every line read back from the bucket.\n\n",
 		r.StartedAt.Format("2006-01-02 15:04 UTC"), r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGB, r.Machine.Kernel,
-		r.Replicas, r.Partitions, leadersText(r.Leaders), r.Clients, r.Sources, eventsPerRequest, r.LoadSeconds, r.FlushS)
+		r.Replicas, r.Partitions, leadersText(r.Leaders), r.Clients, r.Sources, eventsPerRequest, r.LoadSeconds, r.FlushS, r.Events)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| raw R3 JetStream publish, one stream, same run | %.0f events/s (%.1f MB/s) |\n", r.RawR3PublishEventsPerS, r.RawR3PublishMBPerS)
 	fmt.Fprintf(&b, "| accepted (200 to the client) | %d events, %.0f/s over %.1f s |\n", r.AcceptedEvents, r.AcceptedEventsPerS, r.LoadSeconds)
 	fmt.Fprintf(&b, "| **delivered**, first send to last delivery | **%d events, %.0f/s** over %.1f s (%.2f of raw R3 publish) |\n",
 		r.DeliveredEvents, r.DeliveredEventsPerS, r.DeliverySeconds, r.DeliveredVsRawR3)
+	fmt.Fprintf(&b, "| bytes stored in EVENTS per event, per replica (x3 on disk, x2 over routes) | %.0f |\n", r.EventsStreamBytesPerEvent)
+	fmt.Fprintf(&b, "| latency from the 200 to the object, at %d events/s (p50 / p99 / max; target p99 ≤ flush + 2 s) | %.2f / %.2f / %.2f s over %d events |\n",
+		r.LatencyRate, r.LatencyP50S, r.LatencyP99S, r.LatencyMaxS, r.LatencyEvents)
 	fmt.Fprintf(&b, "| missing / duplicated / unknown lines / client failures | %d / %d / %d / %d |\n\n", r.MissingEvents, r.DuplicateEvents, r.UnknownLines, r.FailedEvents)
 	fmt.Fprintf(&b, "CPU-seconds per million delivered events, by kind of process (summed over its replicas):\n\n| process | CPU-s | CPU-s per M events |\n|---|---|---|\n")
 	for _, k := range sortedKeys(r.CPUSeconds) {
@@ -549,4 +624,71 @@ func machineBusyCPUSeconds() (float64, error) {
 		}
 	}
 	return busy / 100, nil
+}
+
+// clusterLatency runs the latency phase on the cluster: Segment's Go client at cfg.latencyRate events/s in
+// all, one client per (source, ingest replica), for cfg.latencyFor; once all is delivered, each event's
+// time from its 200 to the LastModified of the object holding it. A latency event missing or duplicated
+// counts with the throughput phase's, and fails the run as they do.
+func clusterLatency(ctx context.Context, cfg config, res *clusterResult, d *deployment, cli *s3.Client, bucket string, sources map[int]source, trackingURLs []string, step func(string, ...any), procs ...*proc) error {
+	clients := len(sources) * len(trackingURLs)
+	pace := time.Duration(float64(time.Second) * float64(clients) / float64(cfg.latencyRate))
+	step("latency: %d events/s through %d Segment clients for %s", cfg.latencyRate, clients, cfg.latencyFor)
+	ld, err := newSegmentLoad(cfg.events)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	n := 1000 // client numbers apart from the throughput phase's, so the messageIds are too
+	for _, s := range sources {
+		for _, url := range trackingURLs {
+			wg.Add(1)
+			go func(client int) {
+				defer wg.Done()
+				ld.run(ctx, url, s.writeKey, client, cfg.latencyFor, pace)
+			}(n)
+			n++
+		}
+	}
+	wg.Wait()
+	want := res.AcceptedEvents + int64(len(ld.accepted))
+	if err := waitFor(ctx, cfg.deliverTimeout, "the latency phase's events to be delivered", func() bool {
+		var delivered int64
+		for _, s := range sources {
+			n, err := d.deliveredEvents(ctx, s.destinationID)
+			if err != nil {
+				return false
+			}
+			delivered += n
+		}
+		return delivered >= want
+	}, procs...); err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	var lat []float64
+	for _, s := range sources {
+		if err := readBackMessageIDs(ctx, cli, bucket, s.id, seen, func(id string, at time.Time) {
+			if acc, ok := ld.accepted[id]; ok {
+				lat = append(lat, at.Sub(acc).Seconds())
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	for id := range ld.accepted {
+		switch n := seen[id]; {
+		case n == 0:
+			res.MissingEvents++
+		case n > 1:
+			res.DuplicateEvents += int64(n - 1)
+		}
+	}
+	sort.Float64s(lat)
+	res.LatencyRate, res.LatencyEvents = cfg.latencyRate, len(lat)
+	if len(lat) > 0 {
+		res.LatencyP50S, res.LatencyP99S, res.LatencyMaxS = quantile(lat, 0.50), quantile(lat, 0.99), lat[len(lat)-1]
+	}
+	step("latency: p50 %.2fs p99 %.2fs max %.2fs over %d events", res.LatencyP50S, res.LatencyP99S, res.LatencyMaxS, len(lat))
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s3dest/s3dest/pkg/bus"
 )
 
 // limits are the raw speeds of the components s3dest is built on, measured on the same machine in the
@@ -140,4 +143,30 @@ func minioPut(ctx context.Context, cli *s3.Client, size int, conc int, d time.Du
 		return 0, fmt.Errorf("put object: %w", firstErr)
 	}
 	return float64(total) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// eventsStreamBytes is what the EVENTS streams (EVENTS, or EVENTS-0 … EVENTS-{N-1} with partitions)
+// store now, in bytes: messages with their subjects and headers, as JetStream accounts them. The
+// streams keep messages for the retention, so the difference across a phase is what the phase wrote.
+func eventsStreamBytes(ctx context.Context, natsURL string) (uint64, error) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	streams := js.ListStreams(ctx)
+	for info := range streams.Info() {
+		if name := info.Config.Name; name == bus.StreamEvents || strings.HasPrefix(name, bus.StreamEvents+"-") {
+			total += info.State.Bytes
+		}
+	}
+	if err := streams.Err(); err != nil {
+		return 0, fmt.Errorf("list streams: %w", err)
+	}
+	return total, nil
 }

@@ -21,9 +21,29 @@ const eventsPerRequest = 100
 // check every delivered line against the requests that were answered 200.
 type payloads struct {
 	props [][]byte // varied property blocks, so gzip sees realistic (not constant) text
+	// realistic, when set, replaces the padded track event: varied Segment events (realisticEvents),
+	// each sent with its messageId first.
+	realistic [][]byte
 }
 
-func newPayloads() *payloads {
+// newPayloads builds the payloads of kind "padded" (the ~1 KB track event with a padded note) or
+// "realistic" (realisticEvents).
+func newPayloads(kind string) (*payloads, error) {
+	p := newPaddedPayloads()
+	switch kind {
+	case "padded":
+	case "realistic":
+		var err error
+		if p.realistic, err = realisticEvents(4096); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("-events: must be padded or realistic, got %q", kind)
+	}
+	return p, nil
+}
+
+func newPaddedPayloads() *payloads {
 	words := strings.Fields(`order checkout cart product viewed added removed coupon applied shipping billing address
 		mobile desktop tablet campaign email newsletter search results category electronics apparel shoes garden
 		kitchen sports outdoor premium basic annual monthly trial upgrade downgrade referral partner organic paid`)
@@ -58,6 +78,14 @@ func (p *payloads) body(dst []byte, phase string, sender, request int) []byte {
 	for i := range eventsPerRequest {
 		if i > 0 {
 			dst = append(dst, ',')
+		}
+		if p.realistic != nil {
+			dst = append(dst, `{"messageId":"`...)
+			dst = appendID(dst, phase, sender, request, i)
+			dst = append(dst, `",`...)
+			dst = append(dst, p.realistic[(sender*7919+request*eventsPerRequest+i)%len(p.realistic)]...)
+			dst = append(dst, '}')
+			continue
 		}
 		dst = append(dst, `{"type":"track","messageId":"`...)
 		dst = appendID(dst, phase, sender, request, i)

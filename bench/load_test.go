@@ -11,7 +11,7 @@ import (
 func TestSteadySendsTheRateItIsAskedFor(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"success":true}`)) }))
 	defer srv.Close()
-	log, err := newSender(srv.URL, "k", 16, newPayloads()).steady(context.Background(), "x", 2000, time.Second)
+	log, err := newSender(srv.URL, "k", 16, newPaddedPayloads()).steady(context.Background(), "x", 2000, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ type config struct {
 	deliverTimeout time.Duration
 	cluster        bool
 	partitions     int
+	events         string
 }
 
 func parseConfig(args []string) (config, error) {
@@ -56,12 +57,13 @@ func parseConfig(args []string) (config, error) {
 	latencyRate := fs.Int("latency-rate", 2000, "events/s in the latency phase")
 	conns := fs.Int("connections", 8, "concurrent senders (keep-alive connections) in the throughput phase")
 	cluster := fs.Bool("cluster", false, "instead: the local R3 cluster of deploy/local/Procfile, Segment's Go client at both ingest replicas, next to raw R3 publish; writes cluster.json and cluster.md")
+	events := fs.String("events", "padded", "the events sent: padded (~1 KB track events, a padded note) or realistic (varied Segment track, identify and page events with nested properties and contexts)")
 	partitions := fs.Int("partitions", 3, "with -cluster: EVENTS partitions (the Procfile's PARTITIONS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	c := config{quick: *quick, binDir: *binDir, outDir: *outDir, flush: *flush, duration: *duration,
-		latencyFor: *latencyFor, latencyRate: *latencyRate, conns: *conns, cluster: *cluster, partitions: *partitions}
+		latencyFor: *latencyFor, latencyRate: *latencyRate, conns: *conns, cluster: *cluster, partitions: *partitions, events: *events}
 	pick := func(d *time.Duration, full, quick time.Duration) {
 		if *d == 0 {
 			*d = full
@@ -145,7 +147,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := newPayloads()
+	p, err := newPayloads(cfg.events)
+	if err != nil {
+		return err
+	}
+	res.Events = cfg.events
 	res.EventBytes = float64(len(p.body(nil, "size", 0, 0))) / eventsPerRequest
 
 	step("limit: JetStream async publish of the same /v1/batch bodies")

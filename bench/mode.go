@@ -32,7 +32,12 @@ type modeResult struct {
 	DeliveredMB         float64 `json:"delivered_compressed_mb"`
 	LargestFileMB       float64 `json:"largest_file_mb"`
 	AcceptedPerSecond   []int64 `json:"accepted_per_second"`
-	DeliveredPerSecond  []int64 `json:"delivered_per_second"`
+	// EventsStreamBytesPerEvent is what the EVENTS streams stored per accepted event (messages, headers
+	// and JetStream's per-message overhead); FileBytesPerEvent is the gzipped files' bytes per event,
+	// which the batcher writes to the object store BATCHES.
+	EventsStreamBytesPerEvent float64 `json:"events_stream_bytes_per_event"`
+	FileBytesPerEvent         float64 `json:"file_bytes_per_event"`
+	DeliveredPerSecond        []int64 `json:"delivered_per_second"`
 
 	// Latency phase.
 	LatencyRate   int     `json:"latency_rate_events_per_s"`
@@ -160,6 +165,10 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 		}()
 	}
 
+	events0, err := eventsStreamBytes(ctx, in.natsURL)
+	if err != nil {
+		return nil, err
+	}
 	step("%s: throughput: %d senders post %d-event /v1/batch requests for %s", mode, cfg.conns, eventsPerRequest, cfg.duration)
 	snd := newSender(dep.trackingURL, src.writeKey, cfg.conns, p)
 	log, err := snd.flood(ctx, phase, cfg.conns, cfg.duration)
@@ -171,6 +180,11 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	m.LoadSeconds = lastAccept.Sub(log.start).Seconds()
 	m.AcceptedEventsPerS = float64(accepted) / m.LoadSeconds
 	step("%s: accepted %d events (%.0f/s); waiting for delivery", mode, accepted, m.AcceptedEventsPerS)
+	events1, err := eventsStreamBytes(ctx, in.natsURL)
+	if err != nil {
+		return nil, err
+	}
+	m.EventsStreamBytesPerEvent = float64(events1-events0) / float64(max(accepted, 1))
 
 	var got int64
 	werr := waitFor(ctx, cfg.deliverTimeout, "every accepted event to be delivered", func() bool {
@@ -216,6 +230,7 @@ func throughput(ctx context.Context, cfg config, mode, phase string, dep *deploy
 	}
 	m.Files = len(objs)
 	m.DeliveredEvents, m.DeliveredLines = t.delivered(), t.lines
+	m.FileBytesPerEvent = m.DeliveredMB * 1e6 / float64(max(m.DeliveredLines, 1))
 	m.MissingEvents, m.DuplicateEvents, m.UnknownLines = t.missing(), t.duplicates, t.unknown
 	m.DeliverySeconds = lastSeen.Sub(log.start).Seconds()
 	if m.DeliverySeconds > 0 {

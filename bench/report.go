@@ -26,6 +26,7 @@ type result struct {
 	FlushIntervalS   float64   `json:"flush_interval_s"`
 	Connections      int       `json:"connections"`
 	EventsPerRequest int       `json:"events_per_request"`
+	Events           string    `json:"events"` // padded or realistic
 	EventBytes       float64   `json:"event_bytes"`
 
 	HeadlineMode         string             `json:"headline_mode"`
@@ -253,9 +254,9 @@ func markdown(r *result, charts []string) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# s3dest benchmark (%s)", r.Mode)
 	w("")
-	w("%s on %s: %d cores (%s), %s GB, Linux %s, %s. Flush interval %.1f s; %d senders; %d events of %.0f bytes per /v1/batch request.",
+	w("%s on %s: %d cores (%s), %s GB, Linux %s, %s. Flush interval %.1f s; %d senders; %d %s events of %.0f bytes per /v1/batch request.",
 		r.StartedAt.Format(time.RFC3339), "this machine", r.Machine.Cores, r.Machine.CPU, r.Machine.MemoryGB, r.Machine.Kernel, r.Machine.GoVersion,
-		r.FlushIntervalS, r.Connections, r.EventsPerRequest, r.EventBytes)
+		r.FlushIntervalS, r.Connections, r.EventsPerRequest, r.Events, r.EventBytes)
 	w("Real components: nats-server (JetStream, file storage, own process), redis-server, MinIO (staging and customer bucket) behind the STS trust gate.")
 	if r.Mode == "quick" {
 		w("Quick mode: all-in-one only, short phases; `make bench` adds the services as separate processes.")
@@ -290,6 +291,9 @@ func markdown(r *result, charts []string) string {
 	row("delivered events/s (first request → last object)", func(m *modeResult) string { return fmt.Sprintf("%.0f", m.DeliveredEventsPerS) })
 	row("files, compressed MB, largest file MB", func(m *modeResult) string {
 		return fmt.Sprintf("%d, %.1f, %.2f", m.Files, m.DeliveredMB, m.LargestFileMB)
+	})
+	row("bytes written to JetStream per event: EVENTS + BATCHES (the gzipped file) = total", func(m *modeResult) string {
+		return fmt.Sprintf("%.0f + %.0f = %.0f", m.EventsStreamBytesPerEvent, m.FileBytesPerEvent, m.EventsStreamBytesPerEvent+m.FileBytesPerEvent)
 	})
 	row("retried requests (non-200, retried with the same messageIds)", func(m *modeResult) string { return fmt.Sprint(m.RetriedRequests) })
 	row("latency p50 / p99 / max (s)", func(m *modeResult) string {

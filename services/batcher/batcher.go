@@ -72,9 +72,11 @@ type Batcher struct {
 	feeders   sync.WaitGroup
 
 	open map[partition]*file
-	// batch is the message being added, decoded in place; it points into that message's data, which
-	// nothing changes while its events are written (each line is copied into its file's buffer).
+	// batch is the message being added, decoded in place; it points into that message's data, or into
+	// wire's buffer when the message was compressed, neither of which changes while its events are
+	// written (each line is copied into its file's buffer).
 	batch eventwire.Batch
+	wire  eventwire.Reader
 	// recent holds the messageIds written recently, per source.
 	recent  *recentIDs
 	metrics *metrics
@@ -378,7 +380,17 @@ func (b *Batcher) add(ctx context.Context, in fetched) {
 		return
 	}
 	batch := &b.batch
-	if err := eventwire.Decode(m.Data(), batch); err != nil {
+	if err := b.wire.Decode(m.Data(), batch); err != nil {
+		if errors.Is(err, eventwire.ErrNewerEncoding) {
+			// A newer ingest wrote it (docs/wire.md): the message is sound, and a dead letter would lose
+			// it. Seal what came before it, then read the source again from there, meeting it once a
+			// tick, until this batcher is upgraded or the source moves to one that is.
+			b.log.ErrorContext(ctx, "event message in a newer encoding: upgrade this batcher", "source", source, "seq", seq, "error", err)
+			if b.sealSource(ctx, source, "newer encoding") {
+				b.reopen(ctx, source, "newer encoding")
+			}
+			return
+		}
 		b.deadLetter(ctx, m, reasonPayload, fmt.Sprintf("payload: not an EventBatch: %v", err))
 		return
 	}

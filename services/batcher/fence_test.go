@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
@@ -106,6 +108,12 @@ func TestAFileOfOnlyRetriesMovesTheCursorSoARestartDoesNotWriteThem(t *testing.T
 // turn (events.a when none is named), until the returned stop is called, which returns every messageId
 // published.
 func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream, sources ...string) (stop func() []string) {
+	return publishEncodedUnderLoad(t, ctx, js, []eventwire.Encoding{eventwire.Plain}, sources...)
+}
+
+// publishEncodedUnderLoad is publishUnderLoad writing each source's messages in the encodings given in
+// turn, as ingest replicas of different releases or settings would side by side.
+func publishEncodedUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream, encodings []eventwire.Encoding, sources ...string) (stop func() []string) {
 	if len(sources) == 0 {
 		sources = []string{"a"}
 	}
@@ -126,10 +134,16 @@ func publishUnderLoad(t *testing.T, ctx context.Context, js jetstream.JetStream,
 			batch := &eventsv1.EventBatch{SourceId: source, ReceivedAt: timestamppb.Now()}
 			for k := range 2 {
 				id := fmt.Sprintf("e-%d-%d", n, k)
-				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q}`, id)})
+				batch.Events = append(batch.Events, &eventsv1.Event{MessageId: id, Type: "track", Json: fmt.Appendf(nil, `{"messageId":%q,"properties":{"note":"compressible compressible compressible"}}`, id)})
 				ids = append(ids, id)
 			}
-			if _, err := bus.Publish(ctx, js, bus.Partitions(1).Subject(source), batch, ""); err != nil {
+			data, err := proto.Marshal(batch)
+			if err != nil {
+				t.Errorf("marshal: %v", err)
+				return
+			}
+			msg := eventwire.Frame(nil, data, encodings[(n/len(sources))%len(encodings)])
+			if _, err := js.PublishMsg(ctx, bus.NewMsg(ctx, bus.Partitions(1).Subject(source), msg, "")); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}

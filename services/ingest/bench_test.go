@@ -58,10 +58,17 @@ func stampIDs(body []byte, marks []int, n int64) {
 }
 
 // BenchmarkIngestBatch measures events accepted per second through the Tracking API into embedded
-// JetStream (file storage), 100 events of ~1 KB per request, over 8 concurrent keep-alive connections.
-// The load generator shares the two cores, so it is a lean one (loadClient), as wrk would be.
+// JetStream (file storage), 100 events of ~1 KB per request, over 8 concurrent keep-alive connections,
+// with each events encoding (docs/wire.md). The load generator shares the two cores, so it is a lean one
+// (loadClient), as wrk would be.
 func BenchmarkIngestBatch(b *testing.B) {
-	h := start(b, func(c *Config) { c.PublishTimeout = 10 * time.Second })
+	for _, enc := range []string{"proto", "s2"} {
+		b.Run(enc, func(b *testing.B) { benchmarkIngestBatch(b, enc) })
+	}
+}
+
+func benchmarkIngestBatch(b *testing.B, encoding string) {
+	h := start(b, func(c *Config) { c.PublishTimeout, c.EventsEncoding = 10*time.Second, encoding })
 	addr := strings.TrimPrefix(h.url, "http://")
 	var seq atomic.Int64
 	b.SetBytes(int64(len(batchBody(0))))

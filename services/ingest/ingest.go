@@ -52,6 +52,8 @@ type Ingest struct {
 	// parts says which EVENTS stream, and so which subject, each source's events go to.
 	parts bus.Partitions
 
+	// encoding is how the EventBatch messages are written (Config.EventsEncoding).
+	encoding eventwire.Encoding
 	// partBytes bounds one EventBatch message: MaxMessageBytes or the server's max_payload, less room
 	// for the headers.
 	partBytes int
@@ -69,7 +71,8 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 	if err != nil {
 		return nil, err
 	}
-	trusted, _ := parseTrustedProxies(cfg.TrustedProxies) // checked by Validate
+	trusted, _ := parseTrustedProxies(cfg.TrustedProxies)      // checked by Validate
+	encoding, _ := eventwire.ParseEncoding(cfg.EventsEncoding) // checked by Validate
 	partBytes := cfg.MaxMessageBytes
 	if p.NATS != nil && p.NATS.MaxPayload() > 0 {
 		partBytes = min(partBytes, int(p.NATS.MaxPayload()))
@@ -83,6 +86,7 @@ func New(cfg Config, p *platform.Process) (*Ingest, error) {
 		limits:    newLimiter(cfg.RateLimit),
 		inflight:  newInflight(int64(cfg.MaxInflightBytes)),
 		trusted:   trusted,
+		encoding:  encoding,
 		now:       time.Now,
 		partBytes: partBytes - headerRoom,
 		parts:     cfg.EventsPartitions(),
@@ -157,8 +161,8 @@ func (s *Ingest) pending(ctx context.Context) (int64, bool) {
 	return n, err == nil
 }
 
-// batchPool recycles the encoded batches: NATS copies a message into its write buffer before
-// PublishMsg returns, so the buffer is free once the publish is acknowledged or has failed.
+// batchPool recycles the encoded batches and their compressed messages: NATS copies a message into its
+// write buffer before PublishMsg returns, so a buffer is free once the publish is acknowledged or has failed.
 var batchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // accept enriches events and publishes them as EventBatch messages of at most partBytes each, one after
@@ -175,8 +179,9 @@ var batchPool = sync.Pool{New: func() any { return new([]byte) }}
 // the parts already stored stay, and the retry stores only what is missing.
 func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, idBase string) error {
 	rc := newReceipt(sourceID, ip, s.now())
-	buf := batchPool.Get().(*[]byte)
+	buf, framed := batchPool.Get().(*[]byte), batchPool.Get().(*[]byte)
 	defer batchPool.Put(buf)
+	defer batchPool.Put(framed)
 	header := eventwire.AppendBatchHeader((*buf)[:0], sourceID, rc.at)
 	headerLen := len(header)
 	data := header
@@ -192,7 +197,12 @@ func (s *Ingest) accept(ctx context.Context, sourceID, ip string, p *payload, id
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 		defer cancel()
-		ack, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, s.parts.Subject(sourceID), data, msgID))
+		// Parts are cut by their EventBatch's size, so a compressed message is never the larger (Frame).
+		msg := eventwire.Frame(*framed, data, s.encoding)
+		if len(msg) != len(data) {
+			*framed = msg
+		}
+		ack, err := s.js.PublishMsg(pctx, bus.NewMsg(ctx, s.parts.Subject(sourceID), msg, msgID))
 		if err != nil {
 			return fmt.Errorf("publish %d events of %s (part %d): %w", inPart, sourceID, part, err)
 		}

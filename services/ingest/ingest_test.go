@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
+	"github.com/s3dest/s3dest/pkg/eventwire"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	eventsv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/events/v1"
 	"github.com/s3dest/s3dest/pkg/platform"
@@ -70,7 +72,7 @@ func startOn(t testing.TB, ns *platform.EmbeddedNATS, mutate func(*Config)) *har
 		t.Fatal(err)
 	}
 	cfg := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second, Workers: 2,
-		MaxMessageBytes: 1 << 20, MaxInflightBytes: 64 << 20}
+		MaxMessageBytes: 1 << 20, MaxInflightBytes: 64 << 20, EventsEncoding: "s2"}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -100,26 +102,75 @@ func (h *harness) post(path, body string, mutate func(*http.Request)) (*http.Res
 	return resp, string(b)
 }
 
-// batches returns the first n EventBatches stored for src1.
-func (h *harness) batches(n int) []*eventsv1.EventBatch {
+// messages returns the first n messages stored for src1, as stored.
+func (h *harness) messages(n int) [][]byte {
 	h.t.Helper()
 	cons, err := h.js.OrderedConsumer(context.Background(), h.parts.StreamOf(sourceID), jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.parts.Subject(sourceID)}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	var out []*eventsv1.EventBatch
 	msgs, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var out [][]byte
 	for m := range msgs.Messages() {
+		out = append(out, m.Data())
+	}
+	return out
+}
+
+// batches returns the first n EventBatches stored for src1, whatever their encoding.
+func (h *harness) batches(n int) []*eventsv1.EventBatch {
+	h.t.Helper()
+	var out []*eventsv1.EventBatch
+	var r eventwire.Reader
+	for _, msg := range h.messages(n) {
 		var b eventsv1.EventBatch
-		if err := proto.Unmarshal(m.Data(), &b); err != nil {
+		data, err := r.Unframe(msg)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := proto.Unmarshal(data, &b); err != nil {
 			h.t.Fatal(err)
 		}
 		out = append(out, &b)
 	}
 	return out
+}
+
+// The events encoding decides the bytes stored (docs/wire.md): S2 in a frame by default, and with proto
+// the EventBatch unframed, which batchers from before encodings read.
+func TestEventsAreStoredInTheEncodingTheSettingNames(t *testing.T) {
+	var body strings.Builder
+	body.WriteString(`{"batch":[`)
+	for i := range 50 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"type":"track","userId":"u%d","event":"Order Completed","properties":{"total":%d,"currency":"USD"}}`, i, i)
+	}
+	body.WriteString("]}")
+	stored := map[string][]byte{}
+	for _, enc := range []string{"s2", "proto"} {
+		h := start(t, func(c *Config) { c.EventsEncoding = enc })
+		if resp, got := h.post("/v1/batch", body.String(), nil); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", enc, resp.StatusCode, got)
+		}
+		stored[enc] = h.messages(1)[0]
+		if b := h.batches(1)[0]; len(b.GetEvents()) != 50 {
+			t.Errorf("%s: read back %d events, want 50", enc, len(b.GetEvents()))
+		}
+	}
+	if s2 := stored["s2"]; len(s2) < 2 || s2[0] != 0x00 || eventwire.Encoding(s2[1]) != eventwire.S2 {
+		t.Errorf("s2: message starts %x, want the frame of S2 (00 01)", stored["s2"][:2])
+	}
+	if err := proto.Unmarshal(stored["proto"], &eventsv1.EventBatch{}); err != nil {
+		t.Errorf("proto: the message is not an unframed EventBatch: %v", err)
+	}
+	if len(stored["s2"])*2 > len(stored["proto"]) {
+		t.Errorf("S2 message %d bytes, unframed %d: want less than half", len(stored["s2"]), len(stored["proto"]))
+	}
 }
 
 func TestAnAcceptedRequestIsStoredAsOneBatchBeforeThe200(t *testing.T) {

@@ -76,7 +76,7 @@ func TestWithThreePartitionsEachSourceIsStoredInItsOwnPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := Config{Common: platform.Common{Replicas: 1, AckWait: 30 * time.Second, Partitions: 1}, HTTPAddr: "127.0.0.1:0", PublishTimeout: time.Second,
-		Workers: 2, MaxMessageBytes: 1 << 20, MaxInflightBytes: 64 << 20}
+		Workers: 2, MaxMessageBytes: 1 << 20, MaxInflightBytes: 64 << 20, EventsEncoding: "s2"}
 	in, err := New(one, &platform.Process{Log: slog.New(slog.DiscardHandler), Telemetry: tel, NATS: h.nc, JS: h.js})
 	if err != nil {
 		t.Fatal(err)
