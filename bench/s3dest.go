@@ -57,6 +57,7 @@ func commonEnv(in *infra, flush time.Duration) []string {
 		"S3DEST_AWS_ACCESS_KEY_ID="+in.minio.user, "S3DEST_AWS_SECRET_ACCESS_KEY="+in.minio.password,
 		"S3DEST_INTERMEDIATE_ROLE_ARN="+intermediateARN, "S3DEST_WORKSPACE_ID="+workspaceID,
 		"S3DEST_FLUSH_INTERVAL="+flush.String(), "S3DEST_PPROF=true",
+		"S3DEST_CLI_LOGIN=false", // the machine's CLI stays logged in where it was
 	)
 }
 

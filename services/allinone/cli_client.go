@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,19 +11,18 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/s3dest/s3dest/pkg/platform"
+	"unicode"
 )
 
-// The CLI (`s3dest sources|destinations|status|workspace|validate|migrate`) is a thin client of the
-// admin REST API: every command is one or a few documented calls, so what the CLI does a script can do
+// The CLI's client commands (`s3dest sources|destinations|status|workspace|validate|migrate`) are a thin
+// client of the admin REST API: every command is one or a few documented calls, so what the CLI does a script can do
 // with curl. Tables for people, --json for programs: the API's "data" object unchanged, and for lists
 // every page's items as one {"sources": [...]} or {"destinations": [...]}.
 
-// ClientConfig says how to reach the admin API.
+// ClientConfig says how to reach the admin API (connFlags finds it for the CLI).
 type ClientConfig struct {
-	AdminURL string `flag:"admin-url" env:"S3DEST_ADMIN_URL" default:"http://127.0.0.1:8081" help:"the admin REST API"`
-	Token    string `flag:"token" env:"S3DEST_ADMIN_TOKEN" secret:"true" help:"the admin bearer token"`
+	AdminURL string
+	Token    string
 }
 
 // ValidateConfig is what `s3dest validate <destinationId>` needs to reach the admin API.
@@ -38,11 +35,11 @@ type apiClient struct {
 }
 
 func newAPIClient(cfg ClientConfig) (*apiClient, error) {
-	if cfg.Token == "" {
-		return nil, errors.New("token: the admin bearer token is required (--token or S3DEST_ADMIN_TOKEN)")
+	if err := checkAdminURL(cfg.AdminURL); err != nil {
+		return nil, err
 	}
-	if _, err := url.ParseRequestURI(cfg.AdminURL); err != nil {
-		return nil, fmt.Errorf("admin-url: %q is not a URL: %w", cfg.AdminURL, err)
+	if cfg.Token == "" {
+		return nil, withExit(ExitUnreachable, fmt.Errorf("token: no admin token for %s: run `s3dest login --url %s`, or give --token or S3DEST_ADMIN_TOKEN", cfg.AdminURL, cfg.AdminURL))
 	}
 	return &apiClient{base: strings.TrimSuffix(cfg.AdminURL, "/"), token: cfg.Token, http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
@@ -67,7 +64,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reach the admin API: %w", err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, withExit(ExitUnreachable, fmt.Errorf("reach the admin API at %s: %w", c.base, err))
 	}
 	defer resp.Body.Close()
 	var env struct {
@@ -77,14 +77,22 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 			Message string `json:"message"`
 		} `json:"errors"`
 	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return nil, withExit(ExitUnreachable, fmt.Errorf("%s %s: the admin API at %s refused the token (%d): run `s3dest login`, or give --token or S3DEST_ADMIN_TOKEN",
+			method, path, c.base, resp.StatusCode))
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		return nil, fmt.Errorf("%s %s: the admin API answered %d with no JSON: %w", method, path, resp.StatusCode, err)
+		return nil, fmt.Errorf("%s %s: the admin API answered %d with no JSON (is %s s3dest's admin URL?): %w", method, path, resp.StatusCode, c.base, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 { // 201 for a created source
-		if len(env.Errors) > 0 {
-			return nil, fmt.Errorf("%s %s: %s (%d %s)", method, path, env.Errors[0].Message, resp.StatusCode, env.Errors[0].Type)
+		code := ExitError
+		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnprocessableEntity {
+			code = ExitUsage // a value given was refused, and the message names it
 		}
-		return nil, fmt.Errorf("%s %s: the admin API answered %d", method, path, resp.StatusCode)
+		if len(env.Errors) > 0 {
+			return nil, withExit(code, fmt.Errorf("%s %s: %s (%d %s)", method, path, env.Errors[0].Message, resp.StatusCode, env.Errors[0].Type))
+		}
+		return nil, withExit(code, fmt.Errorf("%s %s: the admin API answered %d", method, path, resp.StatusCode))
 	}
 	if out != nil {
 		if err := json.Unmarshal(env.Data, out); err != nil {
@@ -210,72 +218,6 @@ func (c *apiClient) listDestinationsRaw(ctx context.Context, query url.Values) (
 	}
 }
 
-// command is a CLI command's flags: the connection, --json, and its own.
-type command struct {
-	fs   *flag.FlagSet
-	conn ClientConfig
-	json *bool
-	args []string // positional arguments
-}
-
-func newCommand(name string) (*command, error) {
-	c := &command{fs: flag.NewFlagSet("s3dest "+name, flag.ContinueOnError)}
-	if err := platform.Bind(c.fs, &c.conn); err != nil {
-		return nil, err
-	}
-	c.json = c.fs.Bool("json", false, "print the API's JSON instead of a table")
-	return c, nil
-}
-
-// parse parses args and returns the client; errHelp when -h was asked.
-func (c *command) parse(args []string, nargs int, usage string) (*apiClient, error) {
-	c.fs.Usage = func() {
-		fmt.Fprintf(c.fs.Output(), "usage: %s\n", usage)
-		c.fs.PrintDefaults()
-	}
-	// Flags may come before or after the positional arguments (`update <id> --name x`).
-	for {
-		if err := c.fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if args = c.fs.Args(); len(args) == 0 {
-			break
-		}
-		c.args, args = append(c.args, args[0]), args[1:]
-	}
-	if len(c.args) != nargs {
-		return nil, fmt.Errorf("usage: %s", usage)
-	}
-	return newAPIClient(c.conn)
-}
-
-// arg is the i-th positional argument.
-func (c *command) arg(i int) string { return c.args[i] }
-
-// deleteOne runs `s3dest <kind>s delete <id>`: DELETE collection/<id>.
-func (c *command) deleteOne(ctx context.Context, args []string, kind, collection string, out io.Writer) error {
-	api, err := c.parse(args, 1, "s3dest "+kind+"s delete <"+kind+"Id>")
-	if err != nil {
-		return err
-	}
-	raw, err := api.call(ctx, http.MethodDelete, collection+url.PathEscape(c.arg(0)), nil, nil)
-	if err != nil {
-		return err
-	}
-	if *c.json {
-		return printJSON(out, raw)
-	}
-	_, err = fmt.Fprintf(out, "%s %s deleted\n", kind, c.arg(0))
-	return err
-}
-
-// set reports whether a flag was given.
-func (c *command) set(name string) bool {
-	found := false
-	c.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
-}
-
 // printJSON writes the API's data object, indented.
 func printJSON(out io.Writer, raw json.RawMessage) error {
 	var b bytes.Buffer
@@ -287,12 +229,35 @@ func printJSON(out io.Writer, raw json.RawMessage) error {
 	return err
 }
 
-// table writes rows aligned in columns.
+// printValue writes v as indented JSON.
+func printValue(out io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return printJSON(out, b)
+}
+
+// table writes rows aligned in columns, however wide a cell. A cell's tabs, newlines and other control
+// characters (a name or an error message can hold them) are shown as spaces, so that they cannot break
+// the columns.
 func table(out io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	line := func(cells []string) {
+		clean := make([]string, len(cells))
+		for i, c := range cells {
+			clean[i] = strings.Map(func(r rune) rune {
+				if unicode.IsControl(r) {
+					return ' '
+				}
+				return r
+			}, c)
+		}
+		fmt.Fprintln(tw, strings.TrimRight(strings.Join(clean, "\t"), " "))
+	}
+	line(header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	return tw.Flush()
 }
@@ -310,30 +275,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// RunCLI runs a client command: args[0] is validate, sources, destinations, status, workspace or
-// migrate. in answers migrate's question.
-func RunCLI(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
-	var err error
-	switch args[0] {
-	case "validate":
-		err = validateCommand(ctx, args[1:], out)
-	case "sources":
-		err = Sources(ctx, args[1:], out)
-	case "destinations":
-		err = Destinations(ctx, args[1:], out)
-	case "status":
-		err = Status(ctx, args[1:], out)
-	case "workspace":
-		err = Workspace(ctx, args[1:], out)
-	case "migrate":
-		err = migrateCommand(ctx, args[1:], in, out)
-	default:
-		return fmt.Errorf("unknown command %q", args[0])
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
 }

@@ -27,6 +27,11 @@ type DevConfig struct {
 	// Retention is the admin service's --retention (dev owns the streams in its place).
 	Retention  time.Duration `flag:"retention" env:"S3DEST_RETENTION" default:"168h" help:"how long staged files wait for a failing destination before they are dead-lettered (1h to 2160h)"`
 	SyncAlways bool          `flag:"sync-always" env:"S3DEST_SYNC_ALWAYS" help:"fsync every JetStream write before acknowledging (survives an OS crash)"`
+	// CLILogin writes the admin URL and token to the CLI's login file once ready (s3dest login's file), so
+	// that the client commands work with no flags. A DevConfig built in code leaves it off.
+	CLILogin bool `flag:"cli-login" env:"S3DEST_CLI_LOGIN" default:"true" help:"log the s3dest CLI in to this dev (its login file gets the admin URL and token)"`
+	// JSON prints the summary as one JSON object once ready, instead of the greeting (--json).
+	JSON bool
 
 	TrackingAddr string `flag:"tracking-addr" env:"S3DEST_TRACKING_ADDR" default:"127.0.0.1:8080" help:"Tracking API address"`
 	AdminAddr    string `flag:"admin-addr" env:"S3DEST_ADMIN_ADDR" default:"127.0.0.1:8081" help:"admin REST API address"`

@@ -44,7 +44,8 @@ func startDevProcess(t *testing.T, exe, dataDir string, env []string, flags ...s
 		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
 		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, flags...)
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// The machine's CLI stays logged in where it was (dev logs it in by default).
+	cmd.Env = append(append(os.Environ(), "S3DEST_CLI_LOGIN=false"), env...)
 	p := &devProcess{cmd: cmd, out: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

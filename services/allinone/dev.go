@@ -175,7 +175,21 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 			return err
 		}
 	}
-	greet(out, summary, cfg.FlushInterval, filepath.Join(cfg.DataDir, "secrets.json"))
+	if cfg.JSON {
+		if err := json.NewEncoder(out).Encode(summary); err != nil {
+			return err
+		}
+	} else {
+		greet(out, summary, cfg.FlushInterval, filepath.Join(cfg.DataDir, "secrets.json"))
+	}
+	if cfg.CLILogin {
+		// A login file that cannot be written (a read-only home) costs the CLI its defaults, not dev its run.
+		if path, err := saveLogin(loginConfig{AdminURL: summary.AdminURL, Token: summary.AdminToken}); err != nil {
+			log.Warn("the s3dest CLI is not logged in to this dev", "error", err)
+		} else if !cfg.JSON {
+			fmt.Fprintf(out, "The s3dest CLI is logged in to it (%s): try `s3dest status`.\n", path)
+		}
+	}
 	return <-errc
 }
 

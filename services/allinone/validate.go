@@ -2,12 +2,15 @@ package allinone
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // stepNames say what each validation step checks, as a customer reads it.
@@ -21,16 +24,51 @@ var stepNames = map[string]string{
 // errNotValid is returned when a destination's validation fails.
 var errNotValid = errors.New("the destination is not valid")
 
-// validateCommand runs `s3dest validate <destinationId>` (and `s3dest destinations validate`).
-func validateCommand(ctx context.Context, args []string, out io.Writer) error {
-	c, err := newCommand("validate")
-	if err != nil {
-		return err
+func validateCommand(a *app) *cobra.Command {
+	cmd := a.validateCmd()
+	cmd.GroupID = groupManage
+	return a.addClientFlags(cmd)
+}
+
+// validateCmd is `s3dest validate` and `s3dest destinations validate`.
+func (a *app) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate <destinationId>",
+		Short: "check a destination's IAM setup, step by step (the reference's Validate)",
+		Long: `Runs the reference's Validate steps on the destination now and prints each with its outcome, then
+the result's code and message. Exits 3 when the destination is not valid (--json: the API's
+{"validation": {...}}, with the same exit code).`,
+		Args: positional("<destinationId>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.clientConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				api, err := newAPIClient(cfg)
+				if err != nil {
+					return err
+				}
+				v, raw, err := api.validateRaw(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if err := printJSON(a.out, raw); err != nil {
+					return err
+				}
+				return notValid(v)
+			}
+			return Validate(cmd.Context(), cfg, args[0], a.out)
+		},
 	}
-	if _, err := c.parse(args, 1, "s3dest validate [--admin-url URL] [--token TOKEN] <destinationId>"); err != nil {
-		return err
+}
+
+// notValid is the error of a failed validation (exit 3), nil for a valid destination.
+func notValid(v *apiValidation) error {
+	if v.Ok {
+		return nil
 	}
-	return Validate(ctx, c.conn, c.arg(0), out)
+	return withExit(ExitCheckFailed, fmt.Errorf("%w: %s", errNotValid, v.Code))
 }
 
 // Validate runs the validator on a destination through the admin API and prints each step with its
@@ -45,23 +83,27 @@ func Validate(ctx context.Context, cfg ValidateConfig, destinationID string, out
 		return err
 	}
 	printValidation(out, v)
-	if !v.Ok {
-		return errNotValid
-	}
-	return nil
+	return notValid(v)
 }
 
 // validate is POST /destinations/{id}/validate.
 func (c *apiClient) validate(ctx context.Context, destinationID string) (*apiValidation, error) {
+	v, _, err := c.validateRaw(ctx, destinationID)
+	return v, err
+}
+
+// validateRaw is validate, with the API's data as it came.
+func (c *apiClient) validateRaw(ctx context.Context, destinationID string) (*apiValidation, json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var got struct {
 		Validation apiValidation `json:"validation"`
 	}
-	if _, err := c.call(ctx, http.MethodPost, "/destinations/"+url.PathEscape(destinationID)+"/validate", nil, &got); err != nil {
-		return nil, err
+	raw, err := c.call(ctx, http.MethodPost, "/destinations/"+url.PathEscape(destinationID)+"/validate", nil, &got)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &got.Validation, nil
+	return &got.Validation, raw, nil
 }
 
 // printValidation prints each step with its outcome, then the code and message.
