@@ -48,6 +48,8 @@ type Server struct {
 	legacyS3 bool
 	// js, when set, lets the status API read each destination's waiting files from its copier lane.
 	js jetstream.JetStream
+	// replays, when set, holds the replays (replays.go).
+	replays *configstore.Replays
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
 	// claimGrace is how old a claim naming no destination must be to be taken over (rules.go). Rules
