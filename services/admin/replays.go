@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -88,7 +87,7 @@ func (s *Server) CreateReplay(ctx context.Context, req *adminv1.CreateReplayRequ
 			return nil, status.Errorf(codes.FailedPrecondition, "destinationId: replay %s of destination %s is running; cancel it or wait for it to end", r.GetId(), d.GetId())
 		}
 	}
-	through, err := s.lastStaged(ctx, d.GetSourceId())
+	through, err := bus.LastSequence(ctx, s.js, bus.StreamBatches, bus.StagedSubject(d.GetSourceId()))
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -104,22 +103,6 @@ func (s *Server) CreateReplay(ctx context.Context, req *adminv1.CreateReplayRequ
 	}
 	s.log.InfoContext(ctx, "replay created", "replay", rp.GetId(), "destination", d.GetId(), "from", from, "to", to, "overwrite", rp.GetOverwrite(), "through", through)
 	return &adminv1.CreateReplayResponse{Data: &adminv1.CreateReplayResponse_Data{Replay: rp}}, nil
-}
-
-// lastStaged is the BATCHES sequence of the source's last batch.staged message; 0 if there is none.
-func (s *Server) lastStaged(ctx context.Context, sourceID string) (uint64, error) {
-	stream, err := s.js.Stream(ctx, bus.StreamBatches)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", bus.StreamBatches, err)
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, bus.StagedSubject(sourceID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last staged file of source %s: %w", sourceID, err)
-	}
-	return msg.Sequence, nil
 }
 
 // replay reads a replay of a destination; NotFound when it is another destination's.

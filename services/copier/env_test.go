@@ -354,7 +354,7 @@ func (e *env) config() Config {
 			AccessKeyID: e.g.MinIO.RootUser, SecretAccessKey: e.g.MinIO.RootPassword, IntermediateRoleARN: testIntermediate,
 			ResponseTimeout: 10 * time.Second},
 		RedisURL: e.redisURL, StagingBucket: testStaging, CredentialsKey: testCredsKey,
-		Workers: 2, Rate: 50, Burst: 10, FailingRetry: time.Second,
+		Workers: 2, Rate: 50, Burst: 10, FailingRetry: time.Second, ReplayLease: 5 * time.Second,
 	}
 }
 
