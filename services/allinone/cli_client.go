@@ -111,6 +111,7 @@ type (
 		Region     string `json:"region,omitempty"`
 		S3Bucket   string `json:"s3Bucket,omitempty"`
 		IamRoleArn string `json:"iamRoleArn,omitempty"`
+		Backfill   bool   `json:"backfill,omitempty"`
 	}
 	apiDestination struct {
 		ID       string `json:"id"`
@@ -312,8 +313,8 @@ func orDash(s string) string {
 	return s
 }
 
-// RunCLI runs a client command: args[0] is validate, sources, destinations, status, workspace or
-// migrate. in answers migrate's question.
+// RunCLI runs a client command: args[0] is validate, sources, destinations, status, workspace,
+// migrate or replay. in answers migrate's question.
 func RunCLI(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
 	var err error
 	switch args[0] {
@@ -329,6 +330,8 @@ func RunCLI(ctx context.Context, args []string, in io.Reader, out io.Writer) err
 		err = Workspace(ctx, args[1:], out)
 	case "migrate":
 		err = migrateCommand(ctx, args[1:], in, out)
+	case "replay":
+		err = Replay(ctx, args[1:], out)
 	default:
 		return fmt.Errorf("unknown command %q", args[0])
 	}

@@ -18,7 +18,8 @@ commands:
   list [--source ID] [--slug aws-s3|amazon-s3]
   get <destinationId>                 settings and the latest validation
   create --source ID --region R --bucket B[/prefix] --role-arn ARN [--name N] [--enabled=false] [--legacy]
-                                      (validated at once; --legacy creates an Amazon S3 destination, no role)
+         [--backfill]                 (validated at once; --legacy creates an Amazon S3 destination, no role;
+                                      --backfill also delivers the files staged before, still in retention)
   update <destinationId> [--region R] [--bucket B] [--role-arn ARN] [--name N] [--enabled=true|false]
   delete <destinationId>
   validate <destinationId>            run the reference's Validate steps (same as s3dest validate)
@@ -91,7 +92,8 @@ func Destinations(ctx context.Context, args []string, out io.Writer) error {
 		role := c.fs.String("role-arn", "", "the IAM role s3dest assumes: arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME")
 		enabled := c.fs.Bool("enabled", true, "whether the destination receives events")
 		legacy := c.fs.Bool("legacy", false, "create an Amazon S3 (legacy) destination instead of AWS S3")
-		api, err := c.parse(args[1:], 0, "s3dest destinations create --source ID --region R --bucket B --role-arn ARN [--name N] [--enabled=false] [--legacy]")
+		backfill := c.fs.Bool("backfill", false, "also deliver the source's files already staged, for the days still in retention (by default: from now on)")
+		api, err := c.parse(args[1:], 0, "s3dest destinations create --source ID --region R --bucket B --role-arn ARN [--name N] [--enabled=false] [--legacy] [--backfill]")
 		if err != nil {
 			return err
 		}
@@ -100,7 +102,7 @@ func Destinations(ctx context.Context, args []string, out io.Writer) error {
 			md = layout.AmazonS3MetadataID
 		}
 		body := map[string]any{"sourceId": *source, "metadataId": md, "name": *name, "enabled": *enabled,
-			"settings": apiSettings{Region: *region, S3Bucket: *bucket, IamRoleArn: *role}}
+			"settings": apiSettings{Region: *region, S3Bucket: *bucket, IamRoleArn: *role, Backfill: *backfill}}
 		if raw, err = api.call(ctx, http.MethodPost, "/destinations", body, &got); err != nil {
 			return err
 		}

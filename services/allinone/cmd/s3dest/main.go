@@ -28,6 +28,9 @@ commands:
                              the retention deadline of the oldest
   workspace [--bucket B]     the External ID and the IAM policies your role needs
   migrate --source ID …      move a source from Amazon S3 to AWS S3, step by step (the reference's migration)
+  replay --destination ID --from DAY --to DAY
+                             re-deliver a destination's staged files of those received days; status, cancel,
+                             resume, list
 
 Run "s3dest <command> -h" for its flags.
 `
@@ -80,7 +83,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return allinone.Await(ctx, cfg, fs.Args())
-	case "validate", "sources", "destinations", "status", "workspace", "migrate":
+	case "validate", "sources", "destinations", "status", "workspace", "migrate", "replay":
 		return allinone.RunCLI(ctx, args, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
