@@ -377,13 +377,13 @@ func (e *env) process(t testing.TB) *platform.Process {
 }
 
 // start runs a copier until the test ends.
-func (e *env) start(t *testing.T, cfg Config) *Copier {
+func (e *env) start(t testing.TB, cfg Config) *Copier {
 	t.Helper()
 	return e.startWith(t, cfg, e.process(t))
 }
 
 // startWith runs a copier on p until the test ends.
-func (e *env) startWith(t *testing.T, cfg Config, p *platform.Process) *Copier {
+func (e *env) startWith(t testing.TB, cfg Config, p *platform.Process) *Copier {
 	t.Helper()
 	c, err := New(cfg, p)
 	if err != nil {

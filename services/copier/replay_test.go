@@ -23,7 +23,10 @@ import (
 	"github.com/s3dest/s3dest/pkg/testenv"
 )
 
-const day2 = day1 + 24*3600*1000
+const (
+	dayMs = int64(24 * 3600 * 1000)
+	day2  = day1 + dayMs
+)
 
 // replay creates a running replay of the destination's days from..to as the admin service does: it
 // covers the source's files staged so far.
@@ -120,7 +123,7 @@ func TestAReplayPutsBackEveryFileOfAnEmptiedBucketAndASecondOneWritesNothing(t *
 	const role = "arn:aws:iam::111111111111:role/replayed"
 	e.referenceRole(t, role, "replayed")
 	e.destination(t, "dest-replay", "src-replay", "replayed", role, "us-east-1")
-	day3 := day2 + 24*3600*1000
+	day3 := day2 + dayMs
 	for i, day := range []int64{day1, day1, day2, day2, day2, day3} {
 		e.stage(t, "src-replay", day, fmt.Sprintf("f%d", i), fmt.Sprintf(`{"messageId":"m-%d"}`, i))
 	}
