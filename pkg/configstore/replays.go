@@ -51,17 +51,7 @@ func OwnReplays(ctx context.Context, js jetstream.JetStream, replicas int) (*Rep
 // OpenReplays opens the REPLAYS bucket, creating it if it is missing (the copier may start first); one
 // that exists is not changed.
 func OpenReplays(ctx context.Context, js jetstream.JetStream, replicas int) (*Replays, error) {
-	var kv jetstream.KeyValue
-	err := bus.AgainOnTimeout(ctx, func() (err error) {
-		kv, err = js.KeyValue(ctx, ReplaysBucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, replaysConfig(replicas))
-			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				kv, err = js.KeyValue(ctx, ReplaysBucket)
-			}
-		}
-		return err
-	})
+	kv, err := openOrCreate(ctx, js, replaysConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("open replays bucket: %w", err)
 	}

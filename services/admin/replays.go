@@ -16,6 +16,7 @@ import (
 	"github.com/s3dest/s3dest/pkg/bus"
 	"github.com/s3dest/s3dest/pkg/configstore"
 	adminv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1"
+	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	replayv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/replay/v1"
 )
 
@@ -63,9 +64,6 @@ func (s *Server) replayStore() error {
 
 // CreateReplay implements AdminService.
 func (s *Server) CreateReplay(ctx context.Context, req *adminv1.CreateReplayRequest) (*adminv1.CreateReplayResponse, error) {
-	if err := s.replayStore(); err != nil {
-		return nil, err
-	}
 	from, ferr := ParseDay("from", req.GetFrom())
 	to, terr := ParseDay("to", req.GetTo())
 	if err := errors.Join(ferr, terr); err != nil {
@@ -74,16 +72,12 @@ func (s *Server) CreateReplay(ctx context.Context, req *adminv1.CreateReplayRequ
 	if from > to {
 		return nil, invalid("from: %s is after to (%s): the range is from the first day to the last, both included", req.GetFrom(), req.GetTo())
 	}
-	d, err := s.destination(ctx, req.GetDestinationId())
+	d, all, err := s.destinationReplays(ctx, req.GetDestinationId())
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.replays.List(ctx)
-	if err != nil {
-		return nil, internal(err)
-	}
 	for _, r := range all {
-		if r.GetDestinationId() == d.GetId() && r.GetState() == replayv1.ReplayState_REPLAY_STATE_RUNNING {
+		if r.GetState() == replayv1.ReplayState_REPLAY_STATE_RUNNING {
 			return nil, status.Errorf(codes.FailedPrecondition, "destinationId: replay %s of destination %s is running; cancel it or wait for it to end", r.GetId(), d.GetId())
 		}
 	}
@@ -126,6 +120,22 @@ func (s *Server) replay(ctx context.Context, destinationID, id string) (*replayv
 	return rp, rev, nil
 }
 
+// destinationReplays is the destination and its replays, oldest first.
+func (s *Server) destinationReplays(ctx context.Context, id string) (*configv1.Destination, []*replayv1.Replay, error) {
+	if err := s.replayStore(); err != nil {
+		return nil, nil, err
+	}
+	d, err := s.destination(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := s.replays.List(ctx)
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	return d, slices.DeleteFunc(all, func(r *replayv1.Replay) bool { return r.GetDestinationId() != d.GetId() }), nil
+}
+
 // GetReplay implements AdminService.
 func (s *Server) GetReplay(ctx context.Context, req *adminv1.GetReplayRequest) (*adminv1.GetReplayResponse, error) {
 	rp, _, err := s.replay(ctx, req.GetDestinationId(), req.GetReplayId())
@@ -137,22 +147,13 @@ func (s *Server) GetReplay(ctx context.Context, req *adminv1.GetReplayRequest) (
 
 // ListReplays implements AdminService.
 func (s *Server) ListReplays(ctx context.Context, req *adminv1.ListReplaysRequest) (*adminv1.ListReplaysResponse, error) {
-	if err := s.replayStore(); err != nil {
-		return nil, err
-	}
-	d, err := s.destination(ctx, req.GetDestinationId())
+	_, all, err := s.destinationReplays(ctx, req.GetDestinationId())
 	if err != nil {
 		return nil, err
-	}
-	all, err := s.replays.List(ctx)
-	if err != nil {
-		return nil, internal(err)
 	}
 	out := []*replayv1.Replay{}
 	for _, r := range slices.Backward(all) {
-		if r.GetDestinationId() == d.GetId() {
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
 	return &adminv1.ListReplaysResponse{Data: &adminv1.ListReplaysResponse_Data{Replays: out}}, nil
 }

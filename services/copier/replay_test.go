@@ -43,13 +43,19 @@ func (e *env) replay(t testing.TB, id, destinationID, sourceID string, from, to 
 	}
 }
 
+// replays is the REPLAYS bucket, owned as the admin service owns it.
 func (e *env) replays(t testing.TB) *configstore.Replays {
 	t.Helper()
-	r, err := configstore.OwnReplays(e.ctx, e.js, 1)
-	if err != nil {
-		t.Fatal(err)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.replayStore == nil {
+		r, err := configstore.OwnReplays(e.ctx, e.js, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.replayStore = r
 	}
-	return r
+	return e.replayStore
 }
 
 // replayDone waits for the replay to end and returns it.
