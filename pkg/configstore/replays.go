@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -24,11 +25,16 @@ type Replays struct {
 // ReplaysBucket is the KV bucket of replays.
 const ReplaysBucket = "REPLAYS"
 
+// ReplaysKept is how long a replay stays in the bucket after its last change: a running one changes at
+// least every third of its lease, so only replays that ended (or wait, cancelled) go.
+const ReplaysKept = 30 * 24 * time.Hour
+
 func replaysConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      ReplaysBucket,
 		Description: "s3dest replays: state, cursor and progress",
 		History:     1,
+		TTL:         ReplaysKept,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	}

@@ -393,6 +393,9 @@ func (s *Server) changeDestination(d *configv1.Destination, req *adminv1.UpdateD
 		d.Enabled = req.GetEnabled()
 	}
 	if set := req.GetSettings(); set != nil {
+		if set.Backfill != nil {
+			return false, invalid("settings.backfill: only a destination being created can ask for backfill; to deliver retained days to an existing one, create a replay (POST /destinations/{id}/replays)")
+		}
 		before := proto.Clone(d.GetSettings())
 		if d.Settings == nil {
 			d.Settings = &configv1.DestinationSettings{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/s3dest/s3dest/pkg/bus"
@@ -275,7 +276,7 @@ func TestBackfillDeliversTheRetainedFilesOnlyWhenTheDestinationOptsIn(t *testing
 	created := timestamppb.Now()
 	fromNow := e.destination(t, "dest-from-now", "src-old", "from-now", "arn:aws:iam::111111111111:role/from-now", "us-east-1")
 	backfilled := e.destination(t, "dest-backfilled", "src-old", "backfilled", "arn:aws:iam::111111111111:role/backfilled", "us-east-1")
-	backfilled.Settings.Backfill = true
+	backfilled.Settings.Backfill = proto.Bool(true)
 	fromNow.CreatedAt, backfilled.CreatedAt = created, created
 	e.putDestination(t, fromNow)
 	e.putDestination(t, backfilled)
