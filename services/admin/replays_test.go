@@ -30,3 +30,24 @@ func TestAReplayDayIsADateInUTCOrTheKeysDayInMillisecondsAndAnythingElseIsRefuse
 		}
 	}
 }
+
+// backfill is a create-time choice: a created destination answers with it (and one created without it
+// shows none), and a PATCH that sets it is refused naming the setting and the way to replay.
+func TestBackfillIsTakenWhenADestinationIsCreatedAndRefusedOnAnUpdate(t *testing.T) {
+	a := newAPI(t)
+	sourceID := a.ok("POST", "/sources", `{"slug":"late"}`)["source"].(map[string]any)["id"].(string)
+	d := a.ok("POST", "/destinations", `{"sourceId":"`+sourceID+`","metadataId":"60be92c8dabdd561bf6c9130","settings":{"region":"us-east-1","s3Bucket":"late-bucket","iamRoleArn":"arn:aws:iam::123456789012:role/r","backfill":true}}`)["destination"].(map[string]any)
+	if got := d["settings"].(map[string]any)["backfill"]; got != true {
+		t.Fatalf("created with backfill: settings.backfill = %v, want true (%v)", got, d["settings"])
+	}
+	id := d["id"].(string)
+	code, out := a.call("PATCH", "/destinations/"+id, `{"settings":{"backfill":false}}`, "Bearer "+token)
+	if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, "settings.backfill: only a destination being created can ask for backfill") || !strings.Contains(msg, "replays") {
+		t.Fatalf("PATCH settings.backfill = %d %q, want 422 naming settings.backfill and replays", code, msg)
+	}
+	other := a.ok("POST", "/sources", `{"slug":"now"}`)["source"].(map[string]any)["id"].(string)
+	d = a.ok("POST", "/destinations", `{"sourceId":"`+other+`","metadataId":"60be92c8dabdd561bf6c9130","settings":{"region":"us-east-1","s3Bucket":"now-bucket","iamRoleArn":"arn:aws:iam::123456789012:role/r"}}`)["destination"].(map[string]any)
+	if _, shown := d["settings"].(map[string]any)["backfill"]; shown {
+		t.Fatalf("created without backfill, the answer shows it: %v", d["settings"])
+	}
+}
