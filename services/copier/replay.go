@@ -232,6 +232,22 @@ func (w *replayRun) renew(ctx context.Context, cancel context.CancelFunc) {
 	}
 }
 
+// release gives the lease up when this copier stops (a SIGTERM, a rolling restart), so that another
+// copier takes the replay over at its next look rather than after the lease.
+func (w *replayRun) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	next := proto.Clone(w.rp).(*replayv1.Replay)
+	next.Owner, next.LeaseUntil, next.UpdatedAt = "", nil, timestamppb.New(w.c.now())
+	if _, err := w.c.replays.store.Update(ctx, next, w.rev); err != nil {
+		w.log.Info("replay paused: this copier is stopping; another takes it over when the lease ends", "error", err)
+		return
+	}
+	w.log.Info("replay paused: this copier is stopping; the lease is released for another to take it at once", "cursor", next.GetCursor())
+}
+
 // run works the replay until it is done, cancelled, taken over, or ctx ends.
 func (w *replayRun) run(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
@@ -245,8 +261,8 @@ func (w *replayRun) run(parent context.Context) {
 	case err == nil:
 	case errors.Is(err, errLost):
 		w.log.InfoContext(ctx, "replay stopped: it was cancelled or taken over")
-	case ctx.Err() != nil:
-		w.log.Info("replay paused: this copier is stopping; another takes it over when the lease ends")
+	case parent.Err() != nil:
+		w.release()
 	default:
 		w.log.WarnContext(ctx, "replay stopped", "error", err)
 	}
@@ -397,7 +413,13 @@ func (w *replayRun) replayFile(ctx context.Context, seq uint64, staged *batchv1.
 			return ctx.Err()
 		}
 		w.log.WarnContext(ctx, "replay: a file failed; trying again", "batch", staged.GetBatch().GetBatchId(), "attempt", attempt, "error", err)
-		if serr := w.save(ctx, func(rp *replayv1.Replay) { rp.LastError = UserMessage(err) }); serr != nil {
+		// The customer's message where there is one (a failing role or bucket), else the error itself
+		// (a disabled destination, a throttle): errors never hold a secret.
+		why := err.Error()
+		if f := (*failure)(nil); errors.As(err, &f) {
+			why = UserMessage(err)
+		}
+		if serr := w.save(ctx, func(rp *replayv1.Replay) { rp.LastError = why }); serr != nil {
 			return serr
 		}
 		wait := min(c.cfg.FailingRetry, replayFailDelay, time.Duration(attempt)*time.Second)
