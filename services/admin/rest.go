@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
@@ -21,8 +22,15 @@ import (
 
 // RESTHandler is the Segment-Public-API-shaped REST face of srv: grpc-gateway over the same methods,
 // answers wrapped in {"data": ...} (the messages are shaped that way), errors as
-// {"errors":[{"type","message"}]}, and the bearer token required on every path.
+// {"errors":[{"type","message"}]}, and the bearer token required on every path. It also serves the web
+// console under ConsolePath, whose pages call the same paths with a session cookie instead of the
+// token (session.go).
 func RESTHandler(ctx context.Context, srv *Server, token string) (http.Handler, error) {
+	return restHandler(ctx, srv, token, newSessions(time.Now))
+}
+
+// restHandler is RESTHandler with the console's sessions given (a test sets their clock).
+func restHandler(ctx context.Context, srv *Server, token string, sess *sessions) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
@@ -48,13 +56,34 @@ func RESTHandler(ctx context.Context, srv *Server, token string) (http.Handler, 
 		return nil, err
 	}
 	tc := platform.NewBearerToken(token)
+	console := consoleHandler(tc, sess)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := tc.Check(r.Header.Get("Authorization")); err != nil {
+		if r.URL.Path == strings.TrimSuffix(ConsolePath, "/") {
+			http.Redirect(w, r, ConsolePath, http.StatusMovedPermanently)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, ConsolePath) {
+			console.ServeHTTP(w, r)
+			return
+		}
+		if err := authorize(r, tc, sess); err != nil {
 			writeError(r.Context(), mux, nil, w, r, err)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// authorize admits a call with the bearer token or, when it carries no Authorization header, with a
+// console session (its cookie, and its CSRF token when the call changes state). A call with neither is
+// told to bring the bearer token, as before the console existed.
+func authorize(r *http.Request, tc platform.BearerToken, sess *sessions) error {
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(SessionCookie); err == nil {
+			return sess.check(r, c.Value)
+		}
+	}
+	return tc.Check(r.Header.Get("Authorization"))
 }
 
 // writeError renders a gRPC status the way Segment's Public API renders errors.

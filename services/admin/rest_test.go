@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3dest/s3dest/pkg/configstore"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
@@ -36,6 +37,12 @@ func newAPI(t *testing.T, opts ...Option) *api {
 // newAPIWith serves the REST API of a Server that asks val (nil: no validator) for validations.
 func newAPIWith(t *testing.T, val validatorv1.ValidatorServiceClient, opts ...Option) (*api, *Server) {
 	t.Helper()
+	return newAPIServing(t, val, newSessions(time.Now), opts...)
+}
+
+// newAPIServing is newAPIWith with the console's sessions given (a test sets their clock).
+func newAPIServing(t *testing.T, val validatorv1.ValidatorServiceClient, sess *sessions, opts ...Option) (*api, *Server) {
+	t.Helper()
 	_, _, js := testenv.NATS(t)
 	ctx := context.Background()
 	store, err := configstore.Own(ctx, js, 1)
@@ -50,7 +57,7 @@ func newAPIWith(t *testing.T, val validatorv1.ValidatorServiceClient, opts ...Op
 		t.Fatal(err)
 	}
 	srv := NewServer(store, view, val, nil, slog.New(slog.DiscardHandler), append([]Option{WithPrincipal(principal)}, opts...)...)
-	h, err := RESTHandler(ctx, srv, token)
+	h, err := restHandler(ctx, srv, token, sess)
 	if err != nil {
 		t.Fatal(err)
 	}

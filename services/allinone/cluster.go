@@ -18,6 +18,7 @@ import (
 	"github.com/s3dest/s3dest/pkg/layout"
 	"github.com/s3dest/s3dest/pkg/localaws"
 	"github.com/s3dest/s3dest/pkg/procfile"
+	"github.com/s3dest/s3dest/services/admin"
 )
 
 // The local cluster (DESIGN.md §8) is data: deploy/local/Procfile and deploy/local/cluster.env, read
@@ -111,6 +112,7 @@ func ClusterBootstrap(ctx context.Context, cfg BootstrapConfig, out io.Writer) (
 			sum.TrackingURLs = append(sum.TrackingURLs, "http://"+procfile.FlagValue(cmd, "--http-addr"))
 		case "admin":
 			sum.AdminURL = "http://" + procfile.FlagValue(cmd, "--http-addr")
+			sum.ConsoleURL = sum.AdminURL + admin.ConsolePath
 			sum.GRPCAddr = procfile.FlagValue(cmd, "--grpc-addr")
 			sum.MetricsURL = "http://" + procfile.FlagValue(cmd, "--ops-addr") + "/metrics"
 		}
@@ -185,7 +187,8 @@ Send an event to any ingest replica (%s):
     -d '{"userId":"u1","event":"Hello cluster"}'
 
 It lands in s3://%s/segment-logs/%s/<receivedDay>/ within FLUSH_INTERVAL (MinIO at %s).
-`, path, strings.Join(sum.TrackingURLs, ", "), sum.WriteKey, sum.TrackingURL, demoBucket, sum.SourceID, sum.S3Endpoint)
+The console is at %s (sign in with ADMIN_TOKEN).
+`, path, strings.Join(sum.TrackingURLs, ", "), sum.WriteKey, sum.TrackingURL, demoBucket, sum.SourceID, sum.S3Endpoint, sum.ConsoleURL)
 	return sum, nil
 }
 

@@ -45,6 +45,8 @@ type Summary struct {
 	RoleARN             string `json:"roleArn"`
 	DestinationID       string `json:"destinationId"`
 	MetricsURL          string `json:"metricsUrl"`
+	// ConsoleURL is the web console, {adminUrl}/console/ (DESIGN.md §10).
+	ConsoleURL string `json:"consoleUrl"`
 }
 
 // Dev runs `s3dest dev` until ctx ends. out receives the human-readable greeting.
@@ -166,7 +168,7 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 		S3SecretKey: rootSecret, STSEndpoint: awsCfg.STSEndpoint, WorkspaceID: ws.GetId(),
 		IntermediateRoleARN: cfg.IntermediateRoleARN, SourceID: demo.sourceID, WriteKey: demo.writeKey,
 		Region: cfg.Region, Bucket: demoBucket, RoleARN: demoRoleARN, DestinationID: demo.destinationID,
-		MetricsURL: "http://" + ops.Addr() + "/metrics",
+		MetricsURL: "http://" + ops.Addr() + "/metrics", ConsoleURL: plan.rest.URL() + admin.ConsolePath,
 	}
 	if cfg.SummaryFile != "" {
 		if err := writeSummary(cfg.SummaryFile, summary); err != nil {
@@ -219,11 +221,12 @@ Within %s it lands in the demo bucket at
   s3://%s/segment-logs/%s/%d/<file>.gz
 written with the role %s assumed with External ID %s.
 
+Open the console at %s (sign in with the admin token).
 Look into the local S3 with any S3 client (path-style) at %s;
 the admin API is at %s (bearer token) and gRPC at %s.
 Credentials and the admin token are in %s (and --summary-file), never in the logs.
 `, s.WriteKey, s.TrackingURL, flush, s.Bucket, s.SourceID, day, s.RoleARN, s.WorkspaceID,
-		s.S3Endpoint, s.AdminURL, s.GRPCAddr, secretsFile)
+		s.ConsoleURL, s.S3Endpoint, s.AdminURL, s.GRPCAddr, secretsFile)
 }
 
 func shutdown(tel *platform.Telemetry) {

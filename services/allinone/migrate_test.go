@@ -25,12 +25,8 @@ func TestMigrateMovesASourceFromAmazonS3ToAWSS3StepByStep(t *testing.T) {
 		cfg := devConfig(t, t.TempDir())
 		cfg.WorkspaceID = ws
 		cfg.DevAWSConfig = devAWSConfig(t, map[string]any{
-			"buckets": []any{map[string]any{"name": "acme-logs", "account": rowsAccount,
-				// The legacy Amazon S3 destination writes as s3dest's own principal, which the bucket policy allows.
-				"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
-					"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
-					"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::acme-logs/*"}}}}},
-			"roles": []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
+			"buckets": []any{legacyWritableBucket("acme-logs")},
+			"roles":   []any{role("acme", admin.TrustPolicy(testIntermediate, ws), admin.PermissionPolicy("aws", "acme-logs", ""))},
 		})
 		sum, _ := runDev(t, cfg)
 		migrateScenario(t, sum, rootS3(sum))
@@ -58,6 +54,37 @@ func TestMigrateMovesASourceFromAmazonS3ToAWSS3StepByStep(t *testing.T) {
 	})
 }
 
+// legacyWritableBucket is a --dev-aws-config bucket in the customer's account whose bucket policy lets the
+// legacy Amazon S3 destination write, as s3dest's own principal.
+func legacyWritableBucket(name string) map[string]any {
+	return map[string]any{"name": name, "account": rowsAccount,
+		"policy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+			"Effect": "Allow", "Principal": map[string]any{"AWS": serviceUserARN},
+			"Action": []string{"s3:PutObject", "s3:PutObjectAcl"}, "Resource": "arn:aws:s3:::" + name + "/*"}}}}
+}
+
+// keepSending posts an event with writeKey every 100 ms (messageIds prefix-0, prefix-1, …) until the
+// returned function is called, which waits for the last one. A failed post shows as missing data.
+func keepSending(sum Summary, writeKey, prefix string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				_, _ = post(sum, writeKey, fmt.Sprintf("%s-%d", prefix, i))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
 // migrateScenario runs the reference's migration on a source whose legacy Amazon S3 destination writes to
 // acme-logs, with the role acme ready for the AWS S3 destination; s3c reads the bucket.
 func migrateScenario(t *testing.T, sum Summary, s3c *s3.Client) {
@@ -68,23 +95,7 @@ func migrateScenario(t *testing.T, sum Summary, s3c *s3.Client) {
 		"name": "Amazon S3", "settings": apiSettings{Region: "us-east-1", S3Bucket: "acme-logs"}}, &legacy)
 
 	// The source keeps sending while the migration runs.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_, _ = post(sum, src.WriteKeys[0], fmt.Sprintf("migrate-%d", i)) // a failure shows as missing data
-			}
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
+	defer keepSending(sum, src.WriteKeys[0], "migrate")()
 	waitForObjects(t, s3c, "acme-logs", "segment-logs/"+src.ID+"/", 1) // the legacy destination delivers
 
 	mc := MigrateConfig{ClientConfig: ClientConfig{AdminURL: sum.AdminURL, Token: sum.AdminToken}, SourceID: src.ID,
