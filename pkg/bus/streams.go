@@ -200,3 +200,19 @@ func AgainOnTimeout(ctx context.Context, call func() error) error {
 		}
 	}
 }
+
+// LastSequence is the sequence of the last message on subject in stream; 0 when it has none.
+func LastSequence(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	msg, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last message on %s: %w", subject, err)
+	}
+	return msg.Sequence, nil
+}

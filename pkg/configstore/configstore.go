@@ -65,17 +65,7 @@ func Own(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, err
 // Open opens the CONFIG bucket, creating it if it is missing (any service may start first). One that
 // exists is not changed: where its replicas differ from the caller's, that is logged with both values.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*Store, error) {
-	var kv jetstream.KeyValue
-	err := bus.AgainOnTimeout(ctx, func() (err error) {
-		kv, err = js.KeyValue(ctx, "CONFIG")
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, bucketConfig(replicas))
-			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				kv, err = js.KeyValue(ctx, "CONFIG")
-			}
-		}
-		return err
-	})
+	kv, err := openOrCreate(ctx, js, bucketConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("open config bucket: %w", err)
 	}
@@ -86,6 +76,23 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.L
 		}
 	}
 	return &Store{kv: kv, js: js}, nil
+}
+
+// openOrCreate opens the bucket cfg names, creating it with cfg if it is missing; one that exists is
+// not changed. Another service may create it at the same moment: that is success too.
+func openOrCreate(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := bus.AgainOnTimeout(ctx, func() (err error) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, cfg)
+			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				kv, err = js.KeyValue(ctx, cfg.Bucket)
+			}
+		}
+		return err
+	})
+	return kv, err
 }
 
 // OpenWithStreams is what every service but the owner does at start: Open, then bus.EnsureStreams with

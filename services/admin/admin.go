@@ -68,6 +68,10 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.store = store
+	replays, err := configstore.OwnReplays(ctx, s.p.JS, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
 	if s.reapply, err = OwnRetention(ctx, s.p.JS, store, s.streamConfig(), time.Now(), s.p.Log); err != nil {
 		return err
 	}
@@ -98,7 +102,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	own, _ := awsclient.ParseOwnBuckets(s.cfg.StagingBucket, s.cfg.OwnBuckets) // Validate checked it
 	srv := NewServer(store, view, val, cursors, s.p.Log, WithPrincipal(s.cfg.IntermediateRoleARN), WithWriteKeyGrace(s.cfg.WriteKeyGrace),
-		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3), WithJetStream(s.p.JS))
+		WithOwnBuckets(own.Names()...), WithLegacyS3(s.cfg.EnableLegacyS3), WithJetStream(s.p.JS), WithReplays(replays))
 	s.srv = srv
 	if s.grpc, err = grpcserver.New(grpcserver.Config{
 		Tokens:       map[string]string{adminv1.AdminService_ServiceDesc.ServiceName: s.cfg.Token},

@@ -50,6 +50,8 @@ type Server struct {
 	// bring the status cached in Redis up to the destination's delivery history (folder).
 	js     jetstream.JetStream
 	folder *cursor.Folder
+	// replays, when set, holds the replays (replays.go).
+	replays *configstore.Replays
 	// bg counts automatic validations in flight (Close waits for them).
 	bg sync.WaitGroup
 	// claimGrace is how old a claim naming no destination must be to be taken over (rules.go). Rules
@@ -396,6 +398,9 @@ func (s *Server) changeDestination(d *configv1.Destination, req *adminv1.UpdateD
 		d.Enabled = req.GetEnabled()
 	}
 	if set := req.GetSettings(); set != nil {
+		if set.Backfill != nil {
+			return false, invalid("settings.backfill: only a destination being created can ask for backfill; to deliver retained days to an existing one, create a replay (POST /destinations/{id}/replays)")
+		}
 		before := proto.Clone(d.GetSettings())
 		if d.Settings == nil {
 			d.Settings = &configv1.DestinationSettings{}

@@ -16,7 +16,7 @@ import (
 // The s3dest command line is one cobra tree: the commands that run s3dest (dev, sts-gate,
 // cluster-bootstrap, await: their flags are the service configs' struct tags, parsed by Go's flag
 // package as before) and a thin client of the admin REST API (sources, destinations, status, workspace,
-// validate, migrate, login, logout). Adding a command is one file with a func(*app) *cobra.Command and
+// validate, migrate, replay, login, logout). Adding a command is one file with a func(*app) *cobra.Command and
 // its line in commands below (docs/cli.md).
 
 // Exit codes: what a script can tell apart without reading the message.
@@ -79,7 +79,7 @@ type app struct {
 // commands is the command tree's first level, in the order `s3dest -h` lists each group.
 var commands = []func(*app) *cobra.Command{
 	devCommand, stsGateCommand, clusterBootstrapCommand, awaitCommand, // run s3dest
-	sourcesCommand, destinationsCommand, statusCommand, validateCommand, workspaceCommand, migrateCommand, // manage
+	sourcesCommand, destinationsCommand, statusCommand, validateCommand, workspaceCommand, migrateCommand, replayCommand, // manage
 	loginCommand, logoutCommand, versionCommand, // set up the CLI
 }
 

@@ -119,6 +119,7 @@ type (
 		Region     string `json:"region,omitempty"`
 		S3Bucket   string `json:"s3Bucket,omitempty"`
 		IamRoleArn string `json:"iamRoleArn,omitempty"`
+		Backfill   bool   `json:"backfill,omitempty"`
 	}
 	apiDestination struct {
 		ID       string `json:"id"`

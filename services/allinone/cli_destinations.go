@@ -94,12 +94,14 @@ func (a *app) destinationsGet() *cobra.Command {
 
 func (a *app) destinationsCreate() *cobra.Command {
 	var source, name, region, bucket, role string
-	var enabled, legacy bool
+	var enabled, legacy, backfill bool
 	cmd := &cobra.Command{
 		Use:   "create --source ID --region R --bucket B[/prefix] --role-arn ARN [flags]",
 		Short: "a new AWS S3 destination of a source, validated at once",
 		Long: `Creates an AWS S3 destination of a source and validates it at once (s3dest destinations get shows
-the result). --legacy creates an Amazon S3 destination instead, which has no role.`,
+the result). --legacy creates an Amazon S3 destination instead, which has no role. By default it
+receives the events from now on, as Segment's does; --backfill also delivers the source's files already
+staged, for the received days still in retention (docs/replay.md).`,
 		Example: "  s3dest destinations create --source <sourceId> --region us-east-1 --bucket acme-logs/events \\\n    --role-arn arn:aws:iam::222222222222:role/s3dest",
 		Args:    positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -108,7 +110,7 @@ the result). --legacy creates an Amazon S3 destination instead, which has no rol
 				md = layout.AmazonS3MetadataID
 			}
 			return a.destinationCall(cmd, http.MethodPost, "/destinations", map[string]any{"sourceId": source, "metadataId": md, "name": name, "enabled": enabled,
-				"settings": apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role}})
+				"settings": apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role, Backfill: backfill}})
 		},
 	}
 	f := cmd.Flags()
@@ -119,6 +121,7 @@ the result). --legacy creates an Amazon S3 destination instead, which has no rol
 	f.StringVar(&role, "role-arn", "", "the IAM role s3dest assumes: arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME")
 	f.BoolVar(&enabled, "enabled", true, "whether the destination receives events")
 	f.BoolVar(&legacy, "legacy", false, "create an Amazon S3 (legacy) destination instead of AWS S3")
+	f.BoolVar(&backfill, "backfill", false, "also deliver the source's files already staged, for the days still in retention (by default: from now on)")
 	return cmd
 }
 

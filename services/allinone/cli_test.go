@@ -335,6 +335,10 @@ func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t 
 	elsewhere := map[string]string{
 		"dev":               "TestDevLogsTheCLIInSoThatCommandsNeedNoFlags runs the binary with --json",
 		"cluster-bootstrap": "needs the local cluster of deploy/local/Procfile",
+		"replay status":     "TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid runs the replay commands on a source with events",
+		"replay list":       "TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid",
+		"replay cancel":     "TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid",
+		"replay resume":     "TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid",
 	}
 	walk(NewCLI(nil, nil, nil), func(cmd *cobra.Command) {
 		name := strings.Join(path(cmd), " ")

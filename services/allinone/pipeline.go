@@ -188,8 +188,12 @@ func newPipeline(ctx context.Context, cfg DevConfig, sec secrets, p *platform.Pr
 	if err != nil {
 		return nil, err
 	}
+	replays, err := configstore.OwnReplays(ctx, p.JS, common.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	adm := admin.NewServer(store, view, validatorv1.NewValidatorServiceClient(conn), cursor.New(rdb, 35*24*time.Hour), with("admin").Log,
-		admin.WithPrincipal(cfg.IntermediateRoleARN), admin.WithOwnBuckets(ours.Names()...), admin.WithLegacyS3(cfg.EnableLegacyS3), admin.WithJetStream(p.JS))
+		admin.WithPrincipal(cfg.IntermediateRoleARN), admin.WithOwnBuckets(ours.Names()...), admin.WithLegacyS3(cfg.EnableLegacyS3), admin.WithJetStream(p.JS), admin.WithReplays(replays))
 	adm.Register(gs)
 	val.Register(gs)
 	restHandler, err := admin.RESTHandler(ctx, adm, sec.AdminToken)

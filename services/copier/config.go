@@ -31,6 +31,9 @@ type Config struct {
 	// its files wait in staging and one attempt is made this often until the customer fixes the setup or
 	// the staging retention ends.
 	FailingRetry time.Duration `flag:"failing-retry" env:"S3DEST_FAILING_RETRY" default:"5m" help:"retry a failing destination this often"`
+	// ReplayLease is how long a replay stays with the copier working it without a word from it: after a
+	// crash, another copier takes the replay over from its cursor once the lease ends (docs/replay.md).
+	ReplayLease time.Duration `flag:"replay-lease" env:"S3DEST_REPLAY_LEASE" default:"30s" help:"a replay whose copier is silent this long is taken over by another"`
 }
 
 // Validate checks the rules of each field.
@@ -59,6 +62,9 @@ func (c Config) Validate() error {
 	}
 	if c.FailingRetry < time.Second {
 		errs = append(errs, fmt.Errorf("failing-retry: must be at least 1s, got %s", c.FailingRetry))
+	}
+	if c.ReplayLease < time.Second {
+		errs = append(errs, fmt.Errorf("replay-lease: must be at least 1s, got %s", c.ReplayLease))
 	}
 	return errors.Join(errs...)
 }

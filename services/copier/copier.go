@@ -66,6 +66,8 @@ type Copier struct {
 	view    *configstore.View
 
 	metrics *metrics
+	// replays are the replays this copier works (replay.go).
+	replays *replayWorker
 
 	// lanes is owned by Run: one per destination in the config.
 	lanes map[string]*lane
@@ -122,6 +124,11 @@ func (c *Copier) Start(ctx context.Context) error {
 	if c.view, err = store.Watch(context.WithoutCancel(ctx), c.log); err != nil {
 		return err
 	}
+	replays, err := configstore.OpenReplays(ctx, c.js, c.cfg.Common.StreamConfig().Replicas)
+	if err != nil {
+		return err
+	}
+	c.replays = &replayWorker{store: replays, owner: newOwnerID(), working: map[string]bool{}}
 	c.lanes = map[string]*lane{}
 	if err := c.metrics.ObservePending(platform.StageCopier, c.pending); err != nil {
 		return err
@@ -136,15 +143,22 @@ func (c *Copier) Start(ctx context.Context) error {
 const watchInterval = time.Second
 
 // Run keeps one lane per destination (started, re-pointed after a settings change, stopped after a
-// delete) until ctx ends, then lets every lane finish the copies in flight.
+// delete) and works the replays it takes, until ctx ends, then lets every lane and replay finish the
+// copies in flight.
 func (c *Copier) Run(ctx context.Context) error {
 	defer c.rdb.Close()
+	replaysDone := make(chan struct{})
+	go func() {
+		defer close(replaysDone)
+		c.runReplays(ctx)
+	}()
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for {
 		c.reconcile(ctx)
 		select {
 		case <-ctx.Done():
+			<-replaysDone
 			for _, l := range c.lanes {
 				l.stop()
 			}
@@ -159,6 +173,31 @@ func (c *Copier) Run(ctx context.Context) error {
 
 // deliver copies one staged file into one destination, once.
 func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string, limiter s3put.Limiter) error {
+	_, err := c.deliverAs(ctx, staged, d, workspaceID, limiter, deliveryMode{})
+	return err
+}
+
+// deliveryMode is how deliverAs treats a key that exists and a file it can never deliver: a live
+// delivery (the zero mode) skips the key and dead-letters the file; a replay (replay.go) reports both.
+type deliveryMode struct {
+	// replay returns errStagingExpired, and an error refused for good, to the caller instead of
+	// dead-lettering the file; a key found there is left as it is and announced nowhere.
+	replay bool
+	// overwrite writes a key that exists once more (a second PutObject, without If-None-Match).
+	overwrite bool
+}
+
+// outcome is what one delivery did to the key.
+type outcome int
+
+const (
+	outcomeWritten  outcome = iota // the key was new
+	outcomeExisted                 // the key was there and left as it was
+	outcomeReplaced                // the key was there and written again (deliveryMode.overwrite)
+)
+
+// deliverAs copies one staged file into one destination in the given mode.
+func (c *Copier) deliverAs(ctx context.Context, staged *batchv1.BatchStaged, d *configv1.Destination, workspaceID string, limiter s3put.Limiter, mode deliveryMode) (outcome, error) {
 	b := staged.GetBatch()
 	// The bucket is the truth of what was delivered: every file is written with If-None-Match, and one
 	// already there counts as delivered. Redis's marker only keeps the day's counters from counting a
@@ -166,14 +205,14 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	marker := "s3dest:delivered:" + d.GetId() + ":" + b.GetBatchId()
 	bucket, prefix, err := layout.SplitBucket(d.GetSettings().GetS3Bucket())
 	if err != nil {
-		return fmt.Errorf("settings.s3Bucket: %w", err)
+		return 0, fmt.Errorf("settings.s3Bucket: %w", err)
 	}
 	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
 	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
 	// Admin refuses both when a destination is written; this holds whatever reached the config store.
 	if err := c.refuse(d, bucket, legacy); err != nil {
 		c.recordFailure(ctx, d, b, "the destination's settings check", failSettings, err)
-		return err
+		return 0, err
 	}
 
 	var creds aws.CredentialsProvider
@@ -186,32 +225,48 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	} else if creds, err = c.creds.get(ctx, d, workspaceID); err != nil {
 		err = classify(fmt.Errorf("credentials: %w", err), stepAssume, d)
 		c.recordFailure(ctx, d, b, "AssumeRole of "+d.GetSettings().GetIamRoleArn(), failureReason(err, stepAssume, d.GetSettings().GetRegion()), err)
-		return err
+		return 0, err
 	}
 
-	res, err := c.copyWithRetries(ctx, staged, c.clients.S3(creds, d.GetSettings().GetRegion()), opts)
+	dst := c.clients.S3(creds, d.GetSettings().GetRegion())
+	res, err := c.copyWithRetries(ctx, staged, dst, opts)
+	done := outcomeWritten
+	if err == nil && res.Existed && mode.overwrite {
+		opts.IfNoneMatch = false
+		res, err = c.copyWithRetries(ctx, staged, dst, opts)
+		done = outcomeReplaced
+	}
+	if errors.Is(err, errStagingExpired) && mode.replay {
+		return 0, err
+	}
 	if errors.Is(err, errStagingExpired) {
-		return c.deadLetter(ctx, staged, d, reasonStagingGone, fmt.Sprintf("staged file %s was gone from staging before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
+		return 0, c.deadLetter(ctx, staged, d, reasonStagingGone, fmt.Sprintf("staged file %s was gone from staging before destination %s accepted it", staged.GetStagingKey(), d.GetId()))
 	}
 	if err != nil {
 		if creds != c.clients.Base() && (awsclient.IsForbidden(err) || awsclient.IsExpiredCredentials(err)) {
 			c.creds.drop(ctx, d, workspaceID)
 		}
 		err = classify(err, stepPut, d)
-		if isPermanent(err) {
-			return c.deadLetter(ctx, staged, d, reasonRefused, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
+		if isPermanent(err) && !mode.replay {
+			return 0, c.deadLetter(ctx, staged, d, reasonRefused, fmt.Sprintf("destination %s refused staged file %s for good, no retry can succeed (S3 %s): %s",
 				d.GetId(), staged.GetStagingKey(), awsclient.ErrorCode(err), UserMessage(err)))
 		}
 		c.recordFailure(ctx, d, b, "PutObject into "+bucket, failureReason(err, stepPut, d.GetSettings().GetRegion()), err)
-		return err
+		return 0, err
 	}
 	if res.Size != b.GetSizeBytes() && !res.Existed {
-		return fmt.Errorf("copied %d bytes of a %d-byte file", res.Size, b.GetSizeBytes())
+		return 0, fmt.Errorf("copied %d bytes of a %d-byte file", res.Size, b.GetSizeBytes())
+	}
+	if res.Existed {
+		done = outcomeExisted
+		if mode.replay {
+			return done, nil
+		}
 	}
 	deliveredAt := c.now()
 	delivered := &batchv1.BatchDelivered{Batch: b, DestinationId: d.GetId(), Bucket: bucket, Key: key, DeliveredAt: timestamppb.New(deliveredAt)}
 	if _, err := bus.Publish(ctx, c.js, bus.DeliveredSubject(d.GetId()), delivered, "delivered."+d.GetId()+"."+b.GetBatchId()); err != nil {
-		return err
+		return 0, err
 	}
 	// The marker keeps a redelivered file (a crash between the publish and the ack) from being counted
 	// twice in the metrics; the status counts each file once on its own (pkg/cursor's Folder).
@@ -221,12 +276,12 @@ func (c *Copier) deliver(ctx context.Context, staged *batchv1.BatchStaged, d *co
 	}
 	if err == nil && !first {
 		c.log.InfoContext(ctx, "delivered again; counted before", "batch", b.GetBatchId(), "destination", d.GetId(), "existed", res.Existed)
-		return nil
+		return done, nil
 	}
 	c.metrics.delivered(ctx, d.GetId(), b, deliveredAt.Sub(b.GetOldestReceivedAt().AsTime()).Seconds())
 	c.foldStatus(ctx, d.GetId())
 	c.log.InfoContext(ctx, "delivered", "batch", b.GetBatchId(), "destination", d.GetId(), "bucket", bucket, "key", key, "existed", res.Existed)
-	return nil
+	return done, nil
 }
 
 // refuse fails a destination that names one of our own buckets, or one of the legacy kind while it is

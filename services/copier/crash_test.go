@@ -22,7 +22,7 @@ import (
 )
 
 // copierProcess runs the copier binary as a process of its own against e, with a failpoint armed.
-func copierProcess(t *testing.T, e *env, exe, failpoint string) (*exec.Cmd, chan error, *lockedBuffer) {
+func copierProcess(t *testing.T, e *env, exe, failpoint string, env ...string) (*exec.Cmd, chan error, *lockedBuffer) {
 	t.Helper()
 	cfg := e.config()
 	cmd := exec.Command(exe)
@@ -44,6 +44,7 @@ func copierProcess(t *testing.T, e *env, exe, failpoint string) (*exec.Cmd, chan
 		"S3DEST_AWS_SECRET_ACCESS_KEY="+cfg.SecretAccessKey,
 		"S3DEST_INTERMEDIATE_ROLE_ARN="+cfg.IntermediateRoleARN,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

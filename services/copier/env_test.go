@@ -65,6 +65,8 @@ type env struct {
 	s3URL  string
 	// tel is the telemetry (metrics registry) of the last copier process started.
 	tel *platform.Telemetry
+	// replayStore is the REPLAYS bucket once a test used it (replays).
+	replayStore *configstore.Replays
 
 	mu       sync.Mutex
 	assumes  map[string]int    // role ARN → AssumeRole calls that reached the gate
@@ -329,6 +331,14 @@ func (e *env) stage(t testing.TB, source string, day int64, name string, lines .
 
 func (e *env) stageBytes(t testing.TB, source string, day int64, name string, events int64, body []byte) *batchv1.BatchStaged {
 	t.Helper()
+	st := e.putStaged(t, source, day, name, events, body)
+	e.announce(t, st)
+	return st
+}
+
+// putStaged writes a file into staging, not yet announced (announce does).
+func (e *env) putStaged(t testing.TB, source string, day int64, name string, events int64, body []byte) *batchv1.BatchStaged {
+	t.Helper()
 	key := fmt.Sprintf("staging/%s/%d/%s.gz", source, day, name)
 	if _, err := e.g.RootS3().PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(testStaging), Key: aws.String(key),
 		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}); err != nil {
@@ -340,10 +350,16 @@ func (e *env) stageBytes(t testing.TB, source string, day int64, name string, ev
 			Sha256: fmt.Sprintf("%x", sha256.Sum256(body))},
 		StagingBucket: testStaging, StagingKey: key,
 	}
-	if _, err := bus.Publish(e.ctx, e.js, bus.StagedSubject(source), st, "staged."+source+"."+name); err != nil {
+	return st
+}
+
+// announce publishes a staged file on batch.staged, as the stager does once it is in staging.
+func (e *env) announce(t testing.TB, st *batchv1.BatchStaged) {
+	t.Helper()
+	b := st.GetBatch()
+	if _, err := bus.Publish(e.ctx, e.js, bus.StagedSubject(b.GetSourceId()), st, "staged."+b.GetSourceId()+"."+b.GetBatchId()); err != nil {
 		t.Fatal(err)
 	}
-	return st
 }
 
 // config is the copier's configuration for this env.
@@ -354,7 +370,7 @@ func (e *env) config() Config {
 			AccessKeyID: e.g.MinIO.RootUser, SecretAccessKey: e.g.MinIO.RootPassword, IntermediateRoleARN: testIntermediate,
 			ResponseTimeout: 10 * time.Second},
 		RedisURL: e.redisURL, StagingBucket: testStaging, CredentialsKey: testCredsKey,
-		Workers: 2, Rate: 50, Burst: 10, FailingRetry: time.Second,
+		Workers: 2, Rate: 50, Burst: 10, FailingRetry: time.Second, ReplayLease: 5 * time.Second,
 	}
 }
 
@@ -377,13 +393,13 @@ func (e *env) process(t testing.TB) *platform.Process {
 }
 
 // start runs a copier until the test ends.
-func (e *env) start(t *testing.T, cfg Config) *Copier {
+func (e *env) start(t testing.TB, cfg Config) *Copier {
 	t.Helper()
 	return e.startWith(t, cfg, e.process(t))
 }
 
 // startWith runs a copier on p until the test ends.
-func (e *env) startWith(t *testing.T, cfg Config, p *platform.Process) *Copier {
+func (e *env) startWith(t testing.TB, cfg Config, p *platform.Process) *Copier {
 	t.Helper()
 	c, err := New(cfg, p)
 	if err != nil {

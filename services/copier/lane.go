@@ -100,7 +100,8 @@ func (c *Copier) reconcile(ctx context.Context) {
 }
 
 // startLane ensures the destination's consumer and starts its workers. A new consumer starts at the
-// destination's creation: a destination receives the files staged since it exists, not the history. It
+// destination's creation: a destination receives the files staged since it exists, not the history,
+// unless it was created with settings.backfill, which starts it one retention earlier. It
 // reads its source's batch.staged and its own batch.carried (files carried forward past the retention).
 func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane, error) {
 	name := bus.CopierConsumer(d.GetId())
@@ -110,6 +111,11 @@ func (c *Copier) startLane(ctx context.Context, d *configv1.Destination) (*lane,
 		start := c.now()
 		if d.GetCreatedAt() != nil {
 			start = d.GetCreatedAt().AsTime()
+		}
+		if d.GetSettings().GetBackfill() {
+			// Backfill: every file staged within one retention before the creation, as the stream keeps
+			// them (not the margin beyond, whose files would reach their deadline at once).
+			start = start.Add(-c.retention())
 		}
 		cons, err = c.js.CreateConsumer(ctx, bus.StreamBatches, jetstream.ConsumerConfig{
 			Durable:        name,

@@ -8,6 +8,7 @@ package adminv1
 
 import (
 	v1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
+	v12 "github.com/s3dest/s3dest/pkg/gen/s3dest/replay/v1"
 	v11 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2331,6 +2332,508 @@ func (x *GetDestinationMetadataResponse) GetData() *GetDestinationMetadataRespon
 	return nil
 }
 
+// CreateReplayRequest is `POST /destinations/{destinationId}/replays` with
+// `{"from":"2026-12-01","to":"2026-12-02","overwrite":false}`.
+type CreateReplayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// from and to are received days, both included: `YYYY-MM-DD` (UTC) or the key's day in Unix
+	// milliseconds (00:00 UTC), such as `1764547200000`.
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// overwrite replaces keys that exist; by default they are skipped.
+	Overwrite     bool `protobuf:"varint,4,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReplayRequest) Reset() {
+	*x = CreateReplayRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReplayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReplayRequest) ProtoMessage() {}
+
+func (x *CreateReplayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReplayRequest.ProtoReflect.Descriptor instead.
+func (*CreateReplayRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CreateReplayRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *CreateReplayRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *CreateReplayRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *CreateReplayRequest) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
+}
+
+// CreateReplayResponse is `{"data":{"replay":{...}}}`.
+type CreateReplayResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Data          *CreateReplayResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReplayResponse) Reset() {
+	*x = CreateReplayResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReplayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReplayResponse) ProtoMessage() {}
+
+func (x *CreateReplayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReplayResponse.ProtoReflect.Descriptor instead.
+func (*CreateReplayResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CreateReplayResponse) GetData() *CreateReplayResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// GetReplayRequest names a replay of a destination.
+type GetReplayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	ReplayId      string                 `protobuf:"bytes,2,opt,name=replay_id,json=replayId,proto3" json:"replay_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReplayRequest) Reset() {
+	*x = GetReplayRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReplayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReplayRequest) ProtoMessage() {}
+
+func (x *GetReplayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReplayRequest.ProtoReflect.Descriptor instead.
+func (*GetReplayRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetReplayRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *GetReplayRequest) GetReplayId() string {
+	if x != nil {
+		return x.ReplayId
+	}
+	return ""
+}
+
+// GetReplayResponse is `{"data":{"replay":{...}}}`.
+type GetReplayResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Data          *GetReplayResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReplayResponse) Reset() {
+	*x = GetReplayResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReplayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReplayResponse) ProtoMessage() {}
+
+func (x *GetReplayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReplayResponse.ProtoReflect.Descriptor instead.
+func (*GetReplayResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetReplayResponse) GetData() *GetReplayResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ListReplaysRequest names a destination.
+type ListReplaysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplaysRequest) Reset() {
+	*x = ListReplaysRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplaysRequest) ProtoMessage() {}
+
+func (x *ListReplaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplaysRequest.ProtoReflect.Descriptor instead.
+func (*ListReplaysRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListReplaysRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// ListReplaysResponse is `{"data":{"replays":[...]}}`.
+type ListReplaysResponse struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Data          *ListReplaysResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplaysResponse) Reset() {
+	*x = ListReplaysResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplaysResponse) ProtoMessage() {}
+
+func (x *ListReplaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplaysResponse.ProtoReflect.Descriptor instead.
+func (*ListReplaysResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListReplaysResponse) GetData() *ListReplaysResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CancelReplayRequest is `POST /destinations/{destinationId}/replays/{replayId}/cancel`.
+type CancelReplayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	ReplayId      string                 `protobuf:"bytes,2,opt,name=replay_id,json=replayId,proto3" json:"replay_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelReplayRequest) Reset() {
+	*x = CancelReplayRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelReplayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelReplayRequest) ProtoMessage() {}
+
+func (x *CancelReplayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelReplayRequest.ProtoReflect.Descriptor instead.
+func (*CancelReplayRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CancelReplayRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *CancelReplayRequest) GetReplayId() string {
+	if x != nil {
+		return x.ReplayId
+	}
+	return ""
+}
+
+// CancelReplayResponse is `{"data":{"replay":{...}}}`.
+type CancelReplayResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Data          *CancelReplayResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelReplayResponse) Reset() {
+	*x = CancelReplayResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelReplayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelReplayResponse) ProtoMessage() {}
+
+func (x *CancelReplayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelReplayResponse.ProtoReflect.Descriptor instead.
+func (*CancelReplayResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CancelReplayResponse) GetData() *CancelReplayResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ResumeReplayRequest is `POST /destinations/{destinationId}/replays/{replayId}/resume`.
+type ResumeReplayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DestinationId string                 `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	ReplayId      string                 `protobuf:"bytes,2,opt,name=replay_id,json=replayId,proto3" json:"replay_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeReplayRequest) Reset() {
+	*x = ResumeReplayRequest{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeReplayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeReplayRequest) ProtoMessage() {}
+
+func (x *ResumeReplayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeReplayRequest.ProtoReflect.Descriptor instead.
+func (*ResumeReplayRequest) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ResumeReplayRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *ResumeReplayRequest) GetReplayId() string {
+	if x != nil {
+		return x.ReplayId
+	}
+	return ""
+}
+
+// ResumeReplayResponse is `{"data":{"replay":{...}}}`.
+type ResumeReplayResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Data          *ResumeReplayResponse_Data `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeReplayResponse) Reset() {
+	*x = ResumeReplayResponse{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeReplayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeReplayResponse) ProtoMessage() {}
+
+func (x *ResumeReplayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeReplayResponse.ProtoReflect.Descriptor instead.
+func (*ResumeReplayResponse) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ResumeReplayResponse) GetData() *ResumeReplayResponse_Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Data wraps the workspace.
 type GetWorkspaceResponse_Data struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2342,7 +2845,7 @@ type GetWorkspaceResponse_Data struct {
 
 func (x *GetWorkspaceResponse_Data) Reset() {
 	*x = GetWorkspaceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2857,7 @@ func (x *GetWorkspaceResponse_Data) String() string {
 func (*GetWorkspaceResponse_Data) ProtoMessage() {}
 
 func (x *GetWorkspaceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2897,7 @@ type CreateSourceResponse_Data struct {
 
 func (x *CreateSourceResponse_Data) Reset() {
 	*x = CreateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2909,7 @@ func (x *CreateSourceResponse_Data) String() string {
 func (*CreateSourceResponse_Data) ProtoMessage() {}
 
 func (x *CreateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2943,7 @@ type ListSourcesResponse_Data struct {
 
 func (x *ListSourcesResponse_Data) Reset() {
 	*x = ListSourcesResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2955,7 @@ func (x *ListSourcesResponse_Data) String() string {
 func (*ListSourcesResponse_Data) ProtoMessage() {}
 
 func (x *ListSourcesResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2997,7 @@ type GetSourceResponse_Data struct {
 
 func (x *GetSourceResponse_Data) Reset() {
 	*x = GetSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +3009,7 @@ func (x *GetSourceResponse_Data) String() string {
 func (*GetSourceResponse_Data) ProtoMessage() {}
 
 func (x *GetSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +3049,7 @@ type UpdateSourceResponse_Data struct {
 
 func (x *UpdateSourceResponse_Data) Reset() {
 	*x = UpdateSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +3061,7 @@ func (x *UpdateSourceResponse_Data) String() string {
 func (*UpdateSourceResponse_Data) ProtoMessage() {}
 
 func (x *UpdateSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +3094,7 @@ type DeleteSourceResponse_Data struct {
 
 func (x *DeleteSourceResponse_Data) Reset() {
 	*x = DeleteSourceResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +3106,7 @@ func (x *DeleteSourceResponse_Data) String() string {
 func (*DeleteSourceResponse_Data) ProtoMessage() {}
 
 func (x *DeleteSourceResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2637,7 +3140,7 @@ type CreateWriteKeyResponse_Data struct {
 
 func (x *CreateWriteKeyResponse_Data) Reset() {
 	*x = CreateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +3152,7 @@ func (x *CreateWriteKeyResponse_Data) String() string {
 func (*CreateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *CreateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +3193,7 @@ type RotateWriteKeyResponse_Data struct {
 
 func (x *RotateWriteKeyResponse_Data) Reset() {
 	*x = RotateWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +3205,7 @@ func (x *RotateWriteKeyResponse_Data) String() string {
 func (*RotateWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RotateWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +3245,7 @@ type RemoveWriteKeyResponse_Data struct {
 
 func (x *RemoveWriteKeyResponse_Data) Reset() {
 	*x = RemoveWriteKeyResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +3257,7 @@ func (x *RemoveWriteKeyResponse_Data) String() string {
 func (*RemoveWriteKeyResponse_Data) ProtoMessage() {}
 
 func (x *RemoveWriteKeyResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3293,7 @@ type CreateDestinationResponse_Data struct {
 
 func (x *CreateDestinationResponse_Data) Reset() {
 	*x = CreateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +3305,7 @@ func (x *CreateDestinationResponse_Data) String() string {
 func (*CreateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *CreateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3346,7 @@ type ListDestinationsResponse_Data struct {
 
 func (x *ListDestinationsResponse_Data) Reset() {
 	*x = ListDestinationsResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +3358,7 @@ func (x *ListDestinationsResponse_Data) String() string {
 func (*ListDestinationsResponse_Data) ProtoMessage() {}
 
 func (x *ListDestinationsResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3401,7 @@ type GetDestinationResponse_Data struct {
 
 func (x *GetDestinationResponse_Data) Reset() {
 	*x = GetDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3413,7 @@ func (x *GetDestinationResponse_Data) String() string {
 func (*GetDestinationResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3456,7 @@ type UpdateDestinationResponse_Data struct {
 
 func (x *UpdateDestinationResponse_Data) Reset() {
 	*x = UpdateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2965,7 +3468,7 @@ func (x *UpdateDestinationResponse_Data) String() string {
 func (*UpdateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *UpdateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3508,7 @@ type DeleteDestinationResponse_Data struct {
 
 func (x *DeleteDestinationResponse_Data) Reset() {
 	*x = DeleteDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3520,7 @@ func (x *DeleteDestinationResponse_Data) String() string {
 func (*DeleteDestinationResponse_Data) ProtoMessage() {}
 
 func (x *DeleteDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3553,7 @@ type ValidateDestinationResponse_Data struct {
 
 func (x *ValidateDestinationResponse_Data) Reset() {
 	*x = ValidateDestinationResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3565,7 @@ func (x *ValidateDestinationResponse_Data) String() string {
 func (*ValidateDestinationResponse_Data) ProtoMessage() {}
 
 func (x *ValidateDestinationResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3609,7 @@ type GetDestinationStatusResponse_Status struct {
 
 func (x *GetDestinationStatusResponse_Status) Reset() {
 	*x = GetDestinationStatusResponse_Status{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3118,7 +3621,7 @@ func (x *GetDestinationStatusResponse_Status) String() string {
 func (*GetDestinationStatusResponse_Status) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Status) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3689,7 @@ type GetDestinationStatusResponse_Data struct {
 
 func (x *GetDestinationStatusResponse_Data) Reset() {
 	*x = GetDestinationStatusResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3701,7 @@ func (x *GetDestinationStatusResponse_Data) String() string {
 func (*GetDestinationStatusResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationStatusResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3734,7 @@ type ExtendDestinationRetentionResponse_Data struct {
 
 func (x *ExtendDestinationRetentionResponse_Data) Reset() {
 	*x = ExtendDestinationRetentionResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3746,7 @@ func (x *ExtendDestinationRetentionResponse_Data) String() string {
 func (*ExtendDestinationRetentionResponse_Data) ProtoMessage() {}
 
 func (x *ExtendDestinationRetentionResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3779,7 @@ type GetDestinationMetadataResponse_Data struct {
 
 func (x *GetDestinationMetadataResponse_Data) Reset() {
 	*x = GetDestinationMetadataResponse_Data{}
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3791,7 @@ func (x *GetDestinationMetadataResponse_Data) String() string {
 func (*GetDestinationMetadataResponse_Data) ProtoMessage() {}
 
 func (x *GetDestinationMetadataResponse_Data) ProtoReflect() protoreflect.Message {
-	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,11 +3814,236 @@ func (x *GetDestinationMetadataResponse_Data) GetDestinationMetadata() *v1.Desti
 	return nil
 }
 
+// Data wraps the replay.
+type CreateReplayResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replay        *v12.Replay            `protobuf:"bytes,1,opt,name=replay,proto3" json:"replay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReplayResponse_Data) Reset() {
+	*x = CreateReplayResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReplayResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReplayResponse_Data) ProtoMessage() {}
+
+func (x *CreateReplayResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReplayResponse_Data.ProtoReflect.Descriptor instead.
+func (*CreateReplayResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{43, 0}
+}
+
+func (x *CreateReplayResponse_Data) GetReplay() *v12.Replay {
+	if x != nil {
+		return x.Replay
+	}
+	return nil
+}
+
+// Data wraps the replay.
+type GetReplayResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replay        *v12.Replay            `protobuf:"bytes,1,opt,name=replay,proto3" json:"replay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReplayResponse_Data) Reset() {
+	*x = GetReplayResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReplayResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReplayResponse_Data) ProtoMessage() {}
+
+func (x *GetReplayResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReplayResponse_Data.ProtoReflect.Descriptor instead.
+func (*GetReplayResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{45, 0}
+}
+
+func (x *GetReplayResponse_Data) GetReplay() *v12.Replay {
+	if x != nil {
+		return x.Replay
+	}
+	return nil
+}
+
+// Data wraps the replays.
+type ListReplaysResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replays       []*v12.Replay          `protobuf:"bytes,1,rep,name=replays,proto3" json:"replays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplaysResponse_Data) Reset() {
+	*x = ListReplaysResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplaysResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplaysResponse_Data) ProtoMessage() {}
+
+func (x *ListReplaysResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplaysResponse_Data.ProtoReflect.Descriptor instead.
+func (*ListReplaysResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{47, 0}
+}
+
+func (x *ListReplaysResponse_Data) GetReplays() []*v12.Replay {
+	if x != nil {
+		return x.Replays
+	}
+	return nil
+}
+
+// Data wraps the replay.
+type CancelReplayResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replay        *v12.Replay            `protobuf:"bytes,1,opt,name=replay,proto3" json:"replay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelReplayResponse_Data) Reset() {
+	*x = CancelReplayResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelReplayResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelReplayResponse_Data) ProtoMessage() {}
+
+func (x *CancelReplayResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelReplayResponse_Data.ProtoReflect.Descriptor instead.
+func (*CancelReplayResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{49, 0}
+}
+
+func (x *CancelReplayResponse_Data) GetReplay() *v12.Replay {
+	if x != nil {
+		return x.Replay
+	}
+	return nil
+}
+
+// Data wraps the replay.
+type ResumeReplayResponse_Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replay        *v12.Replay            `protobuf:"bytes,1,opt,name=replay,proto3" json:"replay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeReplayResponse_Data) Reset() {
+	*x = ResumeReplayResponse_Data{}
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeReplayResponse_Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeReplayResponse_Data) ProtoMessage() {}
+
+func (x *ResumeReplayResponse_Data) ProtoReflect() protoreflect.Message {
+	mi := &file_s3dest_admin_v1_admin_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeReplayResponse_Data.ProtoReflect.Descriptor instead.
+func (*ResumeReplayResponse_Data) Descriptor() ([]byte, []int) {
+	return file_s3dest_admin_v1_admin_proto_rawDescGZIP(), []int{51, 0}
+}
+
+func (x *ResumeReplayResponse_Data) GetReplay() *v12.Replay {
+	if x != nil {
+		return x.Replay
+	}
+	return nil
+}
+
 var File_s3dest_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1ds3dest/config/v1/config.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
+	"\x1bs3dest/admin/v1/admin.proto\x12\x0fs3dest.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1ds3dest/config/v1/config.proto\x1a\x1ds3dest/replay/v1/replay.proto\x1a#s3dest/validator/v1/validator.proto\"?\n" +
 	"\x0fPaginationInput\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xa1\x01\n" +
@@ -3535,7 +4263,43 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x1eGetDestinationMetadataResponse\x12H\n" +
 	"\x04data\x18\x01 \x01(\v24.s3dest.admin.v1.GetDestinationMetadataResponse.DataR\x04data\x1a`\n" +
 	"\x04Data\x12X\n" +
-	"\x14destination_metadata\x18\x01 \x01(\v2%.s3dest.config.v1.DestinationMetadataR\x13destinationMetadata2\xd3\x0e\n" +
+	"\x14destination_metadata\x18\x01 \x01(\v2%.s3dest.config.v1.DestinationMetadataR\x13destinationMetadata\"~\n" +
+	"\x13CreateReplayRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1c\n" +
+	"\toverwrite\x18\x04 \x01(\bR\toverwrite\"\x90\x01\n" +
+	"\x14CreateReplayResponse\x12>\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.CreateReplayResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
+	"\x06replay\x18\x01 \x01(\v2\x18.s3dest.replay.v1.ReplayR\x06replay\"V\n" +
+	"\x10GetReplayRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x1b\n" +
+	"\treplay_id\x18\x02 \x01(\tR\breplayId\"\x8a\x01\n" +
+	"\x11GetReplayResponse\x12;\n" +
+	"\x04data\x18\x01 \x01(\v2'.s3dest.admin.v1.GetReplayResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
+	"\x06replay\x18\x01 \x01(\v2\x18.s3dest.replay.v1.ReplayR\x06replay\";\n" +
+	"\x12ListReplaysRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x90\x01\n" +
+	"\x13ListReplaysResponse\x12=\n" +
+	"\x04data\x18\x01 \x01(\v2).s3dest.admin.v1.ListReplaysResponse.DataR\x04data\x1a:\n" +
+	"\x04Data\x122\n" +
+	"\areplays\x18\x01 \x03(\v2\x18.s3dest.replay.v1.ReplayR\areplays\"Y\n" +
+	"\x13CancelReplayRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x1b\n" +
+	"\treplay_id\x18\x02 \x01(\tR\breplayId\"\x90\x01\n" +
+	"\x14CancelReplayResponse\x12>\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.CancelReplayResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
+	"\x06replay\x18\x01 \x01(\v2\x18.s3dest.replay.v1.ReplayR\x06replay\"Y\n" +
+	"\x13ResumeReplayRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x1b\n" +
+	"\treplay_id\x18\x02 \x01(\tR\breplayId\"\x90\x01\n" +
+	"\x14ResumeReplayResponse\x12>\n" +
+	"\x04data\x18\x01 \x01(\v2*.s3dest.admin.v1.ResumeReplayResponse.DataR\x04data\x1a8\n" +
+	"\x04Data\x120\n" +
+	"\x06replay\x18\x01 \x01(\v2\x18.s3dest.replay.v1.ReplayR\x06replay2\x98\x12\n" +
 	"\fAdminService\x12[\n" +
 	"\fGetWorkspace\x12$.s3dest.admin.v1.GetWorkspaceRequest\x1a%.s3dest.admin.v1.GetWorkspaceResponse\x12[\n" +
 	"\fCreateSource\x12$.s3dest.admin.v1.CreateSourceRequest\x1a%.s3dest.admin.v1.CreateSourceResponse\x12X\n" +
@@ -3554,7 +4318,12 @@ const file_s3dest_admin_v1_admin_proto_rawDesc = "" +
 	"\x13ValidateDestination\x12+.s3dest.admin.v1.ValidateDestinationRequest\x1a,.s3dest.admin.v1.ValidateDestinationResponse\x12s\n" +
 	"\x14GetDestinationStatus\x12,.s3dest.admin.v1.GetDestinationStatusRequest\x1a-.s3dest.admin.v1.GetDestinationStatusResponse\x12\x85\x01\n" +
 	"\x1aExtendDestinationRetention\x122.s3dest.admin.v1.ExtendDestinationRetentionRequest\x1a3.s3dest.admin.v1.ExtendDestinationRetentionResponse\x12y\n" +
-	"\x16GetDestinationMetadata\x12..s3dest.admin.v1.GetDestinationMetadataRequest\x1a/.s3dest.admin.v1.GetDestinationMetadataResponseB\xb9\x01\n" +
+	"\x16GetDestinationMetadata\x12..s3dest.admin.v1.GetDestinationMetadataRequest\x1a/.s3dest.admin.v1.GetDestinationMetadataResponse\x12[\n" +
+	"\fCreateReplay\x12$.s3dest.admin.v1.CreateReplayRequest\x1a%.s3dest.admin.v1.CreateReplayResponse\x12R\n" +
+	"\tGetReplay\x12!.s3dest.admin.v1.GetReplayRequest\x1a\".s3dest.admin.v1.GetReplayResponse\x12X\n" +
+	"\vListReplays\x12#.s3dest.admin.v1.ListReplaysRequest\x1a$.s3dest.admin.v1.ListReplaysResponse\x12[\n" +
+	"\fCancelReplay\x12$.s3dest.admin.v1.CancelReplayRequest\x1a%.s3dest.admin.v1.CancelReplayResponse\x12[\n" +
+	"\fResumeReplay\x12$.s3dest.admin.v1.ResumeReplayRequest\x1a%.s3dest.admin.v1.ResumeReplayResponseB\xb9\x01\n" +
 	"\x13com.s3dest.admin.v1B\n" +
 	"AdminProtoP\x01Z8github.com/s3dest/s3dest/pkg/gen/s3dest/admin/v1;adminv1\xa2\x02\x03SAX\xaa\x02\x0fS3dest.Admin.V1\xca\x02\x0fS3dest\\Admin\\V1\xe2\x02\x1bS3dest\\Admin\\V1\\GPBMetadata\xea\x02\x11S3dest::Admin::V1b\x06proto3"
 
@@ -3570,7 +4339,7 @@ func file_s3dest_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_s3dest_admin_v1_admin_proto_rawDescData
 }
 
-var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_s3dest_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*PaginationInput)(nil),                         // 0: s3dest.admin.v1.PaginationInput
 	(*PaginationOutput)(nil),                        // 1: s3dest.admin.v1.PaginationOutput
@@ -3614,135 +4383,171 @@ var file_s3dest_admin_v1_admin_proto_goTypes = []any{
 	(*ExtendDestinationRetentionResponse)(nil),      // 39: s3dest.admin.v1.ExtendDestinationRetentionResponse
 	(*GetDestinationMetadataRequest)(nil),           // 40: s3dest.admin.v1.GetDestinationMetadataRequest
 	(*GetDestinationMetadataResponse)(nil),          // 41: s3dest.admin.v1.GetDestinationMetadataResponse
-	(*GetWorkspaceResponse_Data)(nil),               // 42: s3dest.admin.v1.GetWorkspaceResponse.Data
-	(*CreateSourceResponse_Data)(nil),               // 43: s3dest.admin.v1.CreateSourceResponse.Data
-	(*ListSourcesResponse_Data)(nil),                // 44: s3dest.admin.v1.ListSourcesResponse.Data
-	(*GetSourceResponse_Data)(nil),                  // 45: s3dest.admin.v1.GetSourceResponse.Data
-	(*UpdateSourceResponse_Data)(nil),               // 46: s3dest.admin.v1.UpdateSourceResponse.Data
-	(*DeleteSourceResponse_Data)(nil),               // 47: s3dest.admin.v1.DeleteSourceResponse.Data
-	(*CreateWriteKeyResponse_Data)(nil),             // 48: s3dest.admin.v1.CreateWriteKeyResponse.Data
-	(*RotateWriteKeyResponse_Data)(nil),             // 49: s3dest.admin.v1.RotateWriteKeyResponse.Data
-	(*RemoveWriteKeyResponse_Data)(nil),             // 50: s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	(*CreateDestinationResponse_Data)(nil),          // 51: s3dest.admin.v1.CreateDestinationResponse.Data
-	(*ListDestinationsResponse_Data)(nil),           // 52: s3dest.admin.v1.ListDestinationsResponse.Data
-	(*GetDestinationResponse_Data)(nil),             // 53: s3dest.admin.v1.GetDestinationResponse.Data
-	(*UpdateDestinationResponse_Data)(nil),          // 54: s3dest.admin.v1.UpdateDestinationResponse.Data
-	(*DeleteDestinationResponse_Data)(nil),          // 55: s3dest.admin.v1.DeleteDestinationResponse.Data
-	(*ValidateDestinationResponse_Data)(nil),        // 56: s3dest.admin.v1.ValidateDestinationResponse.Data
-	(*GetDestinationStatusResponse_Status)(nil),     // 57: s3dest.admin.v1.GetDestinationStatusResponse.Status
-	(*GetDestinationStatusResponse_Data)(nil),       // 58: s3dest.admin.v1.GetDestinationStatusResponse.Data
-	(*ExtendDestinationRetentionResponse_Data)(nil), // 59: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	(*GetDestinationMetadataResponse_Data)(nil),     // 60: s3dest.admin.v1.GetDestinationMetadataResponse.Data
-	(*durationpb.Duration)(nil),                     // 61: google.protobuf.Duration
-	(*v1.DestinationSettings)(nil),                  // 62: s3dest.config.v1.DestinationSettings
-	(*timestamppb.Timestamp)(nil),                   // 63: google.protobuf.Timestamp
-	(*v1.Workspace)(nil),                            // 64: s3dest.config.v1.Workspace
-	(*v1.Source)(nil),                               // 65: s3dest.config.v1.Source
-	(*wrapperspb.StringValue)(nil),                  // 66: google.protobuf.StringValue
-	(*v1.Destination)(nil),                          // 67: s3dest.config.v1.Destination
-	(*v11.ValidationResult)(nil),                    // 68: s3dest.validator.v1.ValidationResult
-	(*v1.DestinationMetadata)(nil),                  // 69: s3dest.config.v1.DestinationMetadata
+	(*CreateReplayRequest)(nil),                     // 42: s3dest.admin.v1.CreateReplayRequest
+	(*CreateReplayResponse)(nil),                    // 43: s3dest.admin.v1.CreateReplayResponse
+	(*GetReplayRequest)(nil),                        // 44: s3dest.admin.v1.GetReplayRequest
+	(*GetReplayResponse)(nil),                       // 45: s3dest.admin.v1.GetReplayResponse
+	(*ListReplaysRequest)(nil),                      // 46: s3dest.admin.v1.ListReplaysRequest
+	(*ListReplaysResponse)(nil),                     // 47: s3dest.admin.v1.ListReplaysResponse
+	(*CancelReplayRequest)(nil),                     // 48: s3dest.admin.v1.CancelReplayRequest
+	(*CancelReplayResponse)(nil),                    // 49: s3dest.admin.v1.CancelReplayResponse
+	(*ResumeReplayRequest)(nil),                     // 50: s3dest.admin.v1.ResumeReplayRequest
+	(*ResumeReplayResponse)(nil),                    // 51: s3dest.admin.v1.ResumeReplayResponse
+	(*GetWorkspaceResponse_Data)(nil),               // 52: s3dest.admin.v1.GetWorkspaceResponse.Data
+	(*CreateSourceResponse_Data)(nil),               // 53: s3dest.admin.v1.CreateSourceResponse.Data
+	(*ListSourcesResponse_Data)(nil),                // 54: s3dest.admin.v1.ListSourcesResponse.Data
+	(*GetSourceResponse_Data)(nil),                  // 55: s3dest.admin.v1.GetSourceResponse.Data
+	(*UpdateSourceResponse_Data)(nil),               // 56: s3dest.admin.v1.UpdateSourceResponse.Data
+	(*DeleteSourceResponse_Data)(nil),               // 57: s3dest.admin.v1.DeleteSourceResponse.Data
+	(*CreateWriteKeyResponse_Data)(nil),             // 58: s3dest.admin.v1.CreateWriteKeyResponse.Data
+	(*RotateWriteKeyResponse_Data)(nil),             // 59: s3dest.admin.v1.RotateWriteKeyResponse.Data
+	(*RemoveWriteKeyResponse_Data)(nil),             // 60: s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	(*CreateDestinationResponse_Data)(nil),          // 61: s3dest.admin.v1.CreateDestinationResponse.Data
+	(*ListDestinationsResponse_Data)(nil),           // 62: s3dest.admin.v1.ListDestinationsResponse.Data
+	(*GetDestinationResponse_Data)(nil),             // 63: s3dest.admin.v1.GetDestinationResponse.Data
+	(*UpdateDestinationResponse_Data)(nil),          // 64: s3dest.admin.v1.UpdateDestinationResponse.Data
+	(*DeleteDestinationResponse_Data)(nil),          // 65: s3dest.admin.v1.DeleteDestinationResponse.Data
+	(*ValidateDestinationResponse_Data)(nil),        // 66: s3dest.admin.v1.ValidateDestinationResponse.Data
+	(*GetDestinationStatusResponse_Status)(nil),     // 67: s3dest.admin.v1.GetDestinationStatusResponse.Status
+	(*GetDestinationStatusResponse_Data)(nil),       // 68: s3dest.admin.v1.GetDestinationStatusResponse.Data
+	(*ExtendDestinationRetentionResponse_Data)(nil), // 69: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	(*GetDestinationMetadataResponse_Data)(nil),     // 70: s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	(*CreateReplayResponse_Data)(nil),               // 71: s3dest.admin.v1.CreateReplayResponse.Data
+	(*GetReplayResponse_Data)(nil),                  // 72: s3dest.admin.v1.GetReplayResponse.Data
+	(*ListReplaysResponse_Data)(nil),                // 73: s3dest.admin.v1.ListReplaysResponse.Data
+	(*CancelReplayResponse_Data)(nil),               // 74: s3dest.admin.v1.CancelReplayResponse.Data
+	(*ResumeReplayResponse_Data)(nil),               // 75: s3dest.admin.v1.ResumeReplayResponse.Data
+	(*durationpb.Duration)(nil),                     // 76: google.protobuf.Duration
+	(*v1.DestinationSettings)(nil),                  // 77: s3dest.config.v1.DestinationSettings
+	(*timestamppb.Timestamp)(nil),                   // 78: google.protobuf.Timestamp
+	(*v1.Workspace)(nil),                            // 79: s3dest.config.v1.Workspace
+	(*v1.Source)(nil),                               // 80: s3dest.config.v1.Source
+	(*wrapperspb.StringValue)(nil),                  // 81: google.protobuf.StringValue
+	(*v1.Destination)(nil),                          // 82: s3dest.config.v1.Destination
+	(*v11.ValidationResult)(nil),                    // 83: s3dest.validator.v1.ValidationResult
+	(*v1.DestinationMetadata)(nil),                  // 84: s3dest.config.v1.DestinationMetadata
+	(*v12.Replay)(nil),                              // 85: s3dest.replay.v1.Replay
 }
 var file_s3dest_admin_v1_admin_proto_depIdxs = []int32{
-	42, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
-	43, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
+	52, // 0: s3dest.admin.v1.GetWorkspaceResponse.data:type_name -> s3dest.admin.v1.GetWorkspaceResponse.Data
+	53, // 1: s3dest.admin.v1.CreateSourceResponse.data:type_name -> s3dest.admin.v1.CreateSourceResponse.Data
 	0,  // 2: s3dest.admin.v1.ListSourcesRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	44, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
-	45, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
-	46, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
-	47, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
-	48, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
-	61, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	49, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
-	50, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
-	62, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	51, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
+	54, // 3: s3dest.admin.v1.ListSourcesResponse.data:type_name -> s3dest.admin.v1.ListSourcesResponse.Data
+	55, // 4: s3dest.admin.v1.GetSourceResponse.data:type_name -> s3dest.admin.v1.GetSourceResponse.Data
+	56, // 5: s3dest.admin.v1.UpdateSourceResponse.data:type_name -> s3dest.admin.v1.UpdateSourceResponse.Data
+	57, // 6: s3dest.admin.v1.DeleteSourceResponse.data:type_name -> s3dest.admin.v1.DeleteSourceResponse.Data
+	58, // 7: s3dest.admin.v1.CreateWriteKeyResponse.data:type_name -> s3dest.admin.v1.CreateWriteKeyResponse.Data
+	76, // 8: s3dest.admin.v1.RotateWriteKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	59, // 9: s3dest.admin.v1.RotateWriteKeyResponse.data:type_name -> s3dest.admin.v1.RotateWriteKeyResponse.Data
+	60, // 10: s3dest.admin.v1.RemoveWriteKeyResponse.data:type_name -> s3dest.admin.v1.RemoveWriteKeyResponse.Data
+	77, // 11: s3dest.admin.v1.CreateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	61, // 12: s3dest.admin.v1.CreateDestinationResponse.data:type_name -> s3dest.admin.v1.CreateDestinationResponse.Data
 	0,  // 13: s3dest.admin.v1.ListDestinationsRequest.pagination:type_name -> s3dest.admin.v1.PaginationInput
-	52, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
-	53, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
-	62, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
-	54, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
-	55, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
-	56, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
-	63, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
-	63, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	61, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
-	63, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
-	63, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
-	63, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
-	63, // 26: s3dest.admin.v1.LastDelivery.delivered_at:type_name -> google.protobuf.Timestamp
-	61, // 27: s3dest.admin.v1.LastDelivery.lag:type_name -> google.protobuf.Duration
-	58, // 28: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
-	61, // 29: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
-	59, // 30: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
-	60, // 31: s3dest.admin.v1.GetDestinationMetadataResponse.data:type_name -> s3dest.admin.v1.GetDestinationMetadataResponse.Data
-	64, // 32: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
-	3,  // 33: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
-	65, // 34: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	65, // 35: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
-	1,  // 36: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	65, // 37: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	66, // 38: s3dest.admin.v1.GetSourceResponse.Data.tracking_plan_id:type_name -> google.protobuf.StringValue
-	65, // 39: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
-	65, // 40: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	65, // 41: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
-	67, // 42: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	68, // 43: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	67, // 44: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
-	1,  // 45: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
-	67, // 46: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	68, // 47: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	67, // 48: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	68, // 49: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	68, // 50: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
-	34, // 51: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
-	68, // 52: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
-	35, // 53: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
-	36, // 54: s3dest.admin.v1.GetDestinationStatusResponse.Status.last_delivery:type_name -> s3dest.admin.v1.LastDelivery
-	57, // 55: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
-	67, // 56: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
-	69, // 57: s3dest.admin.v1.GetDestinationMetadataResponse.Data.destination_metadata:type_name -> s3dest.config.v1.DestinationMetadata
-	2,  // 58: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
-	5,  // 59: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
-	7,  // 60: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
-	9,  // 61: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
-	11, // 62: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
-	13, // 63: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
-	15, // 64: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
-	17, // 65: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
-	19, // 66: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
-	21, // 67: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
-	23, // 68: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
-	25, // 69: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
-	27, // 70: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
-	29, // 71: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
-	31, // 72: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
-	33, // 73: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
-	38, // 74: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
-	40, // 75: s3dest.admin.v1.AdminService.GetDestinationMetadata:input_type -> s3dest.admin.v1.GetDestinationMetadataRequest
-	4,  // 76: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
-	6,  // 77: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
-	8,  // 78: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
-	10, // 79: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
-	12, // 80: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
-	14, // 81: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
-	16, // 82: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
-	18, // 83: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
-	20, // 84: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
-	22, // 85: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
-	24, // 86: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
-	26, // 87: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
-	28, // 88: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
-	30, // 89: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
-	32, // 90: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
-	37, // 91: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
-	39, // 92: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
-	41, // 93: s3dest.admin.v1.AdminService.GetDestinationMetadata:output_type -> s3dest.admin.v1.GetDestinationMetadataResponse
-	76, // [76:94] is the sub-list for method output_type
-	58, // [58:76] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	62, // 14: s3dest.admin.v1.ListDestinationsResponse.data:type_name -> s3dest.admin.v1.ListDestinationsResponse.Data
+	63, // 15: s3dest.admin.v1.GetDestinationResponse.data:type_name -> s3dest.admin.v1.GetDestinationResponse.Data
+	77, // 16: s3dest.admin.v1.UpdateDestinationRequest.settings:type_name -> s3dest.config.v1.DestinationSettings
+	64, // 17: s3dest.admin.v1.UpdateDestinationResponse.data:type_name -> s3dest.admin.v1.UpdateDestinationResponse.Data
+	65, // 18: s3dest.admin.v1.DeleteDestinationResponse.data:type_name -> s3dest.admin.v1.DeleteDestinationResponse.Data
+	66, // 19: s3dest.admin.v1.ValidateDestinationResponse.data:type_name -> s3dest.admin.v1.ValidateDestinationResponse.Data
+	78, // 20: s3dest.admin.v1.DayStatus.last_delivery_at:type_name -> google.protobuf.Timestamp
+	78, // 21: s3dest.admin.v1.DayStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	76, // 22: s3dest.admin.v1.RetentionStatus.retention:type_name -> google.protobuf.Duration
+	78, // 23: s3dest.admin.v1.RetentionStatus.extended_until:type_name -> google.protobuf.Timestamp
+	78, // 24: s3dest.admin.v1.RetentionStatus.oldest_waiting_staged_at:type_name -> google.protobuf.Timestamp
+	78, // 25: s3dest.admin.v1.RetentionStatus.oldest_waiting_deadline:type_name -> google.protobuf.Timestamp
+	78, // 26: s3dest.admin.v1.LastDelivery.delivered_at:type_name -> google.protobuf.Timestamp
+	76, // 27: s3dest.admin.v1.LastDelivery.lag:type_name -> google.protobuf.Duration
+	68, // 28: s3dest.admin.v1.GetDestinationStatusResponse.data:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Data
+	76, // 29: s3dest.admin.v1.ExtendDestinationRetentionRequest.extend_by:type_name -> google.protobuf.Duration
+	69, // 30: s3dest.admin.v1.ExtendDestinationRetentionResponse.data:type_name -> s3dest.admin.v1.ExtendDestinationRetentionResponse.Data
+	70, // 31: s3dest.admin.v1.GetDestinationMetadataResponse.data:type_name -> s3dest.admin.v1.GetDestinationMetadataResponse.Data
+	71, // 32: s3dest.admin.v1.CreateReplayResponse.data:type_name -> s3dest.admin.v1.CreateReplayResponse.Data
+	72, // 33: s3dest.admin.v1.GetReplayResponse.data:type_name -> s3dest.admin.v1.GetReplayResponse.Data
+	73, // 34: s3dest.admin.v1.ListReplaysResponse.data:type_name -> s3dest.admin.v1.ListReplaysResponse.Data
+	74, // 35: s3dest.admin.v1.CancelReplayResponse.data:type_name -> s3dest.admin.v1.CancelReplayResponse.Data
+	75, // 36: s3dest.admin.v1.ResumeReplayResponse.data:type_name -> s3dest.admin.v1.ResumeReplayResponse.Data
+	79, // 37: s3dest.admin.v1.GetWorkspaceResponse.Data.workspace:type_name -> s3dest.config.v1.Workspace
+	3,  // 38: s3dest.admin.v1.GetWorkspaceResponse.Data.iam_setup:type_name -> s3dest.admin.v1.IamSetup
+	80, // 39: s3dest.admin.v1.CreateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	80, // 40: s3dest.admin.v1.ListSourcesResponse.Data.sources:type_name -> s3dest.config.v1.Source
+	1,  // 41: s3dest.admin.v1.ListSourcesResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	80, // 42: s3dest.admin.v1.GetSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	81, // 43: s3dest.admin.v1.GetSourceResponse.Data.tracking_plan_id:type_name -> google.protobuf.StringValue
+	80, // 44: s3dest.admin.v1.UpdateSourceResponse.Data.source:type_name -> s3dest.config.v1.Source
+	80, // 45: s3dest.admin.v1.CreateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	80, // 46: s3dest.admin.v1.RotateWriteKeyResponse.Data.source:type_name -> s3dest.config.v1.Source
+	82, // 47: s3dest.admin.v1.CreateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	83, // 48: s3dest.admin.v1.CreateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	82, // 49: s3dest.admin.v1.ListDestinationsResponse.Data.destinations:type_name -> s3dest.config.v1.Destination
+	1,  // 50: s3dest.admin.v1.ListDestinationsResponse.Data.pagination:type_name -> s3dest.admin.v1.PaginationOutput
+	82, // 51: s3dest.admin.v1.GetDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	83, // 52: s3dest.admin.v1.GetDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	82, // 53: s3dest.admin.v1.UpdateDestinationResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	83, // 54: s3dest.admin.v1.UpdateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	83, // 55: s3dest.admin.v1.ValidateDestinationResponse.Data.validation:type_name -> s3dest.validator.v1.ValidationResult
+	34, // 56: s3dest.admin.v1.GetDestinationStatusResponse.Status.days:type_name -> s3dest.admin.v1.DayStatus
+	83, // 57: s3dest.admin.v1.GetDestinationStatusResponse.Status.validation:type_name -> s3dest.validator.v1.ValidationResult
+	35, // 58: s3dest.admin.v1.GetDestinationStatusResponse.Status.retention:type_name -> s3dest.admin.v1.RetentionStatus
+	36, // 59: s3dest.admin.v1.GetDestinationStatusResponse.Status.last_delivery:type_name -> s3dest.admin.v1.LastDelivery
+	67, // 60: s3dest.admin.v1.GetDestinationStatusResponse.Data.status:type_name -> s3dest.admin.v1.GetDestinationStatusResponse.Status
+	82, // 61: s3dest.admin.v1.ExtendDestinationRetentionResponse.Data.destination:type_name -> s3dest.config.v1.Destination
+	84, // 62: s3dest.admin.v1.GetDestinationMetadataResponse.Data.destination_metadata:type_name -> s3dest.config.v1.DestinationMetadata
+	85, // 63: s3dest.admin.v1.CreateReplayResponse.Data.replay:type_name -> s3dest.replay.v1.Replay
+	85, // 64: s3dest.admin.v1.GetReplayResponse.Data.replay:type_name -> s3dest.replay.v1.Replay
+	85, // 65: s3dest.admin.v1.ListReplaysResponse.Data.replays:type_name -> s3dest.replay.v1.Replay
+	85, // 66: s3dest.admin.v1.CancelReplayResponse.Data.replay:type_name -> s3dest.replay.v1.Replay
+	85, // 67: s3dest.admin.v1.ResumeReplayResponse.Data.replay:type_name -> s3dest.replay.v1.Replay
+	2,  // 68: s3dest.admin.v1.AdminService.GetWorkspace:input_type -> s3dest.admin.v1.GetWorkspaceRequest
+	5,  // 69: s3dest.admin.v1.AdminService.CreateSource:input_type -> s3dest.admin.v1.CreateSourceRequest
+	7,  // 70: s3dest.admin.v1.AdminService.ListSources:input_type -> s3dest.admin.v1.ListSourcesRequest
+	9,  // 71: s3dest.admin.v1.AdminService.GetSource:input_type -> s3dest.admin.v1.GetSourceRequest
+	11, // 72: s3dest.admin.v1.AdminService.UpdateSource:input_type -> s3dest.admin.v1.UpdateSourceRequest
+	13, // 73: s3dest.admin.v1.AdminService.DeleteSource:input_type -> s3dest.admin.v1.DeleteSourceRequest
+	15, // 74: s3dest.admin.v1.AdminService.CreateWriteKey:input_type -> s3dest.admin.v1.CreateWriteKeyRequest
+	17, // 75: s3dest.admin.v1.AdminService.RotateWriteKey:input_type -> s3dest.admin.v1.RotateWriteKeyRequest
+	19, // 76: s3dest.admin.v1.AdminService.RemoveWriteKey:input_type -> s3dest.admin.v1.RemoveWriteKeyRequest
+	21, // 77: s3dest.admin.v1.AdminService.CreateDestination:input_type -> s3dest.admin.v1.CreateDestinationRequest
+	23, // 78: s3dest.admin.v1.AdminService.ListDestinations:input_type -> s3dest.admin.v1.ListDestinationsRequest
+	25, // 79: s3dest.admin.v1.AdminService.GetDestination:input_type -> s3dest.admin.v1.GetDestinationRequest
+	27, // 80: s3dest.admin.v1.AdminService.UpdateDestination:input_type -> s3dest.admin.v1.UpdateDestinationRequest
+	29, // 81: s3dest.admin.v1.AdminService.DeleteDestination:input_type -> s3dest.admin.v1.DeleteDestinationRequest
+	31, // 82: s3dest.admin.v1.AdminService.ValidateDestination:input_type -> s3dest.admin.v1.ValidateDestinationRequest
+	33, // 83: s3dest.admin.v1.AdminService.GetDestinationStatus:input_type -> s3dest.admin.v1.GetDestinationStatusRequest
+	38, // 84: s3dest.admin.v1.AdminService.ExtendDestinationRetention:input_type -> s3dest.admin.v1.ExtendDestinationRetentionRequest
+	40, // 85: s3dest.admin.v1.AdminService.GetDestinationMetadata:input_type -> s3dest.admin.v1.GetDestinationMetadataRequest
+	42, // 86: s3dest.admin.v1.AdminService.CreateReplay:input_type -> s3dest.admin.v1.CreateReplayRequest
+	44, // 87: s3dest.admin.v1.AdminService.GetReplay:input_type -> s3dest.admin.v1.GetReplayRequest
+	46, // 88: s3dest.admin.v1.AdminService.ListReplays:input_type -> s3dest.admin.v1.ListReplaysRequest
+	48, // 89: s3dest.admin.v1.AdminService.CancelReplay:input_type -> s3dest.admin.v1.CancelReplayRequest
+	50, // 90: s3dest.admin.v1.AdminService.ResumeReplay:input_type -> s3dest.admin.v1.ResumeReplayRequest
+	4,  // 91: s3dest.admin.v1.AdminService.GetWorkspace:output_type -> s3dest.admin.v1.GetWorkspaceResponse
+	6,  // 92: s3dest.admin.v1.AdminService.CreateSource:output_type -> s3dest.admin.v1.CreateSourceResponse
+	8,  // 93: s3dest.admin.v1.AdminService.ListSources:output_type -> s3dest.admin.v1.ListSourcesResponse
+	10, // 94: s3dest.admin.v1.AdminService.GetSource:output_type -> s3dest.admin.v1.GetSourceResponse
+	12, // 95: s3dest.admin.v1.AdminService.UpdateSource:output_type -> s3dest.admin.v1.UpdateSourceResponse
+	14, // 96: s3dest.admin.v1.AdminService.DeleteSource:output_type -> s3dest.admin.v1.DeleteSourceResponse
+	16, // 97: s3dest.admin.v1.AdminService.CreateWriteKey:output_type -> s3dest.admin.v1.CreateWriteKeyResponse
+	18, // 98: s3dest.admin.v1.AdminService.RotateWriteKey:output_type -> s3dest.admin.v1.RotateWriteKeyResponse
+	20, // 99: s3dest.admin.v1.AdminService.RemoveWriteKey:output_type -> s3dest.admin.v1.RemoveWriteKeyResponse
+	22, // 100: s3dest.admin.v1.AdminService.CreateDestination:output_type -> s3dest.admin.v1.CreateDestinationResponse
+	24, // 101: s3dest.admin.v1.AdminService.ListDestinations:output_type -> s3dest.admin.v1.ListDestinationsResponse
+	26, // 102: s3dest.admin.v1.AdminService.GetDestination:output_type -> s3dest.admin.v1.GetDestinationResponse
+	28, // 103: s3dest.admin.v1.AdminService.UpdateDestination:output_type -> s3dest.admin.v1.UpdateDestinationResponse
+	30, // 104: s3dest.admin.v1.AdminService.DeleteDestination:output_type -> s3dest.admin.v1.DeleteDestinationResponse
+	32, // 105: s3dest.admin.v1.AdminService.ValidateDestination:output_type -> s3dest.admin.v1.ValidateDestinationResponse
+	37, // 106: s3dest.admin.v1.AdminService.GetDestinationStatus:output_type -> s3dest.admin.v1.GetDestinationStatusResponse
+	39, // 107: s3dest.admin.v1.AdminService.ExtendDestinationRetention:output_type -> s3dest.admin.v1.ExtendDestinationRetentionResponse
+	41, // 108: s3dest.admin.v1.AdminService.GetDestinationMetadata:output_type -> s3dest.admin.v1.GetDestinationMetadataResponse
+	43, // 109: s3dest.admin.v1.AdminService.CreateReplay:output_type -> s3dest.admin.v1.CreateReplayResponse
+	45, // 110: s3dest.admin.v1.AdminService.GetReplay:output_type -> s3dest.admin.v1.GetReplayResponse
+	47, // 111: s3dest.admin.v1.AdminService.ListReplays:output_type -> s3dest.admin.v1.ListReplaysResponse
+	49, // 112: s3dest.admin.v1.AdminService.CancelReplay:output_type -> s3dest.admin.v1.CancelReplayResponse
+	51, // 113: s3dest.admin.v1.AdminService.ResumeReplay:output_type -> s3dest.admin.v1.ResumeReplayResponse
+	91, // [91:114] is the sub-list for method output_type
+	68, // [68:91] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_s3dest_admin_v1_admin_proto_init() }
@@ -3761,7 +4566,7 @@ func file_s3dest_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_s3dest_admin_v1_admin_proto_rawDesc), len(file_s3dest_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

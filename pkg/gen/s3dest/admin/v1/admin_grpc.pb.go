@@ -37,6 +37,11 @@ const (
 	AdminService_GetDestinationStatus_FullMethodName       = "/s3dest.admin.v1.AdminService/GetDestinationStatus"
 	AdminService_ExtendDestinationRetention_FullMethodName = "/s3dest.admin.v1.AdminService/ExtendDestinationRetention"
 	AdminService_GetDestinationMetadata_FullMethodName     = "/s3dest.admin.v1.AdminService/GetDestinationMetadata"
+	AdminService_CreateReplay_FullMethodName               = "/s3dest.admin.v1.AdminService/CreateReplay"
+	AdminService_GetReplay_FullMethodName                  = "/s3dest.admin.v1.AdminService/GetReplay"
+	AdminService_ListReplays_FullMethodName                = "/s3dest.admin.v1.AdminService/ListReplays"
+	AdminService_CancelReplay_FullMethodName               = "/s3dest.admin.v1.AdminService/CancelReplay"
+	AdminService_ResumeReplay_FullMethodName               = "/s3dest.admin.v1.AdminService/ResumeReplay"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -86,6 +91,15 @@ type AdminServiceClient interface {
 	ExtendDestinationRetention(ctx context.Context, in *ExtendDestinationRetentionRequest, opts ...grpc.CallOption) (*ExtendDestinationRetentionResponse, error)
 	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
 	GetDestinationMetadata(ctx context.Context, in *GetDestinationMetadataRequest, opts ...grpc.CallOption) (*GetDestinationMetadataResponse, error)
+	// CreateReplay re-delivers the destination's staged files of a range of received days (docs/replay.md).
+	CreateReplay(ctx context.Context, in *CreateReplayRequest, opts ...grpc.CallOption) (*CreateReplayResponse, error)
+	// GetReplay reports a replay's state and progress.
+	GetReplay(ctx context.Context, in *GetReplayRequest, opts ...grpc.CallOption) (*GetReplayResponse, error)
+	// ListReplays lists a destination's replays, newest first.
+	ListReplays(ctx context.Context, in *ListReplaysRequest, opts ...grpc.CallOption) (*ListReplaysResponse, error)
+	// CancelReplay stops a running replay after the file in flight; ResumeReplay continues it from its cursor.
+	CancelReplay(ctx context.Context, in *CancelReplayRequest, opts ...grpc.CallOption) (*CancelReplayResponse, error)
+	ResumeReplay(ctx context.Context, in *ResumeReplayRequest, opts ...grpc.CallOption) (*ResumeReplayResponse, error)
 }
 
 type adminServiceClient struct {
@@ -276,6 +290,56 @@ func (c *adminServiceClient) GetDestinationMetadata(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateReplay(ctx context.Context, in *CreateReplayRequest, opts ...grpc.CallOption) (*CreateReplayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateReplayResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateReplay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetReplay(ctx context.Context, in *GetReplayRequest, opts ...grpc.CallOption) (*GetReplayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReplayResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetReplay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListReplays(ctx context.Context, in *ListReplaysRequest, opts ...grpc.CallOption) (*ListReplaysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReplaysResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListReplays_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CancelReplay(ctx context.Context, in *CancelReplayRequest, opts ...grpc.CallOption) (*CancelReplayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelReplayResponse)
+	err := c.cc.Invoke(ctx, AdminService_CancelReplay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResumeReplay(ctx context.Context, in *ResumeReplayRequest, opts ...grpc.CallOption) (*ResumeReplayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeReplayResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResumeReplay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -323,6 +387,15 @@ type AdminServiceServer interface {
 	ExtendDestinationRetention(context.Context, *ExtendDestinationRetentionRequest) (*ExtendDestinationRetentionResponse, error)
 	// GetDestinationMetadata returns a catalog entry: one of the two destinations s3dest implements.
 	GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error)
+	// CreateReplay re-delivers the destination's staged files of a range of received days (docs/replay.md).
+	CreateReplay(context.Context, *CreateReplayRequest) (*CreateReplayResponse, error)
+	// GetReplay reports a replay's state and progress.
+	GetReplay(context.Context, *GetReplayRequest) (*GetReplayResponse, error)
+	// ListReplays lists a destination's replays, newest first.
+	ListReplays(context.Context, *ListReplaysRequest) (*ListReplaysResponse, error)
+	// CancelReplay stops a running replay after the file in flight; ResumeReplay continues it from its cursor.
+	CancelReplay(context.Context, *CancelReplayRequest) (*CancelReplayResponse, error)
+	ResumeReplay(context.Context, *ResumeReplayRequest) (*ResumeReplayResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -386,6 +459,21 @@ func (UnimplementedAdminServiceServer) ExtendDestinationRetention(context.Contex
 }
 func (UnimplementedAdminServiceServer) GetDestinationMetadata(context.Context, *GetDestinationMetadataRequest) (*GetDestinationMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDestinationMetadata not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateReplay(context.Context, *CreateReplayRequest) (*CreateReplayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateReplay not implemented")
+}
+func (UnimplementedAdminServiceServer) GetReplay(context.Context, *GetReplayRequest) (*GetReplayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReplay not implemented")
+}
+func (UnimplementedAdminServiceServer) ListReplays(context.Context, *ListReplaysRequest) (*ListReplaysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReplays not implemented")
+}
+func (UnimplementedAdminServiceServer) CancelReplay(context.Context, *CancelReplayRequest) (*CancelReplayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelReplay not implemented")
+}
+func (UnimplementedAdminServiceServer) ResumeReplay(context.Context, *ResumeReplayRequest) (*ResumeReplayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeReplay not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -732,6 +820,96 @@ func _AdminService_GetDestinationMetadata_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateReplay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateReplayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateReplay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateReplay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateReplay(ctx, req.(*CreateReplayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetReplay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReplayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetReplay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetReplay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetReplay(ctx, req.(*GetReplayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListReplays_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReplaysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListReplays(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListReplays_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListReplays(ctx, req.(*ListReplaysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CancelReplay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelReplayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CancelReplay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CancelReplay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CancelReplay(ctx, req.(*CancelReplayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResumeReplay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeReplayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResumeReplay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResumeReplay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResumeReplay(ctx, req.(*ResumeReplayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -810,6 +988,26 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDestinationMetadata",
 			Handler:    _AdminService_GetDestinationMetadata_Handler,
+		},
+		{
+			MethodName: "CreateReplay",
+			Handler:    _AdminService_CreateReplay_Handler,
+		},
+		{
+			MethodName: "GetReplay",
+			Handler:    _AdminService_GetReplay_Handler,
+		},
+		{
+			MethodName: "ListReplays",
+			Handler:    _AdminService_ListReplays_Handler,
+		},
+		{
+			MethodName: "CancelReplay",
+			Handler:    _AdminService_CancelReplay_Handler,
+		},
+		{
+			MethodName: "ResumeReplay",
+			Handler:    _AdminService_ResumeReplay_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
