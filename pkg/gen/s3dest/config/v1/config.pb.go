@@ -1053,7 +1053,7 @@ func (x *DestinationPlatforms) GetCloudAppObject() bool {
 	return false
 }
 
-// DestinationSettings are the reference's three settings.
+// DestinationSettings are the reference's three settings, and s3dest's file format.
 type DestinationSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// region of the bucket, such as `us-west-2`.
@@ -1061,7 +1061,10 @@ type DestinationSettings struct {
 	// s3_bucket is the bucket name, optionally followed by `/path/prefix`.
 	S3Bucket string `protobuf:"bytes,2,opt,name=s3_bucket,json=s3Bucket,proto3" json:"s3_bucket,omitempty"`
 	// iam_role_arn is the customer's role: `arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME`.
-	IamRoleArn    string `protobuf:"bytes,3,opt,name=iam_role_arn,json=iamRoleArn,proto3" json:"iam_role_arn,omitempty"`
+	IamRoleArn string `protobuf:"bytes,3,opt,name=iam_role_arn,json=iamRoleArn,proto3" json:"iam_role_arn,omitempty"`
+	// format of the delivered files: `json` (gzipped NDJSON, `{file}.gz`; empty means json) or `parquet`
+	// (zstd Parquet, `{file}.parquet`, converted by the copier from the staged file; docs/querying.md).
+	Format        string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1113,6 +1116,13 @@ func (x *DestinationSettings) GetS3Bucket() string {
 func (x *DestinationSettings) GetIamRoleArn() string {
 	if x != nil {
 		return x.IamRoleArn
+	}
+	return ""
+}
+
+func (x *DestinationSettings) GetFormat() string {
+	if x != nil {
+		return x.Format
 	}
 	return ""
 }
@@ -1390,12 +1400,13 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\x06server\x18\x02 \x01(\bR\x06server\x12\x16\n" +
 	"\x06mobile\x18\x03 \x01(\bR\x06mobile\x12\x1c\n" +
 	"\twarehouse\x18\x04 \x01(\bR\twarehouse\x12(\n" +
-	"\x10cloud_app_object\x18\x05 \x01(\bR\x0ecloudAppObject\"l\n" +
+	"\x10cloud_app_object\x18\x05 \x01(\bR\x0ecloudAppObject\"\x84\x01\n" +
 	"\x13DestinationSettings\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1b\n" +
 	"\ts3_bucket\x18\x02 \x01(\tR\bs3Bucket\x12 \n" +
 	"\fiam_role_arn\x18\x03 \x01(\tR\n" +
-	"iamRoleArn\"\xba\x03\n" +
+	"iamRoleArn\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\"\xba\x03\n" +
 	"\vDestination\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
