@@ -3,7 +3,6 @@ package copier
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -65,7 +64,9 @@ func TestParquetKeepsEveryFieldTypedOrAsJSONAndDropsNothing(t *testing.T) {
 		t.Fatalf("read %d rows, want %d", len(rows), len(lines))
 	}
 	for i, line := range lines {
-		equalToLine(t, rows[i], line)
+		if diffs := DiffEvent(rows[i], []byte(line)); len(diffs) > 0 {
+			t.Errorf("row %d differs from its NDJSON line: %s", i+1, strings.Join(diffs, "; "))
+		}
 	}
 	// What the rule puts where, spelled out.
 	if rows[1].UserID != nil || rows[1].Timestamp != nil || rows[1].SentAt != nil {
@@ -83,95 +84,6 @@ func TestParquetKeepsEveryFieldTypedOrAsJSONAndDropsNothing(t *testing.T) {
 	if rows[0].Extra == nil || *rows[0].Extra != `{"channel":"server","integrations":{"All":false},"version":2}` {
 		t.Errorf("row 1 extra = %v", rows[0].Extra)
 	}
-}
-
-// equalToLine fails unless row holds exactly what the NDJSON line holds: each typed column equals its
-// field (times as the same instant), each JSON column and extra field is the same JSON, and nothing of
-// the line is missing. Shared by the pipeline test of both formats.
-func equalToLine(t testing.TB, row ParquetEvent, line string) {
-	t.Helper()
-	var ev map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(line), &ev); err != nil {
-		t.Fatalf("NDJSON line %s: %v", line, err)
-	}
-	got := map[string]json.RawMessage{}
-	if row.Extra != nil {
-		if err := json.Unmarshal([]byte(*row.Extra), &got); err != nil {
-			t.Fatalf("extra %s: %v", *row.Extra, err)
-		}
-	}
-	str := func(name string, v *string) {
-		if v != nil {
-			got[name], _ = json.Marshal(*v)
-		}
-	}
-	tm := func(name string, v *time.Time) {
-		if v != nil {
-			got[name], _ = json.Marshal(v.Format(time.RFC3339Nano))
-		}
-	}
-	raw := func(name string, v *string) {
-		if v != nil {
-			got[name] = json.RawMessage(*v)
-		}
-	}
-	str("type", row.Type)
-	str("event", row.Event)
-	str("name", row.Name)
-	str("userId", row.UserID)
-	str("anonymousId", row.AnonymousID)
-	str("messageId", row.MessageID)
-	tm("timestamp", row.Timestamp)
-	tm("sentAt", row.SentAt)
-	tm("receivedAt", row.ReceivedAt)
-	tm("originalTimestamp", row.OriginalTimestamp)
-	raw("properties", row.Properties)
-	raw("traits", row.Traits)
-	raw("context", row.Context)
-	for name, want := range ev {
-		g, ok := got[name]
-		switch {
-		case string(want) == "null":
-			if ok {
-				t.Errorf("messageId %s: %s is null in NDJSON, %s in Parquet", row.messageID(), name, g)
-			}
-		case !ok:
-			t.Errorf("messageId %s: %s = %s in NDJSON, missing from Parquet", row.messageID(), name, want)
-		case !sameJSON(t, name, want, g):
-			t.Errorf("messageId %s: %s = %s in NDJSON, %s in Parquet", row.messageID(), name, want, g)
-		}
-		delete(got, name)
-	}
-	for name, v := range got {
-		t.Errorf("messageId %s: Parquet has %s = %s, the NDJSON line has no such field", row.messageID(), name, v)
-	}
-}
-
-func (r ParquetEvent) messageID() string {
-	if r.MessageID == nil {
-		return "(none)"
-	}
-	return *r.MessageID
-}
-
-// sameJSON compares two JSON values; strings that are both times compare as instants.
-func sameJSON(t testing.TB, name string, a, b json.RawMessage) bool {
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		t.Fatalf("%s: not JSON: %s / %s", name, a, b)
-	}
-	if sa, ok := va.(string); ok {
-		if sb, ok := vb.(string); ok {
-			ta, ea := time.Parse(time.RFC3339Nano, sa)
-			tb, eb := time.Parse(time.RFC3339Nano, sb)
-			if ea == nil && eb == nil {
-				return ta.Equal(tb)
-			}
-		}
-	}
-	ja, _ := json.Marshal(va)
-	jb, _ := json.Marshal(vb)
-	return bytes.Equal(ja, jb)
 }
 
 func TestALineThatIsNotAJSONObjectCannotBeConverted(t *testing.T) {
@@ -196,5 +108,23 @@ func TestTheSameStagedFileAlwaysGivesTheSameParquetBytes(t *testing.T) {
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two conversions of one staged file differ: a retry would write another object than the first attempt")
+	}
+}
+
+func TestDiffEventFindsAChangedAMissingAndAnAddedField(t *testing.T) {
+	line := []byte(`{"type":"track","messageId":"m-1","timestamp":"2026-12-02T10:00:00Z","properties":{"a":1},"version":2}`)
+	s := func(v string) *string { return &v }
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	same := ParquetEvent{Type: s("track"), MessageID: s("m-1"), Timestamp: &at, Properties: s(`{ "a" : 1 }`), Extra: s(`{"version":2}`)}
+	if d := DiffEvent(same, line); len(d) != 0 {
+		t.Fatalf("DiffEvent of an equal row = %v", d)
+	}
+	later := at.Add(time.Millisecond)
+	changed := ParquetEvent{Type: s("page"), MessageID: s("m-1"), Timestamp: &later, Properties: s(`{"a":2}`), Event: s("x")}
+	d := strings.Join(DiffEvent(changed, line), "; ")
+	for _, want := range []string{"type", "timestamp", "properties", "version", "event"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("DiffEvent = %q, does not name %s", d, want)
+		}
 	}
 }
