@@ -28,6 +28,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/s3dest/s3dest/pkg/isotime"
 )
 
 // ParquetContentType is the media type of delivered Parquet files.
@@ -44,9 +46,9 @@ const parquetRowGroupBytes = 16 << 20
 const parquetWriteBatch = 256
 
 // ParquetEvent is one row of a delivered Parquet file. A typed column holds its field only when the
-// field has the column's type: a string for the string columns, an RFC 3339 time that UTC microseconds
-// hold exactly for the timestamp columns. Any other value of such a field (a number as userId, a
-// timestamp that does not parse) leaves the column null and is kept, under its own name, in extra, so
+// field has the column's type: a string for the string columns; for the timestamp columns an ISO-8601
+// time as ingest accepts it (pkg/isotime; no zone is UTC) that microseconds hold exactly. Any other
+// value of such a field (a number as userId, a time in nanoseconds or that does not parse) leaves the column null and is kept, under its own name, in extra, so
 // no value is ever dropped. properties, traits and context hold their JSON text exactly as received;
 // extra is a JSON object of every other top-level field (integrations, groupId, previousId, version,
 // channel, …), null when there is none. A field that is absent and one that is JSON null both read as
@@ -231,8 +233,8 @@ func (c *eventConverter) stringField(name string, raw json.RawMessage) *string {
 	return &s
 }
 
-// timeField is an RFC 3339 time in UTC when it parses and microseconds hold it exactly (Parquet's
-// TIMESTAMP(MICROS), which Athena and DuckDB read); any other value goes to extra, as received.
+// timeField is the time in UTC when it parses as ingest reads it (isotime) and microseconds hold it
+// exactly (Parquet's TIMESTAMP(MICROS), which Athena and DuckDB read); any other value goes to extra, as received.
 func (c *eventConverter) timeField(name string, raw json.RawMessage) *time.Time {
 	if isNull(raw) {
 		return nil
@@ -242,7 +244,7 @@ func (c *eventConverter) timeField(name string, raw json.RawMessage) *time.Time 
 		c.extra[name] = raw
 		return nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := isotime.Parse(s)
 	if err != nil || t.Nanosecond()%1000 != 0 {
 		c.extra[name] = raw
 		return nil

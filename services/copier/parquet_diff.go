@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/s3dest/s3dest/pkg/isotime"
 )
 
 // Fields are the top-level fields a row holds, as JSON: the typed columns (times as RFC 3339 in UTC),
@@ -72,7 +74,7 @@ func DiffEvent(row ParquetEvent, line []byte) []string {
 	return diffs
 }
 
-// sameJSON compares two JSON values; two strings that are both RFC 3339 times compare as instants.
+// sameJSON compares two JSON values; two strings that are both times (isotime) compare as instants.
 func sameJSON(a, b json.RawMessage) bool {
 	var va, vb any
 	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
@@ -80,8 +82,8 @@ func sameJSON(a, b json.RawMessage) bool {
 	}
 	if sa, ok := va.(string); ok {
 		if sb, ok := vb.(string); ok {
-			ta, ea := time.Parse(time.RFC3339Nano, sa)
-			tb, eb := time.Parse(time.RFC3339Nano, sb)
+			ta, ea := isotime.Parse(sa)
+			tb, eb := isotime.Parse(sb)
 			if ea == nil && eb == nil {
 				return ta.Equal(tb)
 			}
