@@ -40,7 +40,7 @@ const maxDeliveredBytes = 100_000_000
 
 // parquetRowGroupBytes of NDJSON fill one row group: the writer buffers one row group's columns, so
 // this bounds the converter's memory (about this much, plus one page buffer per column).
-const parquetRowGroupBytes = 16 << 20
+const parquetRowGroupBytes = 8 << 20
 
 // parquetWriteBatch rows are handed to the writer at once.
 const parquetWriteBatch = 256
