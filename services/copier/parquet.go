@@ -16,7 +16,6 @@ package copier
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,8 +25,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/s3dest/s3dest/pkg/isotime"
 )
@@ -83,8 +84,12 @@ func WriteParquet(dst io.Writer, gzipped io.Reader) (int64, error) {
 		return 0, fmt.Errorf("read gzip: %w", err)
 	}
 	defer zr.Close()
-	w := parquet.NewGenericWriter[ParquetEvent](dst,
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
+	codec, err := newPageZstd()
+	if err != nil {
+		return 0, err
+	}
+	defer codec.enc.Close()
+	w := parquet.NewGenericWriter[ParquetEvent](dst, parquet.Compression(codec))
 	lines := bufio.NewReaderSize(zr, 64<<10)
 	rows := make([]ParquetEvent, 0, parquetWriteBatch)
 	var conv eventConverter
@@ -320,4 +325,29 @@ type countingWriter struct{ n int64 }
 func (w *countingWriter) Write(p []byte) (int, error) {
 	w.n += int64(len(p))
 	return len(p), nil
+}
+
+// pageZstd is zstd for Parquet pages with a window of 1 MiB: a page is compressed on its own and is
+// at most the writer's page buffer (256 KiB) before compression, so a larger window (parquet-go's codec
+// keeps zstd's default of 8 MiB, and its history buffers took 32 MB of the heap) only costs memory.
+type pageZstd struct {
+	enc *zstd.Encoder
+}
+
+func newPageZstd() (*pageZstd, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	return &pageZstd{enc: enc}, nil
+}
+
+func (c *pageZstd) String() string                            { return "ZSTD" }
+func (c *pageZstd) CompressionCodec() format.CompressionCodec { return format.Zstd }
+func (c *pageZstd) Encode(dst, src []byte) ([]byte, error)    { return c.enc.EncodeAll(src, dst[:0]), nil }
+
+// Decode is not used: the copier only writes Parquet.
+func (c *pageZstd) Decode(dst, src []byte) ([]byte, error) {
+	return nil, errors.New("s3dest's Parquet codec only compresses")
 }
