@@ -106,7 +106,7 @@ func TestSegmentsPublicAPIClientWorksUnmodifiedAgainstDev(t *testing.T) {
 
 	expect("workspace", 200, map[string]any{"id": sum.WorkspaceID, "slug": "s3dest"})
 	expect("catalog AWS S3", 200, map[string]any{"slug": "aws-s3", "options": []string{"region:string:true", "s3Bucket:string:true", "iamRoleArn:string:true", "format:string:false"}})
-	expect("catalog Amazon S3", 200, map[string]any{"slug": "amazon-s3", "options": []string{"region:string:true", "s3Bucket:string:true"}})
+	expect("catalog Amazon S3", 200, map[string]any{"slug": "amazon-s3", "options": []string{"region:string:true", "s3Bucket:string:true", "format:string:false"}})
 	web := expect("create source", 201, map[string]any{"slug": "sdk-web", "enabled": true, "workspaceId": sum.WorkspaceID, "metadataId": "IqDTy1TpoU", "writeKeys": 1, "labels": 0})
 	expect("get source", 200, map[string]any{"id": web.Fields["id"], "trackingPlanId": nil})
 	expect("update source", 200, map[string]any{"name": "SDK Web", "enabled": false})
