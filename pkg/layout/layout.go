@@ -1,6 +1,7 @@
 // Package layout is the contract of where s3dest writes in a customer's bucket (DESIGN.md §2) and what
 // the destination settings mean: `mybucket/path/prefix` is bucket `mybucket` with every key under
-// `path/prefix/`, and files land at `{prefix/}segment-logs/{sourceId}/{receivedDayMs}/{file}.gz`.
+// `path/prefix/`, and files land at `{prefix/}segment-logs/{sourceId}/{receivedDayMs}/{file}.gz` (`{file}.parquet` for a destination whose
+// format is parquet).
 package layout
 
 import (
@@ -49,6 +50,32 @@ func SplitBucket(setting string) (bucket, prefix string, err error) {
 // ObjectKey is where a file of a source and received day lands.
 func ObjectKey(prefix, sourceID string, receivedDayMs int64, fileName string) string {
 	return fmt.Sprintf("%s%s/%s/%d/%s", prefix, Root, sourceID, receivedDayMs, fileName)
+}
+
+// File formats of a destination (settings.format). The batcher writes every file as gzipped NDJSON,
+// `{file}.gz`, shared by all the destinations of its source; the copier converts it for a Parquet
+// destination into `{file}.parquet` under the same folder.
+const (
+	FormatJSON    = "json"
+	FormatParquet = "parquet"
+)
+
+// CheckFormat applies the rule of settings.format: empty (json), json or parquet.
+func CheckFormat(format string) error {
+	switch format {
+	case "", FormatJSON, FormatParquet:
+		return nil
+	}
+	return fmt.Errorf("must be %q (gzipped NDJSON, the default) or %q, got %q", FormatJSON, FormatParquet, format)
+}
+
+// FileName is the name a destination of the given format gives a batch's file (`{file}.gz`): the same
+// name for json, `{file}.parquet` for parquet.
+func FileName(gzName, format string) string {
+	if format != FormatParquet {
+		return gzName
+	}
+	return strings.TrimSuffix(gzName, ".gz") + ".parquet"
 }
 
 // DummyObjectKey is the object the validator uploads to test the role.

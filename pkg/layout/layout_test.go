@@ -2,6 +2,7 @@ package layout
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,32 @@ func TestObjectKeyFollowsTheReferenceLayout(t *testing.T) {
 	}
 	if got := DummyObjectKey(""); got != "segment-logs/dummy-object.txt" {
 		t.Fatalf("DummyObjectKey = %q", got)
+	}
+}
+
+func TestAParquetDestinationNamesItsFileParquetInsteadOfGz(t *testing.T) {
+	cases := []struct{ name, format, want string }{
+		{"b-1-2.gz", "", "b-1-2.gz"},
+		{"b-1-2.gz", FormatJSON, "b-1-2.gz"},
+		{"b-1-2.gz", FormatParquet, "b-1-2.parquet"},
+	}
+	for _, c := range cases {
+		if got := FileName(c.name, c.format); got != c.want {
+			t.Errorf("FileName(%q, %q) = %q, want %q", c.name, c.format, got, c.want)
+		}
+	}
+}
+
+func TestCheckFormatNamesTheAllowedValues(t *testing.T) {
+	for _, ok := range []string{"", "json", "parquet"} {
+		if err := CheckFormat(ok); err != nil {
+			t.Errorf("CheckFormat(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"JSON", "csv", "parquet "} {
+		err := CheckFormat(bad)
+		if err == nil || !strings.Contains(err.Error(), `"json"`) || !strings.Contains(err.Error(), `"parquet"`) {
+			t.Errorf("CheckFormat(%q) = %v, want an error naming json and parquet", bad, err)
+		}
 	}
 }

@@ -29,6 +29,9 @@ func catalogEntry(id string) (*configv1.DestinationMetadata, bool) {
 	bucket := destinationOption("s3Bucket", "Bucket Name", "Your S3 bucket name (not its URI), optionally followed by /path/prefix.")
 	role := destinationOption("iamRoleArn", "IAM Role ARN",
 		"The ARN of the IAM role that s3dest will assume to connect to your S3 Bucket: arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME.")
+	format := &configv1.IntegrationOption{Name: "format", Type: "string", Label: "File Format",
+		Description:  "json (the default): gzipped newline-delimited JSON files ({file}.gz), as Segment writes them; parquet: zstd Parquet files ({file}.parquet) with typed columns (docs/querying.md).",
+		DefaultValue: structpb.NewStringValue(layout.FormatJSON)}
 	var md *configv1.DestinationMetadata
 	switch id {
 	case layout.AWSS3MetadataID:
@@ -36,7 +39,7 @@ func catalogEntry(id string) (*configv1.DestinationMetadata, bool) {
 			Id: id, Slug: layout.AWSS3Slug, Name: "AWS S3", Status: "PUBLIC",
 			Description: "Puts the raw logs of the data s3dest receives into your S3 bucket, written with short-lived " +
 				"credentials of an IAM role you create, which requires your workspace ID as External ID.",
-			Options:           []*configv1.IntegrationOption{region, bucket, role},
+			Options:           []*configv1.IntegrationOption{region, bucket, role, format},
 			PreviousNames:     []string{"AWS S3 with IAM Role Support"},
 			SupportedFeatures: &configv1.DestinationFeatures{CloudModeInstances: "SINGLE", DeviceModeInstances: "NONE"},
 		}
@@ -45,7 +48,7 @@ func catalogEntry(id string) (*configv1.DestinationMetadata, bool) {
 			Id: id, Slug: layout.AmazonS3Slug, Name: "Amazon S3", Status: "DEPRECATED",
 			Description: "The legacy Amazon S3 destination: writes the raw logs into your bucket as s3dest's own principal, " +
 				"without an IAM role. Off unless the operator starts admin and the copier with --enable-legacy-s3; migrate to AWS S3.",
-			Options:           []*configv1.IntegrationOption{region, bucket},
+			Options:           []*configv1.IntegrationOption{region, bucket, format},
 			PreviousNames:     []string{},
 			SupportedFeatures: &configv1.DestinationFeatures{CloudModeInstances: "MULTIPLE", DeviceModeInstances: "NONE"},
 		}
@@ -71,6 +74,9 @@ func storedMetadata(md *configv1.DestinationMetadata) *configv1.DestinationMetad
 // presentDestination is d as answers show it: a copy with its kind's catalog entry as metadata.
 func presentDestination(d *configv1.Destination) *configv1.Destination {
 	out := proto.CloneOf(d)
+	if out.GetSettings() != nil && out.GetSettings().GetFormat() == "" {
+		out.Settings.Format = layout.FormatJSON // what an empty format means
+	}
 	if md, ok := catalogEntry(d.GetMetadata().GetId()); ok {
 		out.Metadata = md
 	}

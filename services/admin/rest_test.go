@@ -201,6 +201,36 @@ func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
 	}
 }
 
+func TestTheFormatSettingIsJSONByDefaultParquetOnRequestAndNothingElse(t *testing.T) {
+	a := newAPI(t)
+	sourceID := a.ok("POST", "/sources", `{"slug":"app"}`)["source"].(map[string]any)["id"].(string)
+	body := func(format string) string {
+		return `{"sourceId":"` + sourceID + `","metadataId":"60be92c8dabdd561bf6c9130","settings":{"region":"us-east-1","s3Bucket":"b1b",` +
+			`"iamRoleArn":"arn:aws:iam::123456789012:role/r"` + format + `}}`
+	}
+	for _, bad := range []string{`,"format":"csv"`, `,"format":"JSON"`, `,"format":"parquet "`} {
+		code, out := a.call("POST", "/destinations", body(bad), "Bearer "+token)
+		if _, msg := errorOf(t, out); code != 422 || !strings.Contains(msg, `settings.format: must be "json" (gzipped NDJSON, the default) or "parquet"`) {
+			t.Fatalf("settings%s: %d %q, want 422 naming settings.format and its values", bad, code, msg)
+		}
+	}
+	dest := a.ok("POST", "/destinations", body(""))["destination"].(map[string]any)
+	if f := dest["settings"].(map[string]any)["format"]; f != "json" {
+		t.Fatalf("a destination created without a format shows format %v, want json", f)
+	}
+	id := dest["id"].(string)
+	if code, out := a.call("PATCH", "/destinations/"+id, `{"settings":{"format":"xml"}}`, "Bearer "+token); code != 422 {
+		t.Fatalf("PATCH format xml: %d %v, want 422", code, out)
+	}
+	changed := a.ok("PATCH", "/destinations/"+id, `{"settings":{"format":"parquet"}}`)["destination"].(map[string]any)
+	if s := changed["settings"].(map[string]any); s["format"] != "parquet" || s["s3Bucket"] != "b1b" {
+		t.Fatalf("PATCH format parquet left settings %v, want format parquet and the rest kept", s)
+	}
+	if f := a.ok("GET", "/destinations/"+id, "")["destination"].(map[string]any)["settings"].(map[string]any)["format"]; f != "parquet" {
+		t.Fatalf("GET after PATCH: format %v, want parquet", f)
+	}
+}
+
 func TestAdminCallsNeedTheBearerToken(t *testing.T) {
 	a := newAPI(t)
 	if code, out := a.call("GET", "/destinations", "", ""); code != 401 {
@@ -290,7 +320,7 @@ func TestAnswersHaveTheShapesOfSegmentsPublicAPI(t *testing.T) {
 	for _, o := range catalogEntry["options"].([]any) {
 		names = append(names, o.(map[string]any)["name"].(string))
 	}
-	if strings.Join(names, ",") != "region,s3Bucket,iamRoleArn" || catalogEntry["slug"] != "aws-s3" {
+	if strings.Join(names, ",") != "region,s3Bucket,iamRoleArn,format" || catalogEntry["slug"] != "aws-s3" {
 		t.Fatalf("catalog entry options = %v (%v)", names, catalogEntry)
 	}
 	if legacy := a.ok("GET", "/catalog/destinations/54f418c3db31d978f14aa925", "")["destinationMetadata"].(map[string]any); legacy["slug"] != "amazon-s3" {

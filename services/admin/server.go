@@ -414,6 +414,9 @@ func (s *Server) changeDestination(d *configv1.Destination, req *adminv1.UpdateD
 		if set.GetIamRoleArn() != "" {
 			d.Settings.IamRoleArn = set.GetIamRoleArn()
 		}
+		if set.GetFormat() != "" {
+			d.Settings.Format = set.GetFormat()
+		}
 		if err := checkSettings(d.GetSettings(), d.GetMetadata().GetId() == layout.AWSS3MetadataID, s.own); err != nil {
 			return false, invalid("%v", err)
 		}

@@ -70,6 +70,9 @@ func checkSettings(s *configv1.DestinationSettings, needsRole bool, own awsclien
 			errs = append(errs, fmt.Errorf("settings.iamRoleArn: must look like arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME, got %q", s.GetIamRoleArn()))
 		}
 	}
+	if err := layout.CheckFormat(s.GetFormat()); err != nil {
+		errs = append(errs, fmt.Errorf("settings.format: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -205,6 +205,12 @@ func rootS3(sum Summary) *s3.Client {
 
 func listKeys(t *testing.T, cli *s3.Client, bucket, prefix string) []string {
 	t.Helper()
+	return listKeysEnding(t, cli, bucket, prefix, ".gz")
+}
+
+// listKeysEnding lists the keys under prefix whose names end in suffix.
+func listKeysEnding(t *testing.T, cli *s3.Client, bucket, prefix, suffix string) []string {
+	t.Helper()
 	var keys []string
 	p := s3.NewListObjectsV2Paginator(cli, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
@@ -213,7 +219,7 @@ func listKeys(t *testing.T, cli *s3.Client, bucket, prefix string) []string {
 			t.Fatalf("list %s/%s: %v", bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			if strings.HasSuffix(aws.ToString(o.Key), ".gz") {
+			if strings.HasSuffix(aws.ToString(o.Key), suffix) {
 				keys = append(keys, aws.ToString(o.Key))
 			}
 		}

@@ -66,33 +66,40 @@ func policyOf(t *testing.T, doc string) localaws.Policy {
 	return p
 }
 
-func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// minioPipeline is every service of the pipeline in this process, against embedded NATS, redis-server and
+// MinIO behind the STS trust gate, with a workspace and our intermediate role; run starts it.
+type minioPipeline struct {
+	g     *testenv.Gate
+	store *configstore.Store
+	ws    *configv1.Workspace
+	plan  *pipeline
+	log   *slog.Logger
+	spans *tracetest.SpanRecorder
+}
+
+// intermediateRole is the role the pipelines of these tests assume first.
+const intermediateRole = "arn:aws:iam::000000000000:role/s3dest-intermediate"
+
+// newMinIOPipeline builds the pipeline; s3Endpoint, when set, turns MinIO's URL into the one the services
+// use (a recording proxy in front of it).
+func newMinIOPipeline(t *testing.T, ctx context.Context, workspaceID string, s3Endpoint func(minioURL string) string) *minioPipeline {
+	t.Helper()
 	ns, nc, js := testenv.NATS(t)
 	redisURL, _ := testenv.Redis(t)
 	g := testenv.StartGate(t)
-	g.CreateBucket(t, "cust")
-	rec := &aclRecorder{acls: map[string]string{}}
-	proxy := httptest.NewServer(rec.handler(g.MinIO.URL))
-	t.Cleanup(proxy.Close)
-
-	const intermediate = "arn:aws:iam::000000000000:role/s3dest-intermediate"
-	const customer = "arn:aws:iam::111111111111:role/acme-s3dest"
-	g.PutIntermediateRole(t, intermediate)
-
+	g.PutIntermediateRole(t, intermediateRole)
+	endpoint := g.MinIO.URL
+	if s3Endpoint != nil {
+		endpoint = s3Endpoint(endpoint)
+	}
 	store, err := configstore.Own(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := admin.EnsureWorkspace(ctx, store, "ws-minio-e2e")
+	ws, err := admin.EnsureWorkspace(ctx, store, workspaceID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.Dir.PutRole(localaws.Role{ARN: customer,
-		TrustPolicy:        policyOf(t, trustPolicy(intermediate, ws.GetId())),
-		PermissionPolicies: []localaws.Policy{policyOf(t, strings.ReplaceAll(permissionPolicy("cust"), "cust/segment-logs/*", "cust/acme/logs/segment-logs/*"))}})
-
 	tel, err := platform.NewTelemetry(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +110,49 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 	p := &platform.Process{Log: log, Telemetry: tel, NATS: nc, JS: js}
 	key := make([]byte, 32)
 	sec := secrets{AdminToken: "test-admin-token-0123456789", ValidatorToken: "test-validator-token-0123456789", CredentialsKey: base64.StdEncoding.EncodeToString(key)}
-	awsCfg := awsclient.Config{Region: "us-east-1", STSEndpoint: g.URL, S3Endpoint: proxy.URL, PathStyle: true,
-		AccessKeyID: g.MinIO.RootUser, SecretAccessKey: g.MinIO.RootPassword, IntermediateRoleARN: intermediate}
+	awsCfg := awsclient.Config{Region: "us-east-1", STSEndpoint: g.URL, S3Endpoint: endpoint, PathStyle: true,
+		AccessKeyID: g.MinIO.RootUser, SecretAccessKey: g.MinIO.RootPassword, IntermediateRoleARN: intermediateRole}
 	plan, err := newPipeline(ctx, devConfig(t, t.TempDir()), sec, p, store, awsCfg, ns.URL(), redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(plan.close)
+	return &minioPipeline{g: g, store: store, ws: ws, plan: plan, log: log, spans: spans}
+}
+
+// customerRole creates a role trusting our intermediate role with the workspace as External ID and
+// allowed to write under bucketPath/segment-logs/.
+func (m *minioPipeline) customerRole(t *testing.T, arn, bucket, bucketPath string) {
+	t.Helper()
+	m.g.Dir.PutRole(localaws.Role{ARN: arn,
+		TrustPolicy:        policyOf(t, trustPolicy(intermediateRole, m.ws.GetId())),
+		PermissionPolicies: []localaws.Policy{policyOf(t, strings.ReplaceAll(permissionPolicy(bucket), bucket+"/segment-logs/*", bucketPath+"/segment-logs/*"))}})
+}
+
+// run starts every service until ctx ends; the channel gets Run's result.
+func (m *minioPipeline) run(t *testing.T, ctx context.Context) <-chan error {
+	t.Helper()
+	group := service.NewGroup(m.log, m.plan.services...)
+	done := make(chan error, 1)
+	go func() { done <- group.Run(ctx) }()
+	testenv.Eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
+	return done
+}
+
+func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &aclRecorder{acls: map[string]string{}}
+	mp := newMinIOPipeline(t, ctx, "ws-minio-e2e", func(minioURL string) string {
+		proxy := httptest.NewServer(rec.handler(minioURL))
+		t.Cleanup(proxy.Close)
+		return proxy.URL
+	})
+	g, plan, spans := mp.g, mp.plan, mp.spans
+	g.CreateBucket(t, "cust")
+	const customer = "arn:aws:iam::111111111111:role/acme-s3dest"
+	mp.customerRole(t, customer, "cust", "cust/acme/logs")
+
 	src, err := plan.admin.CreateSource(ctx, &adminv1.CreateSourceRequest{Slug: "acme-web"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,10 +164,7 @@ func TestThePipelineDeliversIntoMinIOThroughTheSTSGate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	group := service.NewGroup(log, plan.services...)
-	done := make(chan error, 1)
-	go func() { done <- group.Run(ctx) }()
-	testenv.Eventually(t, 30*time.Second, "the pipeline to start", group.Ready)
+	done := mp.run(t, ctx)
 	lc, err := g.RootS3().GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(stagingBucket)})
 	// The retention (7 days) plus the margin, in whole days: staged files outlive the copier's decision.
 	if err != nil || len(lc.Rules) != 1 || aws.ToInt32(lc.Rules[0].Expiration.Days) != 8 {

@@ -105,8 +105,8 @@ func TestSegmentsPublicAPIClientWorksUnmodifiedAgainstDev(t *testing.T) {
 	}
 
 	expect("workspace", 200, map[string]any{"id": sum.WorkspaceID, "slug": "s3dest"})
-	expect("catalog AWS S3", 200, map[string]any{"slug": "aws-s3", "options": []string{"region:string:true", "s3Bucket:string:true", "iamRoleArn:string:true"}})
-	expect("catalog Amazon S3", 200, map[string]any{"slug": "amazon-s3", "options": []string{"region:string:true", "s3Bucket:string:true"}})
+	expect("catalog AWS S3", 200, map[string]any{"slug": "aws-s3", "options": []string{"region:string:true", "s3Bucket:string:true", "iamRoleArn:string:true", "format:string:false"}})
+	expect("catalog Amazon S3", 200, map[string]any{"slug": "amazon-s3", "options": []string{"region:string:true", "s3Bucket:string:true", "format:string:false"}})
 	web := expect("create source", 201, map[string]any{"slug": "sdk-web", "enabled": true, "workspaceId": sum.WorkspaceID, "metadataId": "IqDTy1TpoU", "writeKeys": 1, "labels": 0})
 	expect("get source", 200, map[string]any{"id": web.Fields["id"], "trackingPlanId": nil})
 	expect("update source", 200, map[string]any{"name": "SDK Web", "enabled": false})
@@ -139,9 +139,9 @@ func TestSegmentsPublicAPIClientWorksUnmodifiedAgainstDev(t *testing.T) {
 		t.Errorf("listDestinations with count 1 walked %d pages, want 2 (the demo destination and the legacy one)", n)
 	}
 	expect("migration step 2: create AWS S3 destination", 200, map[string]any{"metadataId": "60be92c8dabdd561bf6c9130", "slug": "aws-s3", "enabled": true,
-		"sourceId": web.Fields["id"], "options": []string{"region", "s3Bucket", "iamRoleArn"},
-		"settings": map[string]any{"region": "us-west-2", "s3Bucket": "sdk-bucket/segment-logs/test", "iamRoleArn": "arn:aws:iam::123456789012:role/segment-sdk-test"}})
-	expect("migration step 2: point it at the bucket", 200, map[string]any{"settings": map[string]any{"region": "us-west-2", "s3Bucket": "sdk-bucket", "iamRoleArn": "arn:aws:iam::123456789012:role/segment-sdk-test"}})
+		"sourceId": web.Fields["id"], "options": []string{"region", "s3Bucket", "iamRoleArn", "format"},
+		"settings": map[string]any{"region": "us-west-2", "s3Bucket": "sdk-bucket/segment-logs/test", "iamRoleArn": "arn:aws:iam::123456789012:role/segment-sdk-test", "format": "json"}})
+	expect("migration step 2: point it at the bucket", 200, map[string]any{"settings": map[string]any{"region": "us-west-2", "s3Bucket": "sdk-bucket", "iamRoleArn": "arn:aws:iam::123456789012:role/segment-sdk-test", "format": "json"}})
 	expect("migration step 3: disable the legacy destination", 200, map[string]any{"id": legacy.Fields["id"], "enabled": false})
 	expect("migration: legacy destination after", 200, map[string]any{"id": legacy.Fields["id"], "enabled": false})
 

@@ -1,7 +1,8 @@
 // Package copier delivers staged files to every enabled destination of their source: it assumes the
 // destination's role (our intermediate role first, then the customer's with ExternalId = workspace ID),
 // streams the file from staging into {prefix/}segment-logs/{sourceId}/{receivedDayMs}/{file}.gz with ACL
-// bucket-owner-full-control, and announces each delivery on batch.delivered.<destinationId>.
+// bucket-owner-full-control (or, for a destination whose format is parquet, converts it on the way into
+// {file}.parquet: parquet.go), and announces each delivery on batch.delivered.<destinationId>.
 //
 // Each destination is a lane of its own (lane.go): its own durable consumer on its source's staged
 // files, its own workers, rate limit and failure state. A slow or failing destination therefore only
@@ -14,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -207,7 +209,8 @@ func (c *Copier) deliverAs(ctx context.Context, staged *batchv1.BatchStaged, d *
 	if err != nil {
 		return 0, fmt.Errorf("settings.s3Bucket: %w", err)
 	}
-	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), b.GetFileName())
+	format := d.GetSettings().GetFormat()
+	key := layout.ObjectKey(prefix, b.GetSourceId(), b.GetReceivedDayMs(), layout.FileName(b.GetFileName(), format))
 	legacy := d.GetMetadata().GetId() == layout.AmazonS3MetadataID
 	// Admin refuses both when a destination is written; this holds whatever reached the config store.
 	if err := c.refuse(d, bucket, legacy); err != nil {
@@ -217,6 +220,9 @@ func (c *Copier) deliverAs(ctx context.Context, staged *batchv1.BatchStaged, d *
 
 	var creds aws.CredentialsProvider
 	opts := objectOptions(bucket, key, b)
+	if format == layout.FormatParquet {
+		opts.ContentType = ParquetContentType // copyOnce converts the file (parquet.go)
+	}
 	opts.Limiter = limiter
 	if legacy {
 		// The legacy destination writes as our own principal, relying on the customer's bucket policy.
@@ -254,7 +260,7 @@ func (c *Copier) deliverAs(ctx context.Context, staged *batchv1.BatchStaged, d *
 		c.recordFailure(ctx, d, b, "PutObject into "+bucket, failureReason(err, stepPut, d.GetSettings().GetRegion()), err)
 		return 0, err
 	}
-	if res.Size != b.GetSizeBytes() && !res.Existed {
+	if res.Size != b.GetSizeBytes() && !res.Existed && format != layout.FormatParquet {
 		return 0, fmt.Errorf("copied %d bytes of a %d-byte file", res.Size, b.GetSizeBytes())
 	}
 	if res.Existed {
@@ -349,7 +355,26 @@ func (c *Copier) copyOnce(ctx context.Context, staged *batchv1.BatchStaged, dst 
 		// Not the file that was sealed: write nothing (the checksum would refuse it anyway).
 		return s3put.Result{}, fmt.Errorf("read staged %s: it is %d bytes, the sealed file %d", staged.GetStagingKey(), n, opts.Size)
 	}
+	if opts.ContentType == ParquetContentType {
+		return c.convertAndUpload(ctx, obj.Body, dst, opts)
+	}
 	return s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", obj.Body), opts)
+}
+
+// convertAndUpload converts the staged file (opts.Size and opts.SHA256 are the sealed file's) into a
+// temporary Parquet file and writes that with one PutObject of its own length and SHA-256.
+func (c *Copier) convertAndUpload(ctx context.Context, staged io.Reader, dst *s3.Client, opts s3put.Options) (s3put.Result, error) {
+	pq, err := convertStaged(staged, opts.Size, opts.SHA256)
+	if err != nil {
+		return s3put.Result{}, fmt.Errorf("convert to Parquet for %s: %w", opts.Key, err)
+	}
+	defer pq.Close()
+	opts.Size, opts.SHA256 = pq.size, pq.sha256
+	res, err := s3put.Upload(ctx, dst, failpoint.Reader("copier.mid-upload", pq.f), opts)
+	if err == nil && !res.Existed && res.Size != pq.size {
+		return res, fmt.Errorf("copied %d bytes of a %d-byte Parquet file", res.Size, pq.size)
+	}
+	return res, err
 }
 
 // recordFailure keeps the destination's last error, as the message a customer can act on: it publishes

@@ -90,6 +90,8 @@ func classify(err error, at step, d *configv1.Destination) error {
 			bucket, real, d.GetSettings().GetRegion(), real), true, false}
 	}
 	switch {
+	case errors.Is(err, errUnconvertible):
+		return &failure{err, MsgTryAgain + " The file could not be converted to Parquet: " + err.Error(), false, true}
 	case errors.Is(err, errIntermediate):
 		return &failure{err, MsgTryAgain, false, false}
 	case at == stepAssume && (status == http.StatusForbidden || code == "AccessDenied"):

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/s3dest/s3dest/pkg/isotime"
 )
 
 // InputError is a request or event that breaks a rule of the Tracking API. Field names the JSON path
@@ -349,17 +351,7 @@ func parseTime(b []byte) (time.Time, error) {
 	if len(b) == 0 {
 		return time.Time{}, errNoTime
 	}
-	s := string(b)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	// Clients also send an offset without a colon, or no zone at all (taken as UTC).
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05.999999999"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("not an ISO-8601 date-time: %q", s)
+	return isotime.Parse(string(b))
 }
 
 func newMessageID() string {

@@ -1053,7 +1053,8 @@ func (x *DestinationPlatforms) GetCloudAppObject() bool {
 	return false
 }
 
-// DestinationSettings are the reference's three settings, and s3dest's own options.
+// DestinationSettings are the reference's three settings, and s3dest's own options: the file format
+// and backfill.
 type DestinationSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// region of the bucket, such as `us-west-2`.
@@ -1062,6 +1063,9 @@ type DestinationSettings struct {
 	S3Bucket string `protobuf:"bytes,2,opt,name=s3_bucket,json=s3Bucket,proto3" json:"s3_bucket,omitempty"`
 	// iam_role_arn is the customer's role: `arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME`.
 	IamRoleArn string `protobuf:"bytes,3,opt,name=iam_role_arn,json=iamRoleArn,proto3" json:"iam_role_arn,omitempty"`
+	// format of the delivered files: `json` (gzipped NDJSON, `{file}.gz`; empty means json) or `parquet`
+	// (zstd Parquet, `{file}.parquet`, converted by the copier from the staged file; docs/querying.md).
+	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
 	// backfill, when the destination is created, delivers the files its source staged before, for the
 	// days still in retention; by default (false) it receives what is staged from its creation on, as
 	// Segment does. Only CreateDestination takes it; the copier reads it once, when it first makes the
@@ -1118,6 +1122,13 @@ func (x *DestinationSettings) GetS3Bucket() string {
 func (x *DestinationSettings) GetIamRoleArn() string {
 	if x != nil {
 		return x.IamRoleArn
+	}
+	return ""
+}
+
+func (x *DestinationSettings) GetFormat() string {
+	if x != nil {
+		return x.Format
 	}
 	return ""
 }
@@ -1402,12 +1413,13 @@ const file_s3dest_config_v1_config_proto_rawDesc = "" +
 	"\x06server\x18\x02 \x01(\bR\x06server\x12\x16\n" +
 	"\x06mobile\x18\x03 \x01(\bR\x06mobile\x12\x1c\n" +
 	"\twarehouse\x18\x04 \x01(\bR\twarehouse\x12(\n" +
-	"\x10cloud_app_object\x18\x05 \x01(\bR\x0ecloudAppObject\"\x9a\x01\n" +
+	"\x10cloud_app_object\x18\x05 \x01(\bR\x0ecloudAppObject\"\xb2\x01\n" +
 	"\x13DestinationSettings\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1b\n" +
 	"\ts3_bucket\x18\x02 \x01(\tR\bs3Bucket\x12 \n" +
 	"\fiam_role_arn\x18\x03 \x01(\tR\n" +
-	"iamRoleArn\x12\x1f\n" +
+	"iamRoleArn\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\x12\x1f\n" +
 	"\bbackfill\x18\x05 \x01(\bH\x00R\bbackfill\x88\x01\x01B\v\n" +
 	"\t_backfill\"\xba\x03\n" +
 	"\vDestination\x12\x0e\n" +
