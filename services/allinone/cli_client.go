@@ -119,6 +119,7 @@ type (
 		Region     string `json:"region,omitempty"`
 		S3Bucket   string `json:"s3Bucket,omitempty"`
 		IamRoleArn string `json:"iamRoleArn,omitempty"`
+		Format     string `json:"format,omitempty"`
 		Backfill   bool   `json:"backfill,omitempty"`
 	}
 	apiDestination struct {

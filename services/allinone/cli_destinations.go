@@ -93,7 +93,7 @@ func (a *app) destinationsGet() *cobra.Command {
 }
 
 func (a *app) destinationsCreate() *cobra.Command {
-	var source, name, region, bucket, role string
+	var source, name, region, bucket, role, format string
 	var enabled, legacy, backfill bool
 	cmd := &cobra.Command{
 		Use:   "create --source ID --region R --bucket B[/prefix] --role-arn ARN [flags]",
@@ -110,7 +110,7 @@ staged, for the received days still in retention (docs/replay.md).`,
 				md = layout.AmazonS3MetadataID
 			}
 			return a.destinationCall(cmd, http.MethodPost, "/destinations", map[string]any{"sourceId": source, "metadataId": md, "name": name, "enabled": enabled,
-				"settings": apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role, Backfill: backfill}})
+				"settings": apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role, Format: format, Backfill: backfill}})
 		},
 	}
 	f := cmd.Flags()
@@ -121,12 +121,13 @@ staged, for the received days still in retention (docs/replay.md).`,
 	f.StringVar(&role, "role-arn", "", "the IAM role s3dest assumes: arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME")
 	f.BoolVar(&enabled, "enabled", true, "whether the destination receives events")
 	f.BoolVar(&legacy, "legacy", false, "create an Amazon S3 (legacy) destination instead of AWS S3")
+	f.StringVar(&format, "format", "", "the files' format: json (gzipped NDJSON, the default) or parquet (docs/querying.md)")
 	f.BoolVar(&backfill, "backfill", false, "also deliver the source's files already staged, for the days still in retention (by default: from now on)")
 	return cmd
 }
 
 func (a *app) destinationsUpdate() *cobra.Command {
-	var name, region, bucket, role string
+	var name, region, bucket, role, format string
 	var enabled bool
 	cmd := &cobra.Command{
 		Use:     "update <destinationId> [flags]",
@@ -135,11 +136,11 @@ func (a *app) destinationsUpdate() *cobra.Command {
 		Args:    positional("<destinationId>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := changedFlags(cmd, map[string]any{"name": name, "enabled": enabled})
-			if set := (apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role}); set != (apiSettings{}) {
+			if set := (apiSettings{Region: region, S3Bucket: bucket, IamRoleArn: role, Format: format}); set != (apiSettings{}) {
 				body["settings"] = set
 			}
 			if len(body) == 0 {
-				return usageErrorf("%s: give at least one of --name, --enabled, --region, --bucket, --role-arn", cmd.CommandPath())
+				return usageErrorf("%s: give at least one of --name, --enabled, --region, --bucket, --role-arn, --format", cmd.CommandPath())
 			}
 			return a.destinationCall(cmd, http.MethodPatch, "/destinations/"+url.PathEscape(args[0]), body)
 		},
@@ -149,6 +150,7 @@ func (a *app) destinationsUpdate() *cobra.Command {
 	f.StringVar(&region, "region", "", "new region")
 	f.StringVar(&bucket, "bucket", "", "new bucket[/prefix]")
 	f.StringVar(&role, "role-arn", "", "new IAM role ARN")
+	f.StringVar(&format, "format", "", "new file format: json or parquet (files already delivered stay as they are)")
 	f.BoolVar(&enabled, "enabled", true, "enable or disable (--enabled=false) the destination")
 	return cmd
 }
@@ -183,7 +185,7 @@ func printDestination(out io.Writer, d apiDestination, v *apiValidation) error {
 	rows := [][]string{
 		{"ID", d.ID}, {"NAME", d.Name}, {"KIND", d.Metadata.Slug + " (" + d.Metadata.ID + ")"}, {"SOURCE", d.SourceID},
 		{"ENABLED", yesNo(d.Enabled)}, {"REGION", d.Settings.Region}, {"BUCKET", d.Settings.S3Bucket}, {"ROLE", orDash(d.Settings.IamRoleArn)},
-		{"VALIDATION", validationSummary(v)}, {"RETENTION EXTENDED UNTIL", orDash(d.RetentionExtendedUntil)},
+		{"FORMAT", orDash(d.Settings.Format)}, {"VALIDATION", validationSummary(v)}, {"RETENTION EXTENDED UNTIL", orDash(d.RetentionExtendedUntil)},
 	}
 	return table(out, []string{"FIELD", "VALUE"}, rows)
 }

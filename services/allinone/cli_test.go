@@ -275,6 +275,13 @@ func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t 
 	cover(0, "destinations", "list")
 	cover(0, "destinations", "get", destID)
 	cover(0, "destinations", "update", destID, "--name", "CLI bucket")
+	if got := cover(0, "destinations", "update", destID, "--format", "parquet"); str(got, "destination", "settings", "format") != "parquet" {
+		t.Errorf("destinations update --format parquet --json: %v", got)
+	}
+	if _, errOut, code := run(t, "", append([]string{"destinations", "update", destID, "--format", "csv"}, conn...)...); code != ExitUsage || !strings.Contains(errOut, "settings.format") {
+		t.Errorf("destinations update --format csv: exit %d, want %d naming settings.format\n%s", code, ExitUsage, errOut)
+	}
+	cover(0, "destinations", "update", destID, "--format", "json")
 	if got := cover(0, "destinations", "validate", destID); str(got, "validation", "code") != "VALIDATION_CODE_OK" {
 		t.Errorf("destinations validate --json of the healthy role: %v", got)
 	}
