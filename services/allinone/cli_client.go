@@ -25,7 +25,7 @@ import (
 // ClientConfig says how to reach the admin API.
 type ClientConfig struct {
 	AdminURL string `flag:"admin-url" env:"S3DEST_ADMIN_URL" default:"http://127.0.0.1:8081" help:"the admin REST API"`
-	Token    string `flag:"token" env:"S3DEST_ADMIN_TOKEN" secret:"true" help:"the admin bearer token"`
+	Token    string `flag:"admin-token" env:"S3DEST_ADMIN_TOKEN" oldflag:"token" secret:"true" help:"the admin bearer token"`
 }
 
 // ValidateConfig is what `s3dest validate <destinationId>` needs to reach the admin API.
@@ -39,7 +39,7 @@ type apiClient struct {
 
 func newAPIClient(cfg ClientConfig) (*apiClient, error) {
 	if cfg.Token == "" {
-		return nil, errors.New("token: the admin bearer token is required (--token or S3DEST_ADMIN_TOKEN)")
+		return nil, errors.New("admin-token: the admin bearer token is required (--admin-token, --admin-token-file or S3DEST_ADMIN_TOKEN)")
 	}
 	if _, err := url.ParseRequestURI(cfg.AdminURL); err != nil {
 		return nil, fmt.Errorf("admin-url: %q is not a URL: %w", cfg.AdminURL, err)

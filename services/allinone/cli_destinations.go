@@ -27,7 +27,7 @@ commands:
                                       2160h) instead of dead-lettering them when the retention ends;
                                       --end ends the extension (s3dest status shows both)
 
-Every command takes --admin-url, --token and --json.
+Every command takes --admin-url, --admin-token and --json.
 `
 
 // Destinations runs `s3dest destinations …`.

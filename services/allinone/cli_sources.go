@@ -25,7 +25,7 @@ commands:
                                      add a new key; the old one works for the grace (0 revokes it now)
   revoke-key <sourceId> <writeKey>   the key stops working at once
 
-Every command takes --admin-url, --token and --json.
+Every command takes --admin-url, --admin-token and --json.
 `
 
 // Sources runs `s3dest sources …`.

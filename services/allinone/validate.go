@@ -27,7 +27,7 @@ func validateCommand(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.parse(args, 1, "s3dest validate [--admin-url URL] [--token TOKEN] <destinationId>"); err != nil {
+	if _, err := c.parse(args, 1, "s3dest validate [--admin-url URL] [--admin-token TOKEN] <destinationId>"); err != nil {
 		return err
 	}
 	return Validate(ctx, c.conn, c.arg(0), out)
