@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestASecretSettingIsReadFromTheFileItsFlagOrVariableNames(t *testing.T) {
@@ -84,5 +85,23 @@ func TestARenamedSettingStillTakesItsOldFlagAndVariableAndWarnsNamingTheNewOne(t
 	}
 	if cfg, out = bind(t, "--tracking-addr", "127.0.0.1:5", "--admin-token", "x"); cfg.Addr != "127.0.0.1:5" || out != "" {
 		t.Fatalf("new flags: addr %q, output %q", cfg.Addr, out)
+	}
+}
+
+func TestANATSClientCertificateNeedsItsKey(t *testing.T) {
+	c := Common{AckWait: 30 * time.Second, Replicas: 1, NATSCert: "/etc/s3dest/nats/tls.crt"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "nats-cert and nats-key") {
+		t.Fatalf("a certificate without its key: %v", err)
+	}
+	c.NATSKey = "/etc/s3dest/nats/tls.key"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a certificate with its key: %v", err)
+	}
+	if n := len(c.NATSOptions()); n != 1 {
+		t.Fatalf("want one option (the client certificate), got %d", n)
+	}
+	c.NATSCreds, c.NATSCA = "/etc/s3dest/secrets/nats-creds", "/etc/s3dest/nats-tls/ca.crt"
+	if n := len(c.NATSOptions()); n != 3 {
+		t.Fatalf("want credentials, CA and certificate options, got %d", n)
 	}
 }
