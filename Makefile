@@ -1,7 +1,7 @@
 # s3dest — see README.md. Every target works from a fresh clone; `make test` installs what the tests need.
 SHELL := /bin/bash
 SERVICES := ingest batcher stager copier validator admin
-MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone) bench docs/querytest
+MODULES := pkg proto $(addprefix services/,$(SERVICES) allinone) bench docs/querytest deploy/deploytest
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 NATS_SERVER_VERSION := v2.15.2
 CLUSTER_ENV := deploy/local/cluster.env
@@ -90,11 +90,11 @@ vet:
 
 ## build-isolated: every module builds on its own (GOWORK=off), as a user vendoring one service would
 build-isolated:
-	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench docs/querytest; do echo "GOWORK=off go build ./... in $$m"; (cd $$m && GOWORK=off go build ./...) || exit 1; done
+	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench docs/querytest deploy/deploytest; do echo "GOWORK=off go build ./... in $$m"; (cd $$m && GOWORK=off go build ./...) || exit 1; done
 
 ## tidy: go mod tidy in every module, as each builds on its own (GOWORK=off)
 tidy:
-	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench docs/querytest; do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in pkg $(addprefix services/,$(SERVICES) allinone) bench docs/querytest deploy/deploytest; do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 
 ## bench: s3dest end to end against real NATS (file storage), redis-server and MinIO behind the STS gate,
 ## all-in-one and as separate processes, next to the raw limits; writes bench/results/ (report.md, latest.json, charts)

@@ -221,7 +221,7 @@ func runCluster(ctx context.Context, cfg config) error {
 	res.Replicas, _ = strconv.Atoi(c.env["REPLICAS"])
 	res.Processes = sortedKeys(c.pids)
 	for attempt := 1; ; attempt++ {
-		boot := exec.CommandContext(ctx, "deploy/local/bootstrap", "--timeout", "90s")
+		boot := exec.CommandContext(ctx, "deploy/local/bootstrap", "--bootstrap-timeout", "90s")
 		boot.Env = c.environ
 		out, err := boot.CombinedOutput()
 		if err == nil {

@@ -65,9 +65,9 @@ func commonEnv(in *infra, flush time.Duration) []string {
 func startAllInOne(ctx context.Context, binDir, dir string, in *infra, flush time.Duration) (*deployment, error) {
 	summary := filepath.Join(dir, "summary.json")
 	cmd := exec.Command(filepath.Join(binDir, "s3dest"), "dev", "--data-dir", filepath.Join(dir, "data"), "--summary-file", summary,
-		"--s3-url", in.minio.url, "--sts-url", in.gateURL,
-		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+		"--s3-endpoint", in.minio.url, "--sts-endpoint", in.gateURL,
+		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--admin-grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
+		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0")
 	cmd.Env = commonEnv(in, flush)
 	p, err := startProc("s3dest", cmd)
 	if err != nil {
@@ -103,7 +103,7 @@ func startSeparate(ctx context.Context, binDir string, in *infra, flush time.Dur
 		"S3DEST_S3_ENDPOINT="+in.minio.url, "S3DEST_STS_ENDPOINT="+in.gateURL, "S3DEST_S3_PATH_STYLE=true",
 		"S3DEST_CREDENTIALS_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
 		"S3DEST_ADMIN_TOKEN="+d.adminToken, "S3DEST_TRACKING_ADDR="+addrs["tracking"],
-		"S3DEST_GRPC_ADDR="+addrs["grpc"], "S3DEST_ADMIN_HTTP_ADDR="+addrs["rest"])
+		"S3DEST_ADMIN_GRPC_ADDR="+addrs["grpc"], "S3DEST_ADMIN_ADDR="+addrs["rest"])
 	for _, name := range []string{"ingest", "batcher", "stager", "copier", "admin"} {
 		ops, err := freeAddr()
 		if err != nil {

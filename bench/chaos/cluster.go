@@ -224,7 +224,7 @@ func (c *cluster) bootstrap(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "deploy/local/bootstrap"), "--timeout", "4m")
+	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "deploy/local/bootstrap"), "--bootstrap-timeout", "4m")
 	cmd.Dir = c.root
 	cmd.Env = append([]string{}, c.base...)
 	for k, v := range c.env {

@@ -62,7 +62,7 @@ func run(ctx context.Context, name string, cfg interface{ Validate() error }, co
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	nc, err := ConnectNATS(common.NATSURL, name, log)
+	nc, err := ConnectNATS(common.NATSURL, name, log, common.NATSOptions()...)
 	if err != nil {
 		return err
 	}

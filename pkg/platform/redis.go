@@ -7,7 +7,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ConnectRedis opens a client for a redis:// URL (or a bare host:port) and checks that it answers.
+// ConnectRedis opens a client for a redis:// URL, a rediss:// URL (TLS), either with a password
+// (redis://:PASSWORD@host:6379/0), or a bare host:port, and checks that it answers. Errors name the
+// address, never the URL, which may hold the password.
 func ConnectRedis(ctx context.Context, url string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {

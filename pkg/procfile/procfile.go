@@ -127,7 +127,7 @@ func ProbeOf(cmd string) Probe {
 	case "minio":
 		return Probe{URL: "http://" + FlagValue(cmd, "--address") + "/minio/health/ready"}
 	case "s3dest":
-		return Probe{URL: "http://" + FlagValue(cmd, "--addr") + "/readyz"}
+		return Probe{URL: "http://" + FlagValue(cmd, "--sts-gate-addr") + "/readyz"}
 	default:
 		if ops := FlagValue(cmd, "--ops-addr"); ops != "" {
 			return Probe{URL: "http://" + ops + "/readyz"}

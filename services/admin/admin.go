@@ -31,7 +31,7 @@ const MaxRequestBytes = 1 << 20
 
 // RESTWriteTimeout is the REST API's HTTP write timeout (its other timeouts are the defaults):
 // POST /destinations/{id}/validate answers when the validation ends, which the validator bounds by its
-// --timeout (at most a minute).
+// --validate-timeout (at most a minute).
 const RESTWriteTimeout = 2 * time.Minute
 
 // Service is the admin binary's service: AdminService on gRPC and REST.

@@ -12,15 +12,15 @@ import (
 // Config configures the admin service.
 type Config struct {
 	platform.Common
-	GRPCAddr string `flag:"grpc-addr" env:"S3DEST_GRPC_ADDR" default:"127.0.0.1:7000" help:"address of AdminService (gRPC)"`
-	HTTPAddr string `flag:"http-addr" env:"S3DEST_ADMIN_HTTP_ADDR" default:"127.0.0.1:8081" help:"address of the REST API"`
+	GRPCAddr string `flag:"admin-grpc-addr" env:"S3DEST_ADMIN_GRPC_ADDR" oldflag:"grpc-addr" oldenv:"S3DEST_GRPC_ADDR" default:"127.0.0.1:7000" help:"address of AdminService (gRPC)"`
+	HTTPAddr string `flag:"admin-addr" env:"S3DEST_ADMIN_ADDR" oldflag:"http-addr" oldenv:"S3DEST_ADMIN_HTTP_ADDR" default:"127.0.0.1:8081" help:"address of the REST API"`
 	// Token authorizes every call; it is never logged.
-	Token         string `flag:"token" env:"S3DEST_ADMIN_TOKEN" secret:"true" help:"bearer token every admin call must present"`
+	Token         string `flag:"admin-token" env:"S3DEST_ADMIN_TOKEN" oldflag:"token" secret:"true" help:"bearer token every admin call must present"`
 	ValidatorAddr string `flag:"validator-addr" env:"S3DEST_VALIDATOR_ADDR" help:"address of ValidatorService; empty disables validation"`
 	// ValidatorToken is what the validator requires of its callers (its own --validator-token); given
 	// directly or, to keep it out of ps and the environment, in a file. Never logged.
 	ValidatorToken string `flag:"validator-token" env:"S3DEST_VALIDATOR_TOKEN" secret:"true" help:"bearer token the validator requires (needed with validator-addr)"`
-	RedisURL       string `flag:"redis-url" env:"S3DEST_REDIS_URL" help:"Redis with the delivery cursors; empty disables the status API"`
+	RedisURL       string `flag:"redis-url" env:"S3DEST_REDIS_URL" secret:"true" help:"Redis with the delivery cursors; empty disables the status API"`
 	WorkspaceID    string `flag:"workspace-id" env:"S3DEST_WORKSPACE_ID" help:"the workspace ID (External ID); generated once when empty"`
 	// IntermediateRoleARN is the Principal customers' trust policies name (GET /workspace shows them).
 	IntermediateRoleARN string `flag:"intermediate-role-arn" env:"S3DEST_INTERMEDIATE_ROLE_ARN" help:"our role that customer roles trust, shown in the trust policy"`
@@ -41,14 +41,14 @@ type Config struct {
 func (c Config) Validate() error {
 	errs := []error{c.Common.Validate()}
 	if len(c.Token) < platform.MinTokenLen {
-		errs = append(errs, fmt.Errorf("token: must be set, at least %d characters (S3DEST_ADMIN_TOKEN)", platform.MinTokenLen))
+		errs = append(errs, fmt.Errorf("admin-token: must be set, at least %d characters (S3DEST_ADMIN_TOKEN)", platform.MinTokenLen))
 	}
 	if c.ValidatorAddr != "" {
 		// The validator refuses callers without its token.
 		errs = append(errs, platform.CheckSecret("validator-token", c.ValidatorToken, platform.MinTokenLen))
 	}
 	if c.GRPCAddr == "" || c.HTTPAddr == "" {
-		errs = append(errs, errors.New("grpc-addr and http-addr: must be host:port"))
+		errs = append(errs, errors.New("admin-grpc-addr and admin-addr: must be host:port"))
 	}
 	if c.IntermediateRoleARN != "" && !awsclient.RoleARN.MatchString(c.IntermediateRoleARN) {
 		errs = append(errs, fmt.Errorf("intermediate-role-arn: must look like arn:aws:iam::123456789012:role/name, got %q", c.IntermediateRoleARN))

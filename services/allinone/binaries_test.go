@@ -44,8 +44,8 @@ func TestEveryServiceBinaryServesOpsAndStopsCleanlyOnSIGTERM(t *testing.T) {
 			env = append(env,
 				fmt.Sprintf("S3DEST_OPS_ADDR=127.0.0.1:%d", ops),
 				fmt.Sprintf("S3DEST_TRACKING_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
-				fmt.Sprintf("S3DEST_GRPC_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
-				fmt.Sprintf("S3DEST_ADMIN_HTTP_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
+				fmt.Sprintf("S3DEST_ADMIN_GRPC_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
+				fmt.Sprintf("S3DEST_ADMIN_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
 			cmd := exec.Command(exe)
 			cmd.Env = env
 			out := &lockedBuffer{}

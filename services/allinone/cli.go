@@ -102,7 +102,7 @@ newline-delimited JSON into each customer's S3 bucket, writing with the customer
 
 It runs every service (s3dest dev), and it is a client of the admin REST API: tables for people, --json
 for programs. The client finds the admin API and its token, first match wins, in
-  1. the flags --admin-url, --token, --token-file
+  1. the flags --admin-url, --admin-token, --admin-token-file
   2. the environment: S3DEST_ADMIN_URL, S3DEST_ADMIN_TOKEN, S3DEST_ADMIN_TOKEN_FILE
   3. the file written by s3dest login (and by s3dest dev): ` + displayConfigPath() + `
   4. the default URL http://127.0.0.1:8081 (a token is required)
@@ -111,7 +111,7 @@ for programs. The client finds the admin API and its token, first match wins, in
 		Example: `  s3dest dev                          # everything on this machine; logs the CLI in to it
   s3dest status                       # every destination, per received day
   s3dest validate <destinationId>     # the reference's Validate steps
-  s3dest login --url https://s3dest.example.com --token-file token.txt`,
+  s3dest login --url https://s3dest.example.com --admin-token-file token.txt`,
 		Args:              unknownSubcommand,
 		RunE:              missingSubcommand,
 		SilenceErrors:     true, // main prints the error once, with the exit code's class
@@ -209,7 +209,7 @@ func Execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Wr
 	return root.ExecuteContext(ctx)
 }
 
-// goStyleFlags accepts the single-dash long flags of Go's flag package (-json, -token=T), which the
+// goStyleFlags accepts the single-dash long flags of Go's flag package (-json, -admin-token=T), which the
 // client commands took before they moved to cobra: a single-dash word naming one of the command's long
 // flags gets its second dash. The run commands parse their flags with Go's flag package themselves.
 func goStyleFlags(root *cobra.Command, args []string) []string {

@@ -21,8 +21,8 @@ import (
 
 // ClientConfig says how to reach the admin API (connFlags finds it for the CLI).
 type ClientConfig struct {
-	AdminURL string
-	Token    string
+	AdminURL string `flag:"admin-url" env:"S3DEST_ADMIN_URL" default:"http://127.0.0.1:8081" help:"the admin REST API"`
+	Token    string `flag:"admin-token" env:"S3DEST_ADMIN_TOKEN" oldflag:"token" secret:"true" help:"the admin bearer token"`
 }
 
 // ValidateConfig is what `s3dest validate <destinationId>` needs to reach the admin API.
@@ -39,7 +39,7 @@ func newAPIClient(cfg ClientConfig) (*apiClient, error) {
 		return nil, err
 	}
 	if cfg.Token == "" {
-		return nil, withExit(ExitUnreachable, fmt.Errorf("token: no admin token for %s: run `s3dest login --url %s`, or give --token or S3DEST_ADMIN_TOKEN", cfg.AdminURL, cfg.AdminURL))
+		return nil, withExit(ExitUnreachable, fmt.Errorf("token: no admin token for %s: run `s3dest login --url %s`, or give --admin-token or S3DEST_ADMIN_TOKEN", cfg.AdminURL, cfg.AdminURL))
 	}
 	return &apiClient{base: strings.TrimSuffix(cfg.AdminURL, "/"), token: cfg.Token, http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
@@ -78,7 +78,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 		} `json:"errors"`
 	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return nil, withExit(ExitUnreachable, fmt.Errorf("%s %s: the admin API at %s refused the token (%d): run `s3dest login`, or give --token or S3DEST_ADMIN_TOKEN",
+		return nil, withExit(ExitUnreachable, fmt.Errorf("%s %s: the admin API at %s refused the token (%d): run `s3dest login`, or give --admin-token or S3DEST_ADMIN_TOKEN",
 			method, path, c.base, resp.StatusCode))
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {

@@ -24,7 +24,7 @@ import (
 func cli(t *testing.T, sum Summary, args ...string) string {
 	t.Helper()
 	var out strings.Builder
-	args = append(args, "--admin-url", sum.AdminURL, "--token", sum.AdminToken)
+	args = append(args, "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken)
 	if err := RunCLI(context.Background(), args, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("s3dest %s: %v\n%s", strings.Join(args[:len(args)-4], " "), err, out.String())
 	}
@@ -176,7 +176,7 @@ func TestCreatingRepointingAndDisablingADestinationTakeEffectWithinSecondsWithou
 		t.Fatalf("sources delete printed %q", out)
 	}
 	for _, args := range [][]string{{"destinations", "get", id}, {"sources", "get", src}} {
-		args = append(args, "--admin-url", sum.AdminURL, "--token", sum.AdminToken)
+		args = append(args, "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken)
 		if err := RunCLI(context.Background(), args, strings.NewReader(""), io.Discard); err == nil {
 			t.Fatalf("s3dest %s found it after the delete", strings.Join(args[:3], " "))
 		}

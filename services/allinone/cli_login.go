@@ -118,8 +118,13 @@ type connFlags struct {
 func (a *app) addClientFlags(cmd *cobra.Command) *cobra.Command {
 	f := cmd.PersistentFlags()
 	f.StringVar(&a.conn.adminURL, "admin-url", "", "the admin REST API (env S3DEST_ADMIN_URL; default: the login's, else "+defaultAdminURL+")")
-	f.StringVar(&a.conn.token, "token", "", "the admin bearer token (env S3DEST_ADMIN_TOKEN; default: the login's)")
-	f.StringVar(&a.conn.tokenFile, "token-file", "", "file holding the admin token, so that it shows in no ps (env S3DEST_ADMIN_TOKEN_FILE)")
+	f.StringVar(&a.conn.token, "admin-token", "", "the admin bearer token (env S3DEST_ADMIN_TOKEN; default: the login's)")
+	f.StringVar(&a.conn.tokenFile, "admin-token-file", "", "file holding the admin token, so that it shows in no ps (env S3DEST_ADMIN_TOKEN_FILE)")
+	// The former names (docs/configuration.md): still read, with a warning naming the new one.
+	f.StringVar(&a.conn.token, "token", "", "the admin bearer token")
+	f.StringVar(&a.conn.tokenFile, "token-file", "", "file holding the admin token")
+	_ = f.MarkDeprecated("token", "use --admin-token")
+	_ = f.MarkDeprecated("token-file", "use --admin-token-file")
 	a.addJSONFlag(f)
 	return cmd
 }
@@ -153,13 +158,15 @@ func (a *app) clientConfig(cmd *cobra.Command) (ClientConfig, error) {
 		return "", usageErrorf("%s: %s is empty", name, file)
 	}
 	var err error
+	tokenSet := flags.Changed("admin-token") || flags.Changed("token")
+	tokenFileSet := flags.Changed("admin-token-file") || flags.Changed("token-file")
 	switch {
-	case flags.Changed("token") && flags.Changed("token-file"):
-		return cfg, usageErrorf("token and token-file: give one of them, not both")
-	case flags.Changed("token"):
+	case tokenSet && tokenFileSet:
+		return cfg, usageErrorf("admin-token and admin-token-file: give one of them, not both")
+	case tokenSet:
 		cfg.Token = a.conn.token
-	case flags.Changed("token-file"):
-		cfg.Token, err = readFile("token-file", a.conn.tokenFile)
+	case tokenFileSet:
+		cfg.Token, err = readFile("admin-token-file", a.conn.tokenFile)
 	case os.Getenv("S3DEST_ADMIN_TOKEN") != "":
 		cfg.Token = os.Getenv("S3DEST_ADMIN_TOKEN")
 	case os.Getenv("S3DEST_ADMIN_TOKEN_FILE") != "":
@@ -199,10 +206,10 @@ func loginCommand(a *app) *cobra.Command {
 		Use:   "login [flags]",
 		Short: "store the admin URL and token for the other commands",
 		Long: `Stores the admin API's URL and token in ` + displayConfigPath() + ` (mode 0600),
-after checking that the API accepts the token. The token comes from --token-file, --token or
+after checking that the API accepts the token. The token comes from --admin-token-file, --admin-token or
 S3DEST_ADMIN_TOKEN, or else from standard input (asked for, unshown, on a terminal).
 s3dest dev logs the CLI in to itself when it starts; s3dest logout removes the file.`,
-		Example: `  s3dest login --url https://s3dest.example.com --token-file ~/s3dest-token
+		Example: `  s3dest login --url https://s3dest.example.com --admin-token-file ~/s3dest-token
   echo "$TOKEN" | s3dest login --url http://127.0.0.1:8081`,
 		Args:    positional(),
 		GroupID: groupCLI,
@@ -220,7 +227,7 @@ s3dest dev logs the CLI in to itself when it starts; s3dest logout removes the f
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("token") && !cmd.Flags().Changed("token-file") && os.Getenv("S3DEST_ADMIN_TOKEN") == "" && os.Getenv("S3DEST_ADMIN_TOKEN_FILE") == "" {
+			if !cmd.Flags().Changed("admin-token") && !cmd.Flags().Changed("admin-token-file") && !cmd.Flags().Changed("token") && !cmd.Flags().Changed("token-file") && os.Getenv("S3DEST_ADMIN_TOKEN") == "" && os.Getenv("S3DEST_ADMIN_TOKEN_FILE") == "" {
 				if cfg.Token, err = readToken(a.in, a.errOut); err != nil {
 					return err
 				}
@@ -273,7 +280,7 @@ func readToken(in io.Reader, prompt io.Writer) (string, error) {
 	if t := strings.TrimSpace(line); t != "" {
 		return t, nil
 	}
-	return "", usageErrorf("token: none given: use --token-file FILE, or pass it on standard input")
+	return "", usageErrorf("admin-token: none given: use --admin-token-file FILE, or pass it on standard input")
 }
 
 func logoutCommand(a *app) *cobra.Command {

@@ -72,7 +72,7 @@ func TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid(t *testing.T) {
 		t.Errorf("replay status --json: state %q; replay list --json: %d replays, want DONE and 3", followed.Replay.State, len(listed.Replays))
 	}
 	for cmd, want := range map[string]string{"cancel": "nothing to cancel", "resume": "only a cancelled or failed replay can be resumed"} {
-		err := RunCLI(context.Background(), []string{"replay", cmd, started.Replay.ID, "--json", "--admin-url", sum.AdminURL, "--token", sum.AdminToken},
+		err := RunCLI(context.Background(), []string{"replay", cmd, started.Replay.ID, "--json", "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken},
 			strings.NewReader(""), io.Discard)
 		if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), want) {
 			t.Errorf("replay %s of a done replay: exit %d, %v; want exit %d saying %q", cmd, ExitCode(err), err, ExitUsage, want)
@@ -101,7 +101,7 @@ func TestReplayFromTheCLIRefillsAnEmptiedBucketAndSaysWhatItDid(t *testing.T) {
 	} {
 		var out strings.Builder
 		err := RunCLI(context.Background(), []string{"replay", "--destination", sum.DestinationID, "--from", tc.from, "--to", tc.to,
-			"--admin-url", sum.AdminURL, "--token", sum.AdminToken}, strings.NewReader(""), &out)
+			"--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken}, strings.NewReader(""), &out)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("replay --from %s --to %s: error %v, want one saying %q", tc.from, tc.to, err, tc.want)
 		}

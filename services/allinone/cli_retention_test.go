@@ -70,11 +70,11 @@ func TestStatusShowsAFailingDestinationsWaitingFilesAndTheOperatorExtendsItsRete
 		t.Fatalf("status extendedUntil %q, want about now + 72h", st.Statuses[0].Status.Retention.ExtendedUntil)
 	}
 	var out strings.Builder
-	err = RunCLI(context.Background(), []string{"destinations", "extend-retention", id, "--admin-url", sum.AdminURL, "--token", sum.AdminToken}, strings.NewReader(""), &out)
+	err = RunCLI(context.Background(), []string{"destinations", "extend-retention", id, "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken}, strings.NewReader(""), &out)
 	if err == nil || !strings.Contains(err.Error(), "--by DURATION") {
 		t.Fatalf("extend-retention without --by or --end: %v", err)
 	}
-	err = RunCLI(context.Background(), []string{"destinations", "extend-retention", id, "--by", "2400h", "--admin-url", sum.AdminURL, "--token", sum.AdminToken}, strings.NewReader(""), io.Discard)
+	err = RunCLI(context.Background(), []string{"destinations", "extend-retention", id, "--by", "2400h", "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken}, strings.NewReader(""), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "extendBy: must be more than 0s and at most 2160h") {
 		t.Fatalf("extend-retention --by 2400h: %v", err)
 	}

@@ -97,7 +97,7 @@ func TestAWrongCommandLineExitsWith2AndSaysWhatIsWrong(t *testing.T) {
 		{[]string{"sources", "rotate-key", "src-1", "key", "--grace", "soon"}, `invalid argument "soon"`},
 		{[]string{"destinations", "extend-retention", "d-1"}, "give --by DURATION"},
 		{[]string{"status", "--admin-url", "ftp://x"}, `admin-url: "ftp://x" is not an http(s) URL`},
-		{[]string{"migrate", "--token", "t"}, "source: the source to migrate is required"},
+		{[]string{"migrate", "--admin-token", "t"}, "source: the source to migrate is required"},
 		{[]string{"dev", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"dev", "extra"}, `unexpected argument "extra"`},
 		{[]string{"dev", "-flush-interval", "1ms"}, "flush-interval: must be at least 100ms"}, // Go's single dash still parses
@@ -127,10 +127,10 @@ func TestAnUnreachableAdminAPIOrAMissingTokenExitsWith4(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
 	for _, args := range [][]string{
-		{"status", "--admin-url", closed, "--token", "t"},
-		{"sources", "list", "--admin-url", closed, "--token", "t", "--json"},
-		{"validate", "d-1", "--admin-url", closed, "--token", "t"},
-		{"login", "--url", closed, "--token", "t"},
+		{"status", "--admin-url", closed, "--admin-token", "t"},
+		{"sources", "list", "--admin-url", closed, "--admin-token", "t", "--json"},
+		{"validate", "d-1", "--admin-url", closed, "--admin-token", "t"},
+		{"login", "--url", closed, "--admin-token", "t"},
 		{"status", "--admin-url", closed}, // no token anywhere
 	} {
 		out, errOut, code := run(t, "", args...)
@@ -215,7 +215,7 @@ func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t 
 		},
 	})
 	sum, _ := runDev(t, cfg)
-	conn := []string{"--admin-url", sum.AdminURL, "--token", sum.AdminToken}
+	conn := []string{"--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken}
 
 	// jsonOf runs a command with --json and the connection, and decodes what it printed.
 	jsonOf := func(wantCode int, args ...string) map[string]any {
@@ -254,8 +254,13 @@ func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t 
 	}
 
 	// A wrong token: exit 4, nothing on stdout.
-	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--token", "not-the-token"); code != ExitUnreachable || out != "" || !strings.Contains(errOut, "refused the token") {
+	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--admin-token", "not-the-token"); code != ExitUnreachable || out != "" || !strings.Contains(errOut, "refused the token") {
 		t.Fatalf("status with a wrong token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	// The former --token still works, and says what it is called now.
+	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--token", sum.AdminToken); code != ExitOK || out == "" || !strings.Contains(errOut, "--token has been deprecated, use --admin-token") {
+		t.Errorf("status with the former --token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	cover(0, "version")
@@ -387,8 +392,8 @@ func TestDevLogsTheCLIInSoThatCommandsNeedNoFlags(t *testing.T) {
 	login := filepath.Join(home, ".config", "s3dest", "config.json")
 
 	dev := exec.Command(exe, "dev", "--json", "--data-dir", filepath.Join(home, "data"), "--log-level", "warn",
-		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--admin-grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
+		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0")
 	dev.Env = env
 	logs := &lockedBuffer{}
 	dev.Stderr = logs

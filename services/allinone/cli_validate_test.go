@@ -169,7 +169,7 @@ func TestEveryValidatorRowSetUpWithDevAWSConfigYieldsItsMessageThroughREST(t *te
 	checkValidation(t, "GET after the fix", awaitValidation(t, api, fixed.Destination.ID), "VALIDATION_CODE_OK", validator.MsgOK)
 	// `s3dest destinations get` shows it with the destination.
 	var out strings.Builder
-	if err := RunCLI(context.Background(), []string{"destinations", "get", fixed.Destination.ID, "--admin-url", sum.AdminURL, "--token", sum.AdminToken}, nil, &out); err != nil {
+	if err := RunCLI(context.Background(), []string{"destinations", "get", fixed.Destination.ID, "--admin-url", sum.AdminURL, "--admin-token", sum.AdminToken}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "VALIDATION_CODE_OK: "+validator.MsgOK) {

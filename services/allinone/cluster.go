@@ -36,13 +36,13 @@ type ClusterSummary struct {
 type BootstrapConfig struct {
 	Procfile string        `flag:"procfile" env:"S3DEST_PROCFILE" default:"deploy/local/Procfile" help:"the cluster's Procfile"`
 	EnvFile  string        `flag:"env-file" env:"S3DEST_ENV_FILE" default:"deploy/local/cluster.env" help:"its env file; a variable set in the environment wins"`
-	Timeout  time.Duration `flag:"timeout" env:"S3DEST_BOOTSTRAP_TIMEOUT" default:"3m" help:"how long to wait for every process to be ready"`
+	Timeout  time.Duration `flag:"bootstrap-timeout" env:"S3DEST_BOOTSTRAP_TIMEOUT" oldflag:"timeout" default:"3m" help:"how long to wait for every process to be ready"`
 }
 
 // Validate checks the rules of each field.
 func (c BootstrapConfig) Validate() error {
 	if c.Procfile == "" || c.EnvFile == "" || c.Timeout <= 0 {
-		return errors.New("procfile, env-file: must be set; timeout: must be positive")
+		return errors.New("procfile, env-file: must be set; bootstrap-timeout: must be positive")
 	}
 	return nil
 }
@@ -107,13 +107,13 @@ func ClusterBootstrap(ctx context.Context, cfg BootstrapConfig, out io.Writer) (
 		case "minio":
 			minioURL = "http://" + procfile.FlagValue(cmd, "--address")
 		case "s3dest":
-			gateURL = "http://" + procfile.FlagValue(cmd, "--addr")
+			gateURL = "http://" + procfile.FlagValue(cmd, "--sts-gate-addr")
 		case "ingest":
-			sum.TrackingURLs = append(sum.TrackingURLs, "http://"+procfile.FlagValue(cmd, "--http-addr"))
+			sum.TrackingURLs = append(sum.TrackingURLs, "http://"+procfile.FlagValue(cmd, "--tracking-addr"))
 		case "admin":
-			sum.AdminURL = "http://" + procfile.FlagValue(cmd, "--http-addr")
+			sum.AdminURL = "http://" + procfile.FlagValue(cmd, "--admin-addr")
 			sum.ConsoleURL = sum.AdminURL + admin.ConsolePath
-			sum.GRPCAddr = procfile.FlagValue(cmd, "--grpc-addr")
+			sum.GRPCAddr = procfile.FlagValue(cmd, "--admin-grpc-addr")
 			sum.MetricsURL = "http://" + procfile.FlagValue(cmd, "--ops-addr") + "/metrics"
 		}
 	}

@@ -92,7 +92,7 @@ func startLocalCluster(t *testing.T, overrides map[string]string) *localCluster 
 // bootstrap runs deploy/local/bootstrap with the binaries just built and returns the summary it wrote.
 func (c *localCluster) bootstrap(t *testing.T) ClusterSummary {
 	t.Helper()
-	cmd := exec.Command("../../deploy/local/bootstrap", "--timeout", "60s")
+	cmd := exec.Command("../../deploy/local/bootstrap", "--bootstrap-timeout", "60s")
 	cmd.Env = slices.Clone(c.base)
 	for k, v := range c.env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -41,8 +41,8 @@ func startDevProcess(t *testing.T, exe, dataDir string, env []string, flags ...s
 	summary := filepath.Join(dataDir, "summary.json")
 	os.Remove(summary)
 	args := append([]string{"dev", "--data-dir", dataDir, "--summary-file", summary, "--log-level", "warn",
-		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, flags...)
+		"--tracking-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--admin-grpc-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
+		"--sts-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--redis-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"}, flags...)
 	cmd := exec.Command(exe, args...)
 	// The machine's CLI stays logged in where it was (dev logs it in by default).
 	cmd.Env = append(append(os.Environ(), "S3DEST_CLI_LOGIN=false"), env...)

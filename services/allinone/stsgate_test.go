@@ -92,8 +92,8 @@ func TestTheSTSGateRunsAsItsOwnProcessAndKeepsItsRolesAcrossARestart(t *testing.
 	state, port := t.TempDir(), testenv.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	run := func() (kill func()) {
-		cmd := exec.Command(exe, "sts-gate", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--minio-url", m.URL,
-			"--state-dir", state, "--dev-aws-config", cfgFile, "--log-level", "warn")
+		cmd := exec.Command(exe, "sts-gate", "--sts-gate-addr", fmt.Sprintf("127.0.0.1:%d", port), "--minio-url", m.URL,
+			"--sts-gate-state-dir", state, "--dev-aws-config", cfgFile, "--log-level", "warn")
 		cmd.Env = append(os.Environ(), "S3DEST_MINIO_ROOT_USER="+m.RootUser, "S3DEST_MINIO_ROOT_PASSWORD="+m.RootPassword)
 		kill = startProcess(t, "sts-gate", cmd)
 		testenv.Eventually(t, 30*time.Second, "the gate to be ready", func() bool { return get(url+"/readyz") == http.StatusOK })

@@ -16,7 +16,7 @@ const HardMaxFileBytes = 100_000_000
 // Config configures the batcher.
 type Config struct {
 	platform.Common
-	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for per-day status counters (rebuildable; never trusted for which events are sealed)"`
+	RedisURL string `flag:"redis-url" env:"S3DEST_REDIS_URL" secret:"true" default:"redis://127.0.0.1:6379/0" help:"Redis for per-day status counters (rebuildable; never trusted for which events are sealed)"`
 	// FlushInterval is the age at which an open file is sealed even if it is small: it bounds how late an
 	// event reaches the customer's bucket. One minute keeps data fresh while a busy source still fills
 	// large files; the reference promises about an hour, so there is room to raise it for fewer files.

@@ -30,7 +30,7 @@ import (
 
 // BenchmarkCopy measures the copier's delivery rate next to MinIO's raw PutObject rate, in the same run
 // on the same MinIO, both with as many files in flight as a destination's lane has workers (the default
-// --workers, 2). A delivery is the copier's whole job for one file: the marker check, the role's
+// --copier-workers, 2). A delivery is the copier's whole job for one file: the marker check, the role's
 // credentials from the Redis cache, a GET from staging streamed into a PutObject (ACL, SHA-256 checksum,
 // If-None-Match), then the delivered message, the cursor and the marker. Raw is a PutObject of the same
 // bytes from memory with the same request (objectOptions: the same checksum, ACL and If-None-Match), so the

@@ -14,7 +14,7 @@ import (
 type Config struct {
 	platform.Common
 	awsclient.Config
-	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"Redis for credentials and delivery cursors"`
+	RedisURL      string `flag:"redis-url" env:"S3DEST_REDIS_URL" secret:"true" default:"redis://127.0.0.1:6379/0" help:"Redis for credentials and delivery cursors"`
 	StagingBucket string `flag:"staging-bucket" env:"S3DEST_STAGING_BUCKET" default:"s3dest-staging" help:"our staging bucket"`
 	// OwnBuckets and the staging bucket are ours: no destination's files are ever written there.
 	OwnBuckets string `flag:"own-buckets" env:"S3DEST_OWN_BUCKETS" help:"comma-separated buckets s3dest owns besides staging; no destination may name one"`
@@ -24,7 +24,7 @@ type Config struct {
 	CredentialsKey string `flag:"credentials-key" env:"S3DEST_CREDENTIALS_KEY" secret:"true" help:"base64 of 32 random bytes; encrypts cached credentials"`
 	// Workers, Rate and Burst apply to each destination on its own: one destination's backlog or
 	// slowness never uses another's share.
-	Workers int `flag:"workers" env:"S3DEST_COPIER_WORKERS" default:"2" help:"files copied at once, per destination"`
+	Workers int `flag:"copier-workers" env:"S3DEST_COPIER_WORKERS" oldflag:"workers" default:"2" help:"files copied at once, per destination"`
 	Rate    int `flag:"destination-rate" env:"S3DEST_DESTINATION_RATE" default:"20" help:"write requests per second, per destination"`
 	Burst   int `flag:"destination-burst" env:"S3DEST_DESTINATION_BURST" default:"5" help:"write requests a destination may send at once above its rate"`
 	// FailingRetry is the slow schedule of a failing destination (403, missing bucket, wrong region):
@@ -52,7 +52,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("credentials-key: must be the base64 encoding of 32 random bytes (openssl rand -base64 32)"))
 	}
 	if c.Workers < 1 {
-		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+		errs = append(errs, fmt.Errorf("copier-workers: must be at least 1, got %d", c.Workers))
 	}
 	if c.Rate < 1 {
 		errs = append(errs, fmt.Errorf("destination-rate: must be at least 1 request per second, got %d", c.Rate))

@@ -30,14 +30,14 @@ const (
 type Config struct {
 	platform.Common
 	// HTTPAddr serves the Tracking API.
-	HTTPAddr string `flag:"http-addr" env:"S3DEST_TRACKING_ADDR" default:"127.0.0.1:8080" help:"address of the Tracking API"`
+	HTTPAddr string `flag:"tracking-addr" env:"S3DEST_TRACKING_ADDR" oldflag:"http-addr" default:"127.0.0.1:8080" help:"address of the Tracking API"`
 	// PublishTimeout bounds how long a request waits for JetStream before answering 503.
 	PublishTimeout time.Duration `flag:"publish-timeout" env:"S3DEST_PUBLISH_TIMEOUT" default:"5s" help:"how long a request waits for JetStream before 503"`
 	// RateLimit caps each source's accepted events per second (0: no limit); a request over it is
 	// answered 429 with Retry-After. Bursts of up to one second's worth (and at least one batch) pass.
 	RateLimit int `flag:"rate-limit" env:"S3DEST_RATE_LIMIT" default:"0" help:"events per second per source; 0 for no limit"`
 	// Workers handle messages from ingest.<sourceId> at once.
-	Workers int `flag:"workers" env:"S3DEST_INGEST_WORKERS" default:"4" help:"JetStream-entry messages handled at once"`
+	Workers int `flag:"ingest-workers" env:"S3DEST_INGEST_WORKERS" oldflag:"workers" default:"4" help:"JetStream-entry messages handled at once"`
 	// MaxMessageBytes bounds one EventBatch message; a request whose enriched events need more is
 	// published as several, each with its own Nats-Msg-Id. The server's max_payload caps it further.
 	MaxMessageBytes int `flag:"max-message-bytes" env:"S3DEST_MAX_MESSAGE_BYTES" default:"1048576" help:"most bytes of one EventBatch message (the server's max_payload caps it)"`
@@ -63,7 +63,7 @@ const minMessageBytes = 64 * 1024
 func (c Config) Validate() error {
 	errs := []error{c.Common.Validate()}
 	if c.HTTPAddr == "" {
-		errs = append(errs, errors.New("http-addr: must be set, such as 127.0.0.1:8080"))
+		errs = append(errs, errors.New("tracking-addr: must be set, such as 127.0.0.1:8080"))
 	}
 	if c.PublishTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("publish-timeout: must be at least 100ms, got %s", c.PublishTimeout))
@@ -72,7 +72,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("rate-limit: must be 0 (no limit) or a positive number of events per second, got %d", c.RateLimit))
 	}
 	if c.Workers < 1 {
-		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+		errs = append(errs, fmt.Errorf("ingest-workers: must be at least 1, got %d", c.Workers))
 	}
 	if c.MaxMessageBytes < minMessageBytes {
 		errs = append(errs, fmt.Errorf("max-message-bytes: must be at least %d so that the largest event fits, got %d", minMessageBytes, c.MaxMessageBytes))

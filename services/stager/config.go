@@ -18,7 +18,7 @@ type Config struct {
 	// Retention is deprecated and ignored: the retention is one setting, the admin service's --retention
 	// (S3DEST_RETENTION), which the stager reads from the config store. A stager given this says so.
 	Retention time.Duration `flag:"staging-retention" env:"S3DEST_STAGING_RETENTION" help:"deprecated and ignored: set the admin service's --retention (S3DEST_RETENTION)"`
-	Workers   int           `flag:"workers" env:"S3DEST_STAGER_WORKERS" default:"2" help:"files staged at once"`
+	Workers   int           `flag:"stager-workers" env:"S3DEST_STAGER_WORKERS" oldflag:"workers" default:"2" help:"files staged at once"`
 }
 
 // Validate checks the rules of each field.
@@ -28,7 +28,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("staging-bucket: must be set"))
 	}
 	if c.Workers < 1 {
-		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+		errs = append(errs, fmt.Errorf("stager-workers: must be at least 1, got %d", c.Workers))
 	}
 	return errors.Join(errs...)
 }
