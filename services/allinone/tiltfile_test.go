@@ -396,7 +396,7 @@ func flagProblems(t *testing.T, lines []procfile.Line, env map[string]string, bi
 					continue // its arguments are Procfile lines, checked with resource_deps
 				}
 				out, err := runFor(exe, append(args, "-h"), nil)
-				if err != nil || !strings.Contains(out, "Usage of") {
+				if err != nil || !strings.Contains(out, "Usage") {
 					bad("%s: %s does not accept %v: %v\n%s", l.Name, c.program, args, err, tail(out, 600))
 					continue
 				}
