@@ -168,7 +168,8 @@ func helpWidth(out io.Writer) int {
 
 // usageTemplate is cobra's, with flag help wrapped to the width, and with one usage line for a command that groups others (cobra's shows two
 // when such a command is runnable, as ours are so that a mistyped subcommand is an error).
-const usageTemplate = `Usage:{{if .HasAvailableSubCommands}}
+const usageTemplate = `Usage:{{if .HasAvailableSubCommands}}{{if gt (len .Use) (len .Name)}}
+  {{.UseLine}}{{end}}
   {{.CommandPath}} <command> [flags]{{else if .Runnable}}
   {{.UseLine}}{{end}}{{if gt (len .Aliases) 0}}
 
