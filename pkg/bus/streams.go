@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -189,16 +190,54 @@ func reportDifferences(log *slog.Logger, kind, name string, ds []difference) {
 }
 
 // AgainOnTimeout runs an idempotent JetStream API call (creating or updating a stream, KV bucket or
-// consumer) again when it times out while ctx is alive, up to 5 times: on a cluster, a create racing
-// another replica's create of the same stream can go unanswered (every replica of every service
-// ensures the streams, buckets and consumers it uses when it starts).
+// consumer) again while ctx is alive:
+//   - when it times out, up to 5 times: on a cluster, a create racing another replica's create of the
+//     same stream can go unanswered (every replica of every service ensures the streams, buckets and
+//     consumers it uses when it starts);
+//   - when the cluster is still forming (Transient), for up to clusterFormingWait: a node that has just
+//     joined is "offline" to placement for a moment, and a service started with the cluster must not
+//     exit for it (CI saw admin exit with "no suitable peers for placement, peer offline").
 func AgainOnTimeout(ctx context.Context, call func() error) error {
+	until := time.Now().Add(clusterFormingWait)
+	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := call()
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || attempt == 5 {
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return err
+		case errors.Is(err, context.DeadlineExceeded) && attempt < 5:
+			continue
+		case Transient(err) && time.Now().Before(until):
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 2*time.Second)
+		default:
 			return err
 		}
 	}
+}
+
+// clusterFormingWait bounds how long AgainOnTimeout waits for a forming cluster.
+const clusterFormingWait = 2 * time.Minute
+
+// JetStream API error codes of a cluster that cannot serve a request yet (nats-server's
+// JSClusterNoPeersErr and JSClusterNotAvailErr).
+const (
+	errCodeNoSuitablePeers     jetstream.ErrorCode = 10005
+	errCodeClusterNotAvailable jetstream.ErrorCode = 10008
+)
+
+// Transient says whether err is a JetStream cluster's passing state rather than an answer: no stream
+// leader answering yet (no responders), no peers for placement, or the system temporarily unavailable.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == errCodeNoSuitablePeers || apiErr.ErrorCode == errCodeClusterNotAvailable
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // LastSequence is the sequence of the last message on subject in stream; 0 when it has none.

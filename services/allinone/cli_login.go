@@ -123,8 +123,8 @@ func (a *app) addClientFlags(cmd *cobra.Command) *cobra.Command {
 	// The former names (docs/configuration.md): still read, with a warning naming the new one.
 	f.StringVar(&a.conn.token, "token", "", "the admin bearer token")
 	f.StringVar(&a.conn.tokenFile, "token-file", "", "file holding the admin token")
-	_ = f.MarkDeprecated("token", "use --admin-token")
-	_ = f.MarkDeprecated("token-file", "use --admin-token-file")
+	_ = f.MarkHidden("token") // clientConfig warns on stderr, keeping --json's stdout clean
+	_ = f.MarkHidden("token-file")
 	a.addJSONFlag(f)
 	return cmd
 }
@@ -158,6 +158,11 @@ func (a *app) clientConfig(cmd *cobra.Command) (ClientConfig, error) {
 		return "", usageErrorf("%s: %s is empty", name, file)
 	}
 	var err error
+	for _, former := range []string{"token", "token-file"} {
+		if flags.Changed(former) {
+			fmt.Fprintf(a.errOut, "warning: --%s is deprecated: use --admin-%s\n", former, former)
+		}
+	}
 	tokenSet := flags.Changed("admin-token") || flags.Changed("token")
 	tokenFileSet := flags.Changed("admin-token-file") || flags.Changed("token-file")
 	switch {

@@ -259,7 +259,7 @@ func TestEveryPrintingCommandPrintsJSONAndEachFailureHasItsExitCodeAgainstDev(t 
 	}
 
 	// The former --token still works, and says what it is called now.
-	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--token", sum.AdminToken); code != ExitOK || out == "" || !strings.Contains(errOut, "--token has been deprecated, use --admin-token") {
+	if out, errOut, code := run(t, "", "status", "--admin-url", sum.AdminURL, "--token", sum.AdminToken); code != ExitOK || out == "" || strings.Contains(out, "deprecated") || !strings.Contains(errOut, "warning: --token is deprecated: use --admin-token") {
 		t.Errorf("status with the former --token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 

@@ -118,6 +118,11 @@ func TestTheJetStreamEntryRefusesWhatHTTPRefuses(t *testing.T) {
 	if err := h.store.PutSource(ctx, &configv1.Source{Id: "off", Slug: "off", Enabled: false, WriteKeys: []string{"wk-off-0123456789"}}); err != nil {
 		t.Fatal(err)
 	}
+	// Until ingest's view has the source, a message on ingest.off is refused as an unknown source.
+	testenv.Eventually(t, 10*time.Second, "the disabled source to be seen", func() bool {
+		_, ok := h.in.view.SourceByWriteKey("wk-off-0123456789")
+		return ok
+	})
 	huge := `{"type":"track","userId":"u","event":"E","properties":{"p":"` + strings.Repeat("x", 40_000) + `"}}`
 	amplified := amplifiedBatch(30_000, 467_000)
 	sends := []struct{ source, body, reason string }{
