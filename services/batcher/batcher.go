@@ -141,11 +141,12 @@ func (b *Batcher) Start(ctx context.Context) error {
 		return fmt.Errorf("open object store: %w", err)
 	}
 	b.chunk = chunkSize(b.nc.MaxPayload())
-	if b.batches, err = b.js.Stream(ctx, bus.StreamBatches); err != nil {
+	if err = bus.AgainOnTimeout(ctx, func() (err error) { b.batches, err = b.js.Stream(ctx, bus.StreamBatches); return err }); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.StreamBatches, err)
 	}
 	for _, name := range b.parts.Streams() {
-		s, err := b.js.Stream(ctx, name)
+		var s jetstream.Stream
+		err := bus.AgainOnTimeout(ctx, func() (err error) { s, err = b.js.Stream(ctx, name); return err })
 		if err != nil {
 			return fmt.Errorf("open stream %s: %w", name, err)
 		}

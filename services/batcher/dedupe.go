@@ -98,15 +98,22 @@ func ensureDedupeStream(ctx context.Context, js jetstream.JetStream, window time
 		Subjects: []string{bus.AllDedupe}, Storage: jetstream.FileStorage, Replicas: replicas,
 		Retention: jetstream.LimitsPolicy, MaxAge: max(window, time.Second),
 	}
-	s, err := js.Stream(ctx, bus.StreamDedupe)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if s, err = js.CreateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("create stream %s: %w", bus.StreamDedupe, err)
+	var s jetstream.Stream
+	// Every batcher ensures it at start, so on a cluster creates race and a forming cluster answers
+	// late: AgainOnTimeout waits those out.
+	err := bus.AgainOnTimeout(ctx, func() error {
+		var err error
+		s, err = js.Stream(ctx, bus.StreamDedupe)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			s, err = js.CreateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another batcher was first
+				s, err = js.Stream(ctx, bus.StreamDedupe)
+			}
 		}
-		return s, nil
-	}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", bus.StreamDedupe, err)
+		return nil, fmt.Errorf("ensure stream %s: %w", bus.StreamDedupe, err)
 	}
 	if got := s.CachedInfo().Config.MaxAge; got != cfg.MaxAge {
 		log.Warn("the dedupe journal's retention differs from this batcher's dedupe-window; not changed here: set the same window on every batcher, or update the stream",

@@ -214,6 +214,7 @@ func TestAReplayWhoseCopierIsKilledIsFinishedByTheNextWithNoKeyTwiceAndNoneMissi
 		replaying atomic.Bool
 		writes    atomic.Int64
 		pid       atomic.Int64
+		killedKey atomic.Value
 	)
 	pid.Store(int64(cmd.Process.Pid))
 	e.mu.Lock()
@@ -222,6 +223,7 @@ func TestAReplayWhoseCopierIsKilledIsFinishedByTheNextWithNoKeyTwiceAndNoneMissi
 			return nil
 		}
 		if writes.Add(1) == 3 {
+			killedKey.Store(strings.TrimPrefix(r.URL.Path, "/resumed/"))
 			_ = syscall.Kill(int(pid.Load()), syscall.SIGKILL)
 		}
 		return nil
@@ -255,8 +257,10 @@ func TestAReplayWhoseCopierIsKilledIsFinishedByTheNextWithNoKeyTwiceAndNoneMissi
 		t.Fatalf("after the resumed replay the bucket holds %v, want %v", slices.Sorted(mapKeys(got)), slices.Sorted(mapKeys(delivered)))
 	}
 	for k, n := range e.stored("resumed") {
-		// One store by live delivery before the bucket was emptied, one by the replay.
-		if n != 2 {
+		// One store by live delivery before the bucket was emptied, one by the replay. The write the kill
+		// cut may have reached MinIO whole while its record here was lost with the dead connection; the
+		// resumed replay then finds the key and skips it (If-None-Match): seen as 1 or 2, never more.
+		if n != 2 && !(k == killedKey.Load() && n == 1) {
 			t.Errorf("%s was stored %d times, want once live and once by the replay", k, n)
 		}
 	}
