@@ -137,7 +137,7 @@ func (b *Batcher) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.obs, err = b.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
+	if err = bus.AgainOnTimeout(ctx, func() (err error) { b.obs, err = b.js.ObjectStore(ctx, bus.ObjectBatches); return err }); err != nil {
 		return fmt.Errorf("open object store: %w", err)
 	}
 	b.chunk = chunkSize(b.nc.MaxPayload())

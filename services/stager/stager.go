@@ -90,7 +90,7 @@ func (s *Stager) Start(ctx context.Context) error {
 		return err
 	}
 	s.applyRetention(ctx, sc.Retention)
-	if s.obs, err = s.js.ObjectStore(ctx, bus.ObjectBatches); err != nil {
+	if err = bus.AgainOnTimeout(ctx, func() (err error) { s.obs, err = s.js.ObjectStore(ctx, bus.ObjectBatches); return err }); err != nil {
 		return fmt.Errorf("open object store: %w", err)
 	}
 	s.consumer, err = bus.EnsureConsumer(ctx, s.js, bus.ConsumerConfig{
