@@ -175,19 +175,26 @@ func Dev(ctx context.Context, cfg DevConfig, out io.Writer) error {
 			return err
 		}
 	}
+	// The login file is written before the summary is printed, so whoever reads the summary (a script with
+	// --json, a person reading the greeting) finds the CLI logged in already.
+	loginPath := ""
+	if cfg.CLILogin {
+		// A login file that cannot be written (a read-only home) costs the CLI its defaults, not dev its run.
+		path, err := saveLogin(loginConfig{AdminURL: summary.AdminURL, Token: summary.AdminToken})
+		if err != nil {
+			log.Warn("the s3dest CLI is not logged in to this dev", "error", err)
+		} else {
+			loginPath = path
+		}
+	}
 	if cfg.JSON {
 		if err := json.NewEncoder(out).Encode(summary); err != nil {
 			return err
 		}
 	} else {
 		greet(out, summary, cfg.FlushInterval, filepath.Join(cfg.DataDir, "secrets.json"))
-	}
-	if cfg.CLILogin {
-		// A login file that cannot be written (a read-only home) costs the CLI its defaults, not dev its run.
-		if path, err := saveLogin(loginConfig{AdminURL: summary.AdminURL, Token: summary.AdminToken}); err != nil {
-			log.Warn("the s3dest CLI is not logged in to this dev", "error", err)
-		} else if !cfg.JSON {
-			fmt.Fprintf(out, "The s3dest CLI is logged in to it (%s): try `s3dest status`.\n", path)
+		if loginPath != "" {
+			fmt.Fprintf(out, "The s3dest CLI is logged in to it (%s): try `s3dest status`.\n", loginPath)
 		}
 	}
 	return <-errc
