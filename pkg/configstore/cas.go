@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/s3dest/s3dest/pkg/bus"
 	configv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/config/v1"
 	validatorv1 "github.com/s3dest/s3dest/pkg/gen/s3dest/validator/v1"
 )
@@ -205,24 +206,13 @@ func wrongLastSequence(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// noLeaderWait bounds how long a read waits for CONFIG's stream to have a leader.
-const noLeaderWait = 2 * time.Minute
-
-// entry reads key, again while nobody answers (for up to noLeaderWait, while ctx is alive): on a cluster,
-// a bucket that a replica of some service has just created has no stream leader until its peers elect
-// one, and a read then finds no responders; on a loaded machine the election of a new R3 bucket took
-// longer than 6 s (CI), and a service starting at that moment must not exit for it.
+// entry reads key, again while a forming cluster cannot answer (bus.AgainOnTimeout: no responders, for up
+// to 2 min while ctx is alive): on a cluster, a bucket that a replica of some service has just created has
+// no stream leader until its peers elect one, and a read then finds no responders; on a loaded machine the
+// election of a new R3 bucket took longer than 6 s (CI), and a service starting at that moment must not
+// exit for it.
 func (s *Store) entry(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	until := time.Now().Add(noLeaderWait)
-	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-		e, err := s.kv.Get(ctx, key)
-		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(until) {
-			return e, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(delay):
-		}
-	}
+	var e jetstream.KeyValueEntry
+	err := bus.AgainOnTimeout(ctx, func() (err error) { e, err = s.kv.Get(ctx, key); return err })
+	return e, err
 }
